@@ -1,0 +1,124 @@
+//! Wiring: builds the shared state (store, relay, registry, auth, limits), starts the actors
+//! and the HTTP server on a listener, and drains on SIGTERM.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+use actix_web::{App, HttpServer, web};
+use tokio::sync::mpsc;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::limits::RateLimiter;
+use crate::registry::{Drain, SessionCount, SessionRegistry};
+use crate::relay::Relay;
+use crate::relay::memory::MemoryRelay;
+use crate::service::messages::Sequencer;
+use crate::service::typing::Typing;
+use crate::store::{Store, migrate};
+use crate::{presence, shutdown};
+
+/// Per-thread ordering locks; more stripes, fewer unrelated threads waiting on each other.
+const SEQUENCER_STRIPES: usize = 1024;
+/// Connections one worker accepts; the default 25k is low for a gateway (STACK.md).
+const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
+
+/// What every handler, actor and service shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub relay: Arc<dyn Relay>,
+    pub registry: Addr<SessionRegistry>,
+    pub auth: Auth,
+    pub limiter: Arc<RateLimiter>,
+    pub typing: Arc<Typing>,
+    pub sequencer: Arc<Sequencer>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("JWT key: {0}")]
+    Auth(String),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Migrates, builds the state and serves on `listener` until SIGTERM/SIGINT.
+pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError> {
+    if config.uses_dev_secret() {
+        log::warn!(
+            "!!! JWT_SECRET is not set: tokens are checked against the built-in DEVELOPMENT \
+             secret, which anyone can read. Set JWT_SECRET or JWT_PUBLIC_KEY in production. !!!"
+        );
+    }
+    let applied = migrate::run(&config.database_url).await?;
+    for m in &applied {
+        log::info!("migration applied: {m}");
+    }
+    let store = Store::connect(&config.database_url).await?;
+    let auth = Auth::new(&config).map_err(StartError::Auth)?;
+    let (tx, rx) = mpsc::channel(presence::TRANSITION_QUEUE);
+    let registry = SessionRegistry::new(config.max_sessions_per_user, tx).start();
+    let relay: Arc<dyn Relay> = Arc::new(MemoryRelay::new(registry.clone()));
+    let state = AppState {
+        limiter: Arc::new(RateLimiter::new(config.rate_per_s, config.rate_burst)),
+        typing: Arc::new(Typing::default()),
+        sequencer: Arc::new(Sequencer::new(SEQUENCER_STRIPES)),
+        config: Arc::new(config),
+        store,
+        relay,
+        registry: registry.clone(),
+        auth,
+    };
+    tokio::spawn(presence::run(state.clone(), rx));
+
+    let addr = listener.local_addr()?;
+    let grace = state.config.shutdown_grace;
+    let max_json = state.config.max_frame_bytes;
+    let data = web::Data::new(state.clone());
+    let auth = web::Data::new(state.auth.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(auth.clone())
+            .configure(|cfg| crate::api::configure(cfg, max_json))
+    })
+    .disable_signals()
+    .max_connections(MAX_CONNECTIONS_PER_WORKER)
+    .shutdown_timeout(grace.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    log::info!(
+        "switchboard listening on http://{addr} (node {}, {} store, {} relay)",
+        state.config.node_id,
+        if state.store.is_postgres() { "postgres" } else { "sqlite" },
+        state.relay.name()
+    );
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown::signalled().await;
+        drain(&registry, grace).await;
+        handle.stop(true).await;
+    });
+    server.await?;
+    log::info!("switchboard stopped");
+    Ok(())
+}
+
+/// Closes every session with 1001 and waits (up to `grace`) for them to go.
+async fn drain(registry: &Addr<SessionRegistry>, grace: std::time::Duration) {
+    let open = registry.send(Drain).await.unwrap_or(0);
+    log::info!("draining: closing {open} session(s) with 1001");
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if registry.send(SessionCount).await.unwrap_or(0) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,237 @@
+//! Token verification (HS256 with a shared secret, RS256/EdDSA with a PEM public key), the
+//! claims the gateway reads, and the request extractors for users and the host backend.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode, errors::ErrorKind,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, JwtKey};
+use crate::error::{ApiError, ErrorCode};
+
+/// Why a token or key was refused. Messages are safe to show the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing token: pass ?token= or Authorization: Bearer")]
+    Missing,
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token")]
+    Invalid,
+    #[error("a server API key is not accepted here")]
+    WrongKind,
+}
+
+/// The claims the gateway reads from a user's token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Organisations the user belongs to, for org broadcasts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Parses a PEM public key as RSA, then as Ed25519.
+pub fn decoding_key_from_pem(pem: &[u8]) -> Result<(DecodingKey, Algorithm), String> {
+    if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+        return Ok((k, Algorithm::RS256));
+    }
+    DecodingKey::from_ed_pem(pem)
+        .map(|k| (k, Algorithm::EdDSA))
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies user tokens and, with a shared secret, signs them.
+#[derive(Clone)]
+pub struct Auth {
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    server_api_key: Option<Arc<str>>,
+}
+
+impl Auth {
+    /// Builds the verifier from the configuration.
+    pub fn new(config: &Config) -> Result<Auth, String> {
+        let (decoding, encoding, alg) = match &config.jwt_key {
+            JwtKey::Secret { secret, .. } => (
+                DecodingKey::from_secret(secret),
+                Some(EncodingKey::from_secret(secret)),
+                Algorithm::HS256,
+            ),
+            JwtKey::Public { pem } => {
+                let (k, alg) = decoding_key_from_pem(pem)?;
+                (k, None, alg)
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = config.jwt_leeway_s;
+        match &config.jwt_audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &config.jwt_issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(Auth {
+            decoding,
+            encoding,
+            validation,
+            server_api_key: config.server_api_key.as_deref().map(Arc::from),
+        })
+    }
+
+    /// Verifies a user token.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        if self.is_server_key(token) {
+            return Err(AuthError::WrongKind);
+        }
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            }
+        })?;
+        if data.claims.sub.is_empty() {
+            return Err(AuthError::Invalid);
+        }
+        Ok(data.claims)
+    }
+
+    /// Signs a token for `sub` (only with a shared secret).
+    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
+        let key = self
+            .encoding
+            .as_ref()
+            .ok_or("signing needs JWT_SECRET; with JWT_PUBLIC_KEY the host app signs tokens")?;
+        encode(&Header::new(Algorithm::HS256), claims, key).map_err(|e| e.to_string())
+    }
+
+    /// Whether `token` is the server API key (compared in constant time).
+    pub fn is_server_key(&self, token: &str) -> bool {
+        match &self.server_api_key {
+            Some(key) => constant_time_eq(key.as_bytes(), token.as_bytes()),
+            None => false,
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The bearer token of a request: `Authorization: Bearer …`, else (when `query_ok`) `?token=`.
+pub fn bearer_token(req: &HttpRequest, query_ok: bool) -> Option<String> {
+    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let s = h.to_str().ok()?;
+        let (scheme, token) = s.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
+    }
+    if query_ok {
+        return url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned());
+    }
+    None
+}
+
+/// An authenticated user on a REST route.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Claims);
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(user_from_request(req, false).map(AuthUser))
+    }
+}
+
+/// Verifies the user token of a request, from the header or (when `query_ok`) the query.
+pub fn user_from_request(req: &HttpRequest, query_ok: bool) -> Result<Claims, ApiError> {
+    let auth = req
+        .app_data::<web::Data<Auth>>()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "auth not configured"))?;
+    let token = bearer_token(req, query_ok).ok_or(AuthError::Missing)?;
+    Ok(auth.verify(&token)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(pairs: &[(&str, &str)]) -> Auth {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Auth::new(&Config::from_lookup(&move |k| map.get(k).cloned()).unwrap()).unwrap()
+    }
+
+    fn claims(sub: &str, exp_in: i64) -> Claims {
+        Claims {
+            sub: sub.into(),
+            exp: (chrono::Utc::now().timestamp() + exp_in) as u64,
+            name: None,
+            orgs: vec![],
+            iss: None,
+            aud: None,
+        }
+    }
+
+    #[test]
+    fn signed_token_verifies() {
+        let a = auth(&[("JWT_SECRET", "s3cret")]);
+        let t = a.sign(&claims("alice", 60)).unwrap();
+        assert_eq!(a.verify(&t).unwrap().sub, "alice");
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_refused() {
+        let a = auth(&[("JWT_SECRET", "s3cret"), ("JWT_LEEWAY_S", "0")]);
+        let old = a.sign(&claims("alice", -30)).unwrap();
+        assert!(matches!(a.verify(&old), Err(AuthError::Expired)));
+        let other = auth(&[("JWT_SECRET", "other")]);
+        let t = other.sign(&claims("alice", 60)).unwrap();
+        assert!(matches!(a.verify(&t), Err(AuthError::Invalid)));
+        assert!(matches!(a.verify("garbage"), Err(AuthError::Invalid)));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let a = auth(&[
+            ("JWT_SECRET", "s"),
+            ("JWT_ISSUER", "host"),
+            ("JWT_AUDIENCE", "sb"),
+        ]);
+        let mut c = claims("alice", 60);
+        assert!(a.verify(&a.sign(&c).unwrap()).is_err());
+        c.iss = Some("host".into());
+        c.aud = Some("sb".into());
+        assert!(a.verify(&a.sign(&c).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn server_key_is_not_a_user_token() {
+        let a = auth(&[("JWT_SECRET", "s"), ("SERVER_API_KEY", "k3y")]);
+        assert!(a.is_server_key("k3y"));
+        assert!(matches!(a.verify("k3y"), Err(AuthError::WrongKind)));
+    }
+}

@@ -1,0 +1,365 @@
+//! Configuration from the environment (and `.env`), validated once at start-up. Every error
+//! names the variable to fix and what to put there, in one line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The development secret used when neither `JWT_SECRET` nor `JWT_PUBLIC_KEY` is set.
+pub const DEV_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
+
+/// A configuration value that cannot be used, with the variable and a hint.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}; {hint}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+    pub hint: &'static str,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file, created on first start.
+    Sqlite(PathBuf),
+    /// A Postgres connection URL.
+    Postgres(String),
+}
+
+/// How tokens are verified (and, for HS256, signed by `switchboard token`).
+#[derive(Clone)]
+pub enum JwtKey {
+    /// HS256 with a shared secret.
+    Secret { secret: Vec<u8>, is_dev: bool },
+    /// RS256 or EdDSA with a public key in PEM.
+    Public { pem: Vec<u8> },
+}
+
+impl std::fmt::Debug for JwtKey {
+    // Never print key material, even in debug logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtKey::Secret { is_dev, .. } => write!(f, "Secret {{ dev: {is_dev} }}"),
+            JwtKey::Public { .. } => write!(f, "Public"),
+        }
+    }
+}
+
+/// Everything the gateway reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `BIND_ADDR`: where to listen.
+    pub bind_addr: SocketAddr,
+    /// `DATABASE_URL`: SQLite file or Postgres.
+    pub database_url: DatabaseUrl,
+    /// `REDIS_URL`: set for cross-node relay and presence.
+    pub redis_url: Option<String>,
+    /// `JWT_SECRET` / `JWT_PUBLIC_KEY`.
+    pub jwt_key: JwtKey,
+    /// `JWT_ISSUER`: required `iss` when set.
+    pub jwt_issuer: Option<String>,
+    /// `JWT_AUDIENCE`: required `aud` when set.
+    pub jwt_audience: Option<String>,
+    /// `JWT_LEEWAY_S`: clock skew forgiven on `exp`.
+    pub jwt_leeway_s: u64,
+    /// `SERVER_API_KEY`: the host backend's key; unset turns the server API off.
+    pub server_api_key: Option<String>,
+    /// `ALLOWED_ORIGINS`: origins allowed to open sockets; `None` allows any.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `NODE_ID`: this node's name.
+    pub node_id: String,
+    /// `HEARTBEAT_S`: ping interval; three silent intervals drop a socket.
+    pub heartbeat: Duration,
+    /// `RATE_PER_S`: sustained per-user send rate.
+    pub rate_per_s: u32,
+    /// `RATE_BURST`: per-user burst.
+    pub rate_burst: u32,
+    /// `MAX_SESSIONS_PER_USER`: sockets and streams per user.
+    pub max_sessions_per_user: usize,
+    /// `MAX_BODY_CHARS`: message body length in chars.
+    pub max_body_chars: usize,
+    /// `MAX_FRAME_BYTES`: incoming frame size; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// `OUTBOX_FRAMES`: durable frames queued per session before 4008.
+    pub outbox_frames: usize,
+    /// `SHUTDOWN_GRACE_S`: how long SIGTERM waits for sessions to close.
+    pub shutdown_grace: Duration,
+    /// `TYPING_TIMEOUT_MS` (not in the contract; for tests): typing auto-stop delay.
+    pub typing_timeout: Duration,
+}
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn get(env: Env, var: &str) -> Option<String> {
+    env(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn parse<T: FromStr>(
+    env: Env,
+    var: &'static str,
+    default: T,
+    hint: &'static str,
+) -> Result<T, ConfigError> {
+    match get(env, var) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|_| ConfigError {
+            var,
+            problem: format!("cannot use {raw:?}"),
+            hint,
+        }),
+    }
+}
+
+fn positive<T: FromStr + PartialOrd + Default>(
+    env: Env,
+    var: &'static str,
+    default: T,
+    hint: &'static str,
+) -> Result<T, ConfigError> {
+    let v = parse(env, var, default, hint)?;
+    if v <= T::default() {
+        return Err(ConfigError {
+            var,
+            problem: "must be greater than zero".into(),
+            hint,
+        });
+    }
+    Ok(v)
+}
+
+/// Parses `DATABASE_URL`.
+pub fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
+    let hint = "put sqlite://FILE (e.g. sqlite://switchboard.db) or postgres://USER@HOST:PORT/DB";
+    if let Some(path) = raw.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: "the sqlite URL names no file".into(),
+                hint,
+            });
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return match url::Url::parse(raw) {
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
+                Ok(DatabaseUrl::Postgres(raw.to_string()))
+            }
+            _ => Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: "not a valid postgres URL".into(),
+                hint,
+            }),
+        };
+    }
+    Err(ConfigError {
+        var: "DATABASE_URL",
+        problem: "unknown scheme".into(),
+        hint,
+    })
+}
+
+fn read_public_key(raw: &str) -> Result<Vec<u8>, ConfigError> {
+    let hint = "put a PEM public key (RSA or Ed25519), inline or as a path to a readable file";
+    let pem = if raw.starts_with("-----BEGIN") {
+        raw.replace("\\n", "\n").into_bytes()
+    } else {
+        std::fs::read(raw).map_err(|e| ConfigError {
+            var: "JWT_PUBLIC_KEY",
+            problem: format!("cannot read {raw}: {e}"),
+            hint,
+        })?
+    };
+    crate::auth::decoding_key_from_pem(&pem).map_err(|e| ConfigError {
+        var: "JWT_PUBLIC_KEY",
+        problem: format!("not a usable public key ({e})"),
+        hint,
+    })?;
+    Ok(pem)
+}
+
+impl Config {
+    /// Reads the process environment (after `.env`, loaded by the caller).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `env`, so tests need not touch the process environment.
+    pub fn from_lookup(env: Env) -> Result<Config, ConfigError> {
+        let bind_addr = parse(
+            env,
+            "BIND_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "put host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+        )?;
+        let database_url = parse_database_url(
+            &get(env, "DATABASE_URL").unwrap_or_else(|| "sqlite://switchboard.db".into()),
+        )?;
+        let redis_url = match get(env, "REDIS_URL") {
+            None => None,
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                if url::Url::parse(&u).is_err() {
+                    return Err(ConfigError {
+                        var: "REDIS_URL",
+                        problem: "not a valid URL".into(),
+                        hint: "put redis://HOST:PORT, e.g. redis://127.0.0.1:6379",
+                    });
+                }
+                Some(u)
+            }
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "REDIS_URL",
+                    problem: "unknown scheme".into(),
+                    hint: "put redis://HOST:PORT, e.g. redis://127.0.0.1:6379",
+                });
+            }
+        };
+        let jwt_key = match (get(env, "JWT_SECRET"), get(env, "JWT_PUBLIC_KEY")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    problem: "both JWT_SECRET and JWT_PUBLIC_KEY are set".into(),
+                    hint: "set only one: JWT_SECRET for HS256, JWT_PUBLIC_KEY for RS256/EdDSA",
+                });
+            }
+            (Some(s), None) => JwtKey::Secret {
+                secret: s.into_bytes(),
+                is_dev: false,
+            },
+            (None, Some(p)) => JwtKey::Public {
+                pem: read_public_key(&p)?,
+            },
+            (None, None) => JwtKey::Secret {
+                secret: DEV_SECRET.as_bytes().to_vec(),
+                is_dev: true,
+            },
+        };
+        let allowed_origins = get(env, "ALLOWED_ORIGINS").map(|s| {
+            s.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        });
+        let node_id = get(env, "NODE_ID").unwrap_or_else(default_node_id);
+        let heartbeat_s: u64 = positive(
+            env,
+            "HEARTBEAT_S",
+            25,
+            "put a whole number of seconds, e.g. 25",
+        )?;
+        let grace_s: u64 = parse(
+            env,
+            "SHUTDOWN_GRACE_S",
+            10,
+            "put a whole number of seconds, e.g. 10",
+        )?;
+        let typing_ms: u64 = positive(
+            env,
+            "TYPING_TIMEOUT_MS",
+            5000,
+            "put a number of milliseconds, e.g. 5000",
+        )?;
+        Ok(Config {
+            bind_addr,
+            database_url,
+            redis_url,
+            jwt_key,
+            jwt_issuer: get(env, "JWT_ISSUER"),
+            jwt_audience: get(env, "JWT_AUDIENCE"),
+            jwt_leeway_s: parse(env, "JWT_LEEWAY_S", 5, "put a whole number of seconds, e.g. 5")?,
+            server_api_key: get(env, "SERVER_API_KEY"),
+            allowed_origins,
+            node_id,
+            heartbeat: Duration::from_secs(heartbeat_s),
+            rate_per_s: positive(env, "RATE_PER_S", 20, "put messages per second, e.g. 20")?,
+            rate_burst: positive(env, "RATE_BURST", 40, "put a whole number, e.g. 40")?,
+            max_sessions_per_user: positive(
+                env,
+                "MAX_SESSIONS_PER_USER",
+                10,
+                "put a whole number, e.g. 10",
+            )?,
+            max_body_chars: positive(env, "MAX_BODY_CHARS", 8000, "put a number of chars, e.g. 8000")?,
+            max_frame_bytes: positive(
+                env,
+                "MAX_FRAME_BYTES",
+                65536,
+                "put a number of bytes, e.g. 65536",
+            )?,
+            outbox_frames: positive(env, "OUTBOX_FRAMES", 1024, "put a number of frames, e.g. 1024")?,
+            shutdown_grace: Duration::from_secs(grace_s),
+            typing_timeout: Duration::from_millis(typing_ms),
+        })
+    }
+
+    /// Whether tokens are checked against the built-in development secret.
+    pub fn uses_dev_secret(&self) -> bool {
+        matches!(self.jwt_key, JwtKey::Secret { is_dev: true, .. })
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_contract_defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.database_url,
+            DatabaseUrl::Sqlite(PathBuf::from("switchboard.db"))
+        );
+        assert!(c.uses_dev_secret());
+        assert_eq!(c.heartbeat, Duration::from_secs(25));
+        assert_eq!((c.rate_per_s, c.rate_burst), (20, 40));
+        assert_eq!(c.max_sessions_per_user, 10);
+        assert_eq!((c.max_body_chars, c.max_frame_bytes), (8000, 65536));
+        assert_eq!(c.outbox_frames, 1024);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, val) in [
+            ("BIND_ADDR", "localhost"),
+            ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_URL", "postgres://"),
+            ("JWT_PUBLIC_KEY", "/nonexistent.pem"),
+            ("HEARTBEAT_S", "0"),
+            ("RATE_PER_S", "fast"),
+            ("REDIS_URL", "127.0.0.1:6379"),
+        ] {
+            let err = cfg(&[(var, val)]).unwrap_err();
+            assert_eq!(err.var, var, "{val}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn postgres_url_is_accepted() {
+        let c = cfg(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x")]).unwrap();
+        assert!(matches!(c.database_url, DatabaseUrl::Postgres(_)));
+    }
+}

@@ -1,0 +1,53 @@
+//! The `switchboard` binary: parse the command line, load configuration, run the command.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard::cli::{Cli, Command};
+use switchboard::config::Config;
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is worth a line.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            eprintln!("warning: .env: {e}");
+        }
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            other => switchboard::cli::run_tool(&config, other).await,
+        }
+    })
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let listener = match TcpListener::bind(config.bind_addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: BIND_ADDR: cannot listen on {}: {e}; put a free host:port",
+                config.bind_addr
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match switchboard::app::run(config, listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

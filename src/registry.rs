@@ -1,0 +1,327 @@
+//! The session registry actor: which sessions are open on this node, for whom, and who
+//! watches whose presence. It resolves an envelope's audience to local sessions and pushes the
+//! frame into each session's bounded outbox without ever waiting on a client. WebSockets and
+//! (later) SSE streams register the same way: the registry holds their outboxes, not their
+//! socket types.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use tokio::sync::mpsc;
+
+use crate::relay::{Envelope, ENVELOPE_VERSION, Payload};
+use crate::ws::frames::{Ts, close};
+use crate::ws::outbox::{Outbox, Pushed};
+
+/// Envelopes the registry's mailbox holds before publishers wait.
+const MAILBOX: usize = 4096;
+
+/// A user's first session opened or last one closed on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The user's first session opened; `name` is the display name from their token.
+    Online { user_id: String, name: Option<String> },
+    /// The user's last session closed.
+    Offline { user_id: String, at: Ts },
+}
+
+struct Entry {
+    user_id: String,
+    outbox: Arc<Outbox>,
+    watching: HashSet<String>,
+}
+
+/// The per-node registry of sessions.
+pub struct SessionRegistry {
+    sessions: HashMap<String, Entry>,
+    /// Each user's sessions, oldest first.
+    by_user: HashMap<String, Vec<String>>,
+    /// Watched user → sessions watching them.
+    watchers: HashMap<String, HashSet<String>>,
+    max_per_user: usize,
+    transitions: mpsc::Sender<Transition>,
+    draining: bool,
+    /// Frames shed or sessions closed for being slow, for logs and metrics.
+    shed: u64,
+}
+
+impl SessionRegistry {
+    /// A registry allowing `max_per_user` sessions per user, reporting presence transitions.
+    pub fn new(max_per_user: usize, transitions: mpsc::Sender<Transition>) -> Self {
+        SessionRegistry {
+            sessions: HashMap::new(),
+            by_user: HashMap::new(),
+            watchers: HashMap::new(),
+            max_per_user,
+            transitions,
+            draining: false,
+            shed: 0,
+        }
+    }
+
+    fn transition(&self, t: Transition) {
+        // Presence is advisory; if its task is far behind, losing a transition beats
+        // blocking the registry. The next open or close of that user corrects it.
+        if self.transitions.try_send(t).is_err() {
+            log::warn!("presence transition queue full; a presence event was dropped");
+        }
+    }
+
+    /// Forgets a session and its watches (not its place in `by_user`).
+    fn detach(&mut self, session_id: &str) -> Option<Entry> {
+        let entry = self.sessions.remove(session_id)?;
+        for watched in &entry.watching {
+            if let Some(set) = self.watchers.get_mut(watched) {
+                set.remove(session_id);
+                if set.is_empty() {
+                    self.watchers.remove(watched);
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    fn remove(&mut self, session_id: &str) {
+        let Some(entry) = self.detach(session_id) else {
+            return;
+        };
+        let now_empty = match self.by_user.get_mut(&entry.user_id) {
+            Some(list) => {
+                list.retain(|s| s != session_id);
+                list.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.by_user.remove(&entry.user_id);
+            self.transition(Transition::Offline {
+                user_id: entry.user_id,
+                at: Ts::now(),
+            });
+        }
+    }
+
+    fn targets(&self, env: &Envelope) -> HashSet<&str> {
+        let mut out: HashSet<&str> = HashSet::new();
+        for u in &env.audience.users {
+            if let Some(list) = self.by_user.get(u) {
+                out.extend(list.iter().map(String::as_str));
+            }
+        }
+        if let Some(w) = &env.audience.watchers_of {
+            if let Some(set) = self.watchers.get(w) {
+                out.extend(set.iter().map(String::as_str));
+            }
+        }
+        if let Some(except) = &env.audience.except_session {
+            out.remove(except.as_str());
+        }
+        out
+    }
+}
+
+impl Actor for SessionRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX);
+    }
+}
+
+/// Adds a session. Replies `false` while draining (the caller closes with 1001).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Register {
+    pub session_id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub outbox: Arc<Outbox>,
+}
+
+impl Handler<Register> for SessionRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Register, _: &mut Self::Context) -> bool {
+        if self.draining {
+            return false;
+        }
+        let list = self.by_user.entry(msg.user_id.clone()).or_default();
+        let first = list.is_empty();
+        list.push(msg.session_id.clone());
+        // Over the cap: the oldest go, so a user who opens a new tab is never refused.
+        let excess = list.len().saturating_sub(self.max_per_user);
+        let evicted: Vec<String> = list.drain(..excess).collect();
+        for old in evicted {
+            if let Some(e) = self.detach(&old) {
+                log::info!("session {old} of {} replaced (over the session cap)", msg.user_id);
+                e.outbox.close(close::REPLACED, "too many sessions");
+            }
+        }
+        self.sessions.insert(
+            msg.session_id,
+            Entry {
+                user_id: msg.user_id.clone(),
+                outbox: msg.outbox,
+                watching: HashSet::new(),
+            },
+        );
+        if first {
+            self.transition(Transition::Online {
+                user_id: msg.user_id,
+                name: msg.name,
+            });
+        }
+        true
+    }
+}
+
+/// Removes a session (its socket closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister {
+    pub session_id: String,
+}
+
+impl Handler<Unregister> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
+        self.remove(&msg.session_id);
+    }
+}
+
+/// Hands an envelope to the local sessions it addresses.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub envelope: Arc<Envelope>,
+}
+
+impl Handler<Deliver> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        let env = msg.envelope;
+        if env.v != ENVELOPE_VERSION {
+            log::warn!("dropping an envelope of unknown version {}", env.v);
+            return;
+        }
+        match &env.payload {
+            Payload::Frame { lane, json } => {
+                // One allocation for all recipients: ByteString clones share the buffer.
+                let frame = ByteString::from(json.as_str());
+                let mut overflowed = Vec::new();
+                let mut shed = 0;
+                for sid in self.targets(&env) {
+                    let Some(e) = self.sessions.get(sid) else {
+                        continue;
+                    };
+                    match e.outbox.push(lane, frame.clone()) {
+                        Pushed::Queued | Pushed::Closed => {}
+                        Pushed::Shed => shed += 1,
+                        Pushed::Overflow => overflowed.push((sid.to_string(), e.user_id.clone())),
+                    }
+                }
+                self.shed += shed + overflowed.len() as u64;
+                for (sid, user) in overflowed {
+                    log::warn!("session {sid} of {user} closed: outgoing queue full (4008)");
+                }
+            }
+            Payload::Close { code, reason } => {
+                for sid in self.targets(&env) {
+                    if let Some(e) = self.sessions.get(sid) {
+                        log::info!("session {sid} of {} closed by the server ({code})", e.user_id);
+                        e.outbox.close(*code, reason);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts or stops a session watching users' presence.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch {
+    pub session_id: String,
+    pub user_ids: Vec<String>,
+    pub watch: bool,
+}
+
+impl Handler<Watch> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Watch, _: &mut Self::Context) {
+        let Some(entry) = self.sessions.get_mut(&msg.session_id) else {
+            return;
+        };
+        for u in msg.user_ids {
+            if msg.watch {
+                entry.watching.insert(u.clone());
+                self.watchers
+                    .entry(u)
+                    .or_default()
+                    .insert(msg.session_id.clone());
+            } else {
+                entry.watching.remove(&u);
+                if let Some(set) = self.watchers.get_mut(&u) {
+                    set.remove(&msg.session_id);
+                    if set.is_empty() {
+                        self.watchers.remove(&u);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which of these users have a session on this node.
+#[derive(Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct Online {
+    pub user_ids: Vec<String>,
+}
+
+impl Handler<Online> for SessionRegistry {
+    type Result = Vec<bool>;
+
+    fn handle(&mut self, msg: Online, _: &mut Self::Context) -> Vec<bool> {
+        msg.user_ids
+            .iter()
+            .map(|u| self.by_user.contains_key(u))
+            .collect()
+    }
+}
+
+/// Stops accepting sessions and closes every open one with 1001. Replies with how many were
+/// open.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Drain;
+
+impl Handler<Drain> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> usize {
+        self.draining = true;
+        for e in self.sessions.values() {
+            e.outbox.close(close::GOING_AWAY, "server shutting down");
+        }
+        self.sessions.len()
+    }
+}
+
+/// How many sessions are open on this node.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SessionCount;
+
+impl Handler<SessionCount> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: SessionCount, _: &mut Self::Context) -> usize {
+        self.sessions.len()
+    }
+}

@@ -1,0 +1,133 @@
+//! The relay seam: every event for sessions goes out as an [`Envelope`] through a [`Relay`],
+//! which hands it to this node's registry and, for the Redis relay, to every other node's.
+//! Above this seam nothing knows whether one node runs or many.
+
+pub mod memory;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::ws::frames::ServerFrame;
+
+/// The envelope format; a node drops envelopes of a version it does not know.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// One event on its way to sessions, on any node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Envelope format version.
+    pub v: u8,
+    /// The node that published it.
+    pub origin: String,
+    /// Who gets it.
+    pub audience: Audience,
+    /// What they get.
+    pub payload: Payload,
+}
+
+/// The sessions an envelope is for: the union of `users`' sessions and the sessions watching
+/// `watchers_of`, less `except_session`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Audience {
+    /// Every session of these users.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Sessions that watch this user's presence.
+    #[serde(default)]
+    pub watchers_of: Option<String>,
+    /// A session left out (the sender's, for `message`).
+    #[serde(default)]
+    pub except_session: Option<String>,
+}
+
+impl Audience {
+    /// Every session of these users.
+    pub fn users(users: Vec<String>) -> Self {
+        Audience {
+            users,
+            ..Audience::default()
+        }
+    }
+
+    /// Every session of these users but one.
+    pub fn users_except(users: Vec<String>, except_session: Option<String>) -> Self {
+        Audience {
+            users,
+            except_session,
+            ..Audience::default()
+        }
+    }
+}
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    /// A server frame, serialised once at the origin and written as-is to every socket.
+    Frame { lane: Lane, json: String },
+    /// Close the addressed sessions (server API disconnect).
+    Close { code: u16, reason: String },
+}
+
+/// How a frame queues at a slow session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "lane", rename_all = "snake_case")]
+pub enum Lane {
+    /// Never dropped: if it cannot be queued the session is closed (4008).
+    Durable,
+    /// Latest wins per key, dropped first under pressure (typing, presence).
+    Lossy { key: String },
+}
+
+impl Envelope {
+    /// An envelope carrying `frame`, serialised once here.
+    pub fn frame(origin: &str, audience: Audience, lane: Lane, frame: &ServerFrame) -> Envelope {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            origin: origin.to_string(),
+            audience,
+            payload: Payload::Frame {
+                lane,
+                json: serde_json::to_string(frame).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("the local registry has stopped")]
+    RegistryGone,
+    #[error("relay unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Carries envelopes to the sessions they address, wherever those are.
+pub trait Relay: Send + Sync + 'static {
+    /// Publishes one envelope. Envelopes published one after another by one task reach each
+    /// session in that order.
+    fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>>;
+    /// A short name for logs and `/readyz`.
+    fn name(&self) -> &'static str;
+    /// Whether the relay can deliver beyond this node right now (`/readyz`).
+    fn health(&self) -> BoxFuture<'_, Result<(), RelayError>>;
+}
+
+/// Connects to Redis and sends PING (for `switchboard check`).
+pub async fn ping_redis(url: &str) -> Result<(), RelayError> {
+    let err = |e: redis::RedisError| RelayError::Unavailable(e.to_string());
+    let client = redis::Client::open(url).map_err(err)?;
+    let mut conn = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| RelayError::Unavailable("timed out connecting".into()))?
+    .map_err(err)?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(err)
+}

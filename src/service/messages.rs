@@ -1,0 +1,240 @@
+//! Sending, editing, deleting and reading messages.
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
+use crate::app::AppState;
+use crate::relay::{Audience, Lane};
+use crate::store::Inserted;
+use crate::store::models::{MessageRow, naive};
+use crate::ws::frames::{HistoryQuery, Message, SendRequest, ServerFrame, Ts};
+
+/// Default history page.
+const HISTORY_DEFAULT: i64 = 50;
+/// Largest history page.
+pub const HISTORY_MAX: i64 = 200;
+/// Longest `client_id`, in chars.
+const MAX_CLIENT_ID_CHARS: usize = 128;
+
+/// Stripes of per-thread locks held from seq assignment to publish, so that `message` events
+/// leave this node in seq order. The database serialises seq assignment anyway (the thread
+/// row lock), so the stripes add no contention of their own.
+pub struct Sequencer {
+    stripes: Vec<Arc<Mutex<()>>>,
+}
+
+impl Sequencer {
+    /// A sequencer with `n` stripes.
+    pub fn new(n: usize) -> Self {
+        Sequencer {
+            stripes: (0..n.max(1)).map(|_| Arc::new(Mutex::new(()))).collect(),
+        }
+    }
+
+    fn stripe(&self, thread_id: &str) -> Arc<Mutex<()>> {
+        let h = thread_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        let i = usize::try_from(h % self.stripes.len() as u64).unwrap_or(0);
+        self.stripes.get(i).cloned().unwrap_or_else(|| Arc::new(Mutex::new(())))
+    }
+}
+
+fn check_body(state: &AppState, body: &str) -> Result<(), ServiceError> {
+    let max = state.config.max_body_chars;
+    if body.chars().count() > max {
+        return Err(ServiceError::TooLarge(format!(
+            "body is longer than {max} chars"
+        )));
+    }
+    Ok(())
+}
+
+fn rate(state: &AppState, user: &str) -> Result<(), ServiceError> {
+    state.limiter.check(user).map_err(|wait| ServiceError::RateLimited {
+        retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+    })
+}
+
+/// Sends a message as a user: into `thread_id`, or into the direct thread with `to` (created
+/// on first use). Committed before it returns; a repeated `client_id` returns the original
+/// and stores and broadcasts nothing.
+pub async fn send(
+    state: &AppState,
+    caller: &Caller,
+    req: SendRequest,
+) -> Result<Message, ServiceError> {
+    let kind = req.kind.clone().unwrap_or_else(|| "text".into());
+    if kind != "text" {
+        return Err(bad("clients may only send kind \"text\""));
+    }
+    check_body(state, &req.body)?;
+    if let Some(cid) = &req.client_id {
+        if cid.is_empty() || cid.chars().count() > MAX_CLIENT_ID_CHARS {
+            return Err(bad(format!(
+                "client_id must be 1 to {MAX_CLIENT_ID_CHARS} chars"
+            )));
+        }
+    }
+    let thread_id = match (&req.thread_id, &req.to) {
+        (Some(t), None) => {
+            member_of(state, t, &caller.user_id).await?;
+            t.clone()
+        }
+        (None, Some(to)) => {
+            super::threads::direct_with(state, caller, to).await?.id
+        }
+        _ => return Err(bad("give exactly one of thread_id or to")),
+    };
+    rate(state, &caller.user_id)?;
+    let row = MessageRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        thread_id,
+        seq: 0,
+        sender_id: caller.user_id.clone(),
+        kind,
+        body: req.body,
+        metadata: req
+            .metadata
+            .map(|m| serde_json::Value::Object(m).to_string()),
+        reply_to: req.reply_to,
+        client_id: req.client_id,
+        created_at: naive(Ts::now()),
+        edited_at: None,
+        deleted: false,
+    };
+    store_and_publish(state, row, caller.session_id.clone()).await
+}
+
+/// Stores a message (checking `reply_to`) and publishes it to the thread's members. Shared
+/// by user sends and, later, the server API's system messages.
+pub async fn store_and_publish(
+    state: &AppState,
+    row: MessageRow,
+    except_session: Option<String>,
+) -> Result<Message, ServiceError> {
+    if let Some(r) = &row.reply_to {
+        match state.store.message(r).await? {
+            Some(m) if m.thread_id == row.thread_id => {}
+            _ => return Err(bad("reply_to must be a message in the same thread")),
+        }
+    }
+    let thread_id = row.thread_id.clone();
+    let stripe = state.sequencer.stripe(&thread_id);
+    // Held until the event is handed to the relay: seq order in, seq order out.
+    let _turn = stripe.lock().await;
+    match state.store.insert_message(row).await? {
+        Inserted::Duplicate(original) => Ok(original.into()),
+        Inserted::New(stored) => {
+            let message: Message = stored.into();
+            let members = state.store.member_ids(&thread_id).await?;
+            publish(
+                state,
+                Audience::users_except(members, except_session),
+                Lane::Durable,
+                &ServerFrame::Message {
+                    message: message.clone(),
+                },
+            )
+            .await;
+            Ok(message)
+        }
+    }
+}
+
+async fn own_message(
+    state: &AppState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<MessageRow, ServiceError> {
+    let not_found = || ServiceError::NotFound("no such message".into());
+    let row = state.store.message(message_id).await?.ok_or_else(not_found)?;
+    // A non-member learns nothing about the message, not even that it exists.
+    member_of(state, &row.thread_id, &caller.user_id)
+        .await
+        .map_err(|_| not_found())?;
+    if row.sender_id != caller.user_id {
+        return Err(ServiceError::Forbidden(
+            "only the sender may change a message".into(),
+        ));
+    }
+    if row.deleted {
+        return Err(ServiceError::Conflict("the message is deleted".into()));
+    }
+    Ok(row)
+}
+
+/// Edits the caller's own message and tells every member.
+pub async fn edit(
+    state: &AppState,
+    caller: &Caller,
+    message_id: &str,
+    body: String,
+    metadata: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+) -> Result<Message, ServiceError> {
+    check_body(state, &body)?;
+    let row = own_message(state, caller, message_id).await?;
+    rate(state, &caller.user_id)?;
+    let metadata = metadata.map(|m| m.map(|o| serde_json::Value::Object(o).to_string()));
+    let updated = state
+        .store
+        .edit_message(row.id, body, metadata, naive(Ts::now()))
+        .await?;
+    let message: Message = updated.into();
+    let members = state.store.member_ids(&message.thread_id).await?;
+    publish(
+        state,
+        Audience::users(members),
+        Lane::Durable,
+        &ServerFrame::MessageUpdated {
+            message: message.clone(),
+        },
+    )
+    .await;
+    Ok(message)
+}
+
+/// Deletes the caller's own message (it keeps its id and seq) and tells every member.
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<Message, ServiceError> {
+    let row = own_message(state, caller, message_id).await?;
+    let deleted = state.store.delete_message(row.id, naive(Ts::now())).await?;
+    let message: Message = deleted.into();
+    let members = state.store.member_ids(&message.thread_id).await?;
+    publish(
+        state,
+        Audience::users(members),
+        Lane::Durable,
+        &ServerFrame::MessageDeleted {
+            message: message.clone(),
+        },
+    )
+    .await;
+    Ok(message)
+}
+
+/// A page of a thread's history, ascending, and whether more lies beyond it.
+pub async fn history(
+    state: &AppState,
+    caller: &Caller,
+    thread_id: &str,
+    q: HistoryQuery,
+) -> Result<(Vec<Message>, bool), ServiceError> {
+    let limit = page_limit(q.limit, HISTORY_DEFAULT, HISTORY_MAX)?;
+    if q.before_seq.is_some() && q.after_seq.is_some() {
+        return Err(bad("give at most one of before_seq and after_seq"));
+    }
+    member_of(state, thread_id, &caller.user_id).await?;
+    let page = state
+        .store
+        .history(thread_id, q.before_seq, q.after_seq, limit)
+        .await?;
+    Ok((page.rows.into_iter().map(Into::into).collect(), page.has_more))
+}

@@ -1,0 +1,294 @@
+//! Threads and their members: create (direct threads converge on one per pair), list, read,
+//! retitle, add and remove members, and the `thread` events that tell members about it.
+
+use chrono::{DateTime, Utc};
+
+use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
+use crate::app::AppState;
+use crate::relay::{Audience, Lane};
+use crate::store::ThreadView;
+use crate::store::models::{ThreadRow, naive, ts};
+use crate::ws::frames::{ServerFrame, Thread, ThreadEvent, ThreadsQuery, Ts};
+
+/// Default thread page.
+const THREADS_DEFAULT: i64 = 50;
+/// Largest thread page.
+const THREADS_MAX: i64 = 200;
+/// Largest group, counting the creator.
+pub const MAX_MEMBERS: usize = 10_000;
+/// Longest title, in chars.
+const MAX_TITLE_CHARS: usize = 200;
+
+/// The wire thread from a view.
+pub fn to_wire(v: ThreadView) -> Thread {
+    Thread {
+        id: v.thread.id,
+        kind: v.thread.kind,
+        title: v.thread.title,
+        external_ref: v.thread.external_ref,
+        members: v.members,
+        last_seq: v.thread.last_seq,
+        last_message: v.last_message.map(Into::into),
+        unread: v.unread,
+        updated_at: ts(v.thread.updated_at),
+    }
+}
+
+/// The key that makes a pair's direct thread unique: the two ids, sorted, as a JSON array
+/// (unambiguous whatever characters the ids hold).
+fn direct_key(a: &str, b: &str) -> String {
+    let mut pair = [a, b];
+    pair.sort_unstable();
+    serde_json::to_string(&pair).unwrap_or_default()
+}
+
+fn new_thread(kind: &str, title: Option<String>, creator: &str) -> ThreadRow {
+    let now = naive(Ts::now());
+    ThreadRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: kind.into(),
+        title,
+        external_ref: None,
+        direct_key: None,
+        last_seq: 0,
+        created_by: Some(creator.into()),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn check_user_id(u: &str) -> Result<(), ServiceError> {
+    if u.is_empty() || u.len() > 256 {
+        return Err(bad("user ids must be 1 to 256 bytes"));
+    }
+    Ok(())
+}
+
+/// The direct thread between the caller and `other`, created (with a `thread` event) if it
+/// does not exist. Racing callers get the same thread.
+pub async fn direct_with(
+    state: &AppState,
+    caller: &Caller,
+    other: &str,
+) -> Result<ThreadRow, ServiceError> {
+    check_user_id(other)?;
+    if other == caller.user_id {
+        return Err(bad("a direct thread needs another user"));
+    }
+    let key = direct_key(&caller.user_id, other);
+    if let Some(t) = state.store.find_direct(&key).await? {
+        return Ok(t);
+    }
+    let mut row = new_thread("direct", None, &caller.user_id);
+    row.direct_key = Some(key);
+    let (thread, created) = state
+        .store
+        .create_thread(row, vec![caller.user_id.clone(), other.to_string()])
+        .await?;
+    if created {
+        log::info!("direct thread {} created by {}", thread.id, caller.user_id);
+        announce(state, &thread.id, ThreadEvent::Created, &[]).await?;
+    }
+    Ok(thread)
+}
+
+/// `POST /threads`: a direct thread (the existing one if any) or a new group.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    title: Option<String>,
+    members: Vec<String>,
+) -> Result<(Thread, bool), ServiceError> {
+    for m in &members {
+        check_user_id(m)?;
+    }
+    let others: Vec<String> = dedup(members.into_iter().filter(|m| *m != caller.user_id));
+    let (thread, created) = match kind {
+        "direct" => {
+            if title.is_some() {
+                return Err(bad("direct threads have no title"));
+            }
+            let [other] = others.as_slice() else {
+                return Err(bad("a direct thread has exactly one other member"));
+            };
+            let key = direct_key(&caller.user_id, other);
+            let existed = state.store.find_direct(&key).await?.is_some();
+            (direct_with(state, caller, other).await?, !existed)
+        }
+        "group" => {
+            check_title(title.as_deref())?;
+            if others.len() + 1 > MAX_MEMBERS {
+                return Err(ServiceError::TooLarge(format!(
+                    "a group has at most {MAX_MEMBERS} members"
+                )));
+            }
+            let mut all = vec![caller.user_id.clone()];
+            all.extend(others);
+            let (t, _) = state
+                .store
+                .create_thread(new_thread("group", title, &caller.user_id), all)
+                .await?;
+            log::info!("group thread {} created by {}", t.id, caller.user_id);
+            announce(state, &t.id, ThreadEvent::Created, &[]).await?;
+            (t, true)
+        }
+        _ => return Err(bad("kind must be \"direct\" or \"group\"")),
+    };
+    Ok((view(state, thread, &caller.user_id).await?, created))
+}
+
+fn check_title(title: Option<&str>) -> Result<(), ServiceError> {
+    if title.is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
+        return Err(ServiceError::TooLarge(format!(
+            "title is longer than {MAX_TITLE_CHARS} chars"
+        )));
+    }
+    Ok(())
+}
+
+fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.filter(|i| seen.insert(i.clone())).collect()
+}
+
+async fn view(state: &AppState, row: ThreadRow, user: &str) -> Result<Thread, ServiceError> {
+    let mut views = state.store.thread_views(user, vec![row]).await?;
+    views
+        .pop()
+        .map(to_wire)
+        .ok_or_else(|| ServiceError::NotFound("no such thread".into()))
+}
+
+/// One thread as the caller sees it.
+pub async fn get(state: &AppState, caller: &Caller, thread_id: &str) -> Result<Thread, ServiceError> {
+    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    view(state, t, &caller.user_id).await
+}
+
+fn cursor(t: &Thread) -> String {
+    format!("{}:{}", t.updated_at.0.timestamp_micros(), t.id)
+}
+
+fn parse_cursor(c: &str) -> Result<(chrono::NaiveDateTime, String), ServiceError> {
+    let (micros, id) = c.split_once(':').ok_or_else(|| bad("malformed cursor"))?;
+    let micros: i64 = micros.parse().map_err(|_| bad("malformed cursor"))?;
+    let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| bad("malformed cursor"))?;
+    Ok((at.naive_utc(), id.to_string()))
+}
+
+/// A page of the caller's threads, most recent activity first, and the cursor of the next.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    q: ThreadsQuery,
+) -> Result<(Vec<Thread>, Option<String>), ServiceError> {
+    let limit = page_limit(q.limit, THREADS_DEFAULT, THREADS_MAX)?;
+    let before = q.before.as_deref().map(parse_cursor).transpose()?;
+    let views = state
+        .store
+        .thread_page(&caller.user_id, before, limit + 1)
+        .await?;
+    let mut threads: Vec<Thread> = views.into_iter().map(to_wire).collect();
+    let more = threads.len() as i64 > limit;
+    threads.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = if more { threads.last().map(cursor) } else { None };
+    Ok((threads, next))
+}
+
+/// Changes a thread's title.
+pub async fn set_title(
+    state: &AppState,
+    caller: &Caller,
+    thread_id: &str,
+    title: Option<String>,
+) -> Result<Thread, ServiceError> {
+    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    if t.kind == "direct" {
+        return Err(bad("direct threads have no title"));
+    }
+    check_title(title.as_deref())?;
+    let row = state
+        .store
+        .set_title(t.id.clone(), title, naive(Ts::now()))
+        .await?;
+    announce(state, &t.id, ThreadEvent::Updated, &[]).await?;
+    view(state, row, &caller.user_id).await
+}
+
+/// Adds members to a group (any member may); returns the thread.
+pub async fn add_members(
+    state: &AppState,
+    caller: &Caller,
+    thread_id: &str,
+    user_ids: Vec<String>,
+) -> Result<Thread, ServiceError> {
+    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    if t.kind != "group" {
+        return Err(bad("members can only be added to group threads"));
+    }
+    if user_ids.is_empty() {
+        return Err(bad("user_ids is empty"));
+    }
+    for u in &user_ids {
+        check_user_id(u)?;
+    }
+    let added = state
+        .store
+        .add_members(t.id.clone(), dedup(user_ids.into_iter()), naive(Ts::now()))
+        .await?;
+    if !added.is_empty() {
+        log::info!("{} added {} member(s) to {}", caller.user_id, added.len(), t.id);
+        announce(state, &t.id, ThreadEvent::MemberAdded, &[]).await?;
+    }
+    get(state, caller, thread_id).await
+}
+
+/// Removes a member from a group, or the caller leaves.
+pub async fn remove_member(
+    state: &AppState,
+    caller: &Caller,
+    thread_id: &str,
+    user_id: &str,
+) -> Result<(), ServiceError> {
+    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    if t.kind != "group" {
+        return Err(bad("members can only be removed from group threads"));
+    }
+    let removed = state
+        .store
+        .remove_member(t.id.clone(), user_id.to_string(), naive(Ts::now()))
+        .await?;
+    if !removed {
+        return Err(ServiceError::NotFound("not a member of this thread".into()));
+    }
+    log::info!("{} removed {} from {}", caller.user_id, user_id, t.id);
+    // The removed user is told last, after the members who stay.
+    announce(state, &t.id, ThreadEvent::MemberRemoved, &[user_id.to_string()]).await
+}
+
+/// Publishes a `thread` event to every member (each with their own unread count), then to
+/// `also` (users who are no longer members).
+pub async fn announce(
+    state: &AppState,
+    thread_id: &str,
+    event: ThreadEvent,
+    also: &[String],
+) -> Result<(), ServiceError> {
+    let Some(row) = state.store.thread(thread_id).await? else {
+        return Ok(());
+    };
+    let members = state.store.member_ids(thread_id).await?;
+    let recipients = members.iter().chain(also.iter());
+    for user in recipients {
+        let thread = view(state, row.clone(), user).await?;
+        publish(
+            state,
+            Audience::users(vec![user.clone()]),
+            Lane::Durable,
+            &ServerFrame::Thread { event, thread },
+        )
+        .await;
+    }
+    Ok(())
+}

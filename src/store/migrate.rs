@@ -1,0 +1,81 @@
+//! Embedded migrations for both backends, run off the async runtime: diesel's migration
+//! harness is synchronous, and the async one panicked under actix's runtime (STACK.md).
+
+use diesel::migration::MigrationSource;
+use diesel::{Connection, SqliteConnection};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use super::StoreError;
+use crate::config::DatabaseUrl;
+
+/// Postgres migrations, kept in step with `SQLITE`.
+pub const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// SQLite migrations, kept in step with `POSTGRES`.
+pub const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Applies pending migrations; returns the names of those applied.
+pub async fn run(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || match url {
+        DatabaseUrl::Postgres(u) => {
+            let mut c = pg_connection(&u)?;
+            applied(c.run_pending_migrations(POSTGRES))
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let mut c = sqlite_connection(&path.to_string_lossy())?;
+            applied(c.run_pending_migrations(SQLITE))
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// Names of migrations not yet applied.
+pub async fn pending(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || match url {
+        DatabaseUrl::Postgres(u) => {
+            let mut c = pg_connection(&u)?;
+            names(c.pending_migrations(POSTGRES))
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let mut c = sqlite_connection(&path.to_string_lossy())?;
+            names(c.pending_migrations(SQLITE))
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// How many migrations each backend embeds (they must match).
+pub fn embedded_counts() -> (usize, usize) {
+    let pg = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES).map_or(0, |m| m.len());
+    let lite =
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE).map_or(0, |m| m.len());
+    (pg, lite)
+}
+
+fn pg_connection(url: &str) -> Result<AsyncConnectionWrapper<AsyncPgConnection>, StoreError> {
+    <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn sqlite_connection(path: &str) -> Result<SqliteConnection, StoreError> {
+    SqliteConnection::establish(path).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn applied<V: std::fmt::Display>(r: Result<Vec<V>, BoxError>) -> Result<Vec<String>, StoreError> {
+    r.map(|v| v.iter().map(|m| m.to_string()).collect())
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+fn names<DB: diesel::backend::Backend>(
+    r: Result<Vec<Box<dyn diesel::migration::Migration<DB> + '_>>, BoxError>,
+) -> Result<Vec<String>, StoreError> {
+    r.map(|v| v.iter().map(|m| m.name().to_string()).collect())
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}

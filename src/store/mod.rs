@@ -1,0 +1,365 @@
+//! The store seam: one `Store` over Postgres or SQLite. Everything above it calls these
+//! methods and never learns which backend runs.
+//!
+//! Writes run in their own spawned task (a diesel-async transaction dropped half-way is not
+//! cancel-safe, STACK.md), and on SQLite they also take the one writer gate, so concurrent
+//! senders queue instead of failing with `database is locked`.
+
+pub mod migrate;
+pub mod models;
+pub mod queries;
+pub mod schema;
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+use crate::config::DatabaseUrl;
+use models::{MessageRow, ThreadRow};
+pub use queries::{Access, Inserted, Page, Receipt, ThreadView};
+
+/// Connections held by one Postgres pool.
+const PG_POOL_SIZE: usize = 16;
+/// SQLite readers; writes go through one connection at a time anyway.
+const SQLITE_POOL_SIZE: usize = 4;
+/// How long a SQLite statement waits on a lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite {
+        pool: Pool<SqliteConn>,
+        writer: Arc<tokio::sync::Mutex<()>>,
+    },
+}
+
+/// The database, behind one interface for both backends. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection and `$q` to that backend's queries.
+macro_rules! with_conn {
+    ($backend:expr, |$conn:ident, $q:ident| $body:expr) => {
+        match $backend {
+            Backend::Postgres(pool) => {
+                let mut $conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                #[allow(unused_imports)]
+                use queries::pg as $q;
+                let $conn = &mut *$conn;
+                $body
+            }
+            Backend::Sqlite { pool, .. } => {
+                let mut $conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                #[allow(unused_imports)]
+                use queries::sqlite as $q;
+                let $conn = &mut *$conn;
+                $body
+            }
+        }
+    };
+}
+
+/// A read: runs in the caller's task on a pooled connection.
+macro_rules! read {
+    ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
+        let r: Result<_, StoreError> = async {
+            with_conn!(&$self.backend, |$conn, $q| Ok($body.await?))
+        }
+        .await;
+        r
+    }};
+}
+
+/// A write: runs in its own task (cancel safety) and, on SQLite, under the writer gate.
+/// Everything `$body` uses must be owned (moved into the task).
+macro_rules! write {
+    ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
+        let backend = $self.backend.clone();
+        tokio::spawn(async move {
+            let _gate = match &backend {
+                Backend::Sqlite { writer, .. } => Some(writer.clone().lock_owned().await),
+                Backend::Postgres(_) => None,
+            };
+            let r: Result<_, StoreError> =
+                with_conn!(&backend, |$conn, $q| Ok($body.await?));
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }};
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and checks a connection can be had.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let backend = match url {
+            DatabaseUrl::Postgres(u) => {
+                let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(u.clone());
+                let pool = Pool::builder(mgr)
+                    .max_size(PG_POOL_SIZE)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Backend::Postgres(pool)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut cfg = ManagerConfig::<SqliteConn>::default();
+                cfg.custom_setup = Box::new(|url| {
+                    let url = url.to_string();
+                    async move {
+                        let mut c = SqliteConn::establish(&url).await?;
+                        // WAL lets readers run beside the one writer; FULL sync makes a
+                        // commit durable before its ack.
+                        c.batch_execute(&format!(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA foreign_keys=ON; PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS};"
+                        ))
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(c)
+                    }
+                    .boxed()
+                });
+                let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                    path.to_string_lossy(),
+                    cfg,
+                );
+                let pool = Pool::builder(mgr)
+                    .max_size(SQLITE_POOL_SIZE)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Backend::Sqlite {
+                    pool,
+                    writer: Arc::new(tokio::sync::Mutex::new(())),
+                }
+            }
+        };
+        let store = Store { backend };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Whether this store runs on Postgres.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// A cheap round trip, for `/readyz` and `check`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_conn!(&self.backend, |conn, _q| {
+            conn.batch_execute("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    // ---- threads ------------------------------------------------------------------------
+
+    /// A thread and the user's membership in it.
+    pub async fn access(&self, thread_id: &str, user_id: &str) -> Result<Access, StoreError> {
+        read!(self, |c, q| q::threads::access(c, thread_id, user_id))
+    }
+
+    /// One thread by id.
+    pub async fn thread(&self, thread_id: &str) -> Result<Option<ThreadRow>, StoreError> {
+        read!(self, |c, q| q::threads::get(c, thread_id))
+    }
+
+    /// The direct thread with this key, if it exists.
+    pub async fn find_direct(&self, direct_key: &str) -> Result<Option<ThreadRow>, StoreError> {
+        read!(self, |c, q| q::threads::find_direct(c, direct_key))
+    }
+
+    /// A thread's member ids.
+    pub async fn member_ids(&self, thread_id: &str) -> Result<Vec<String>, StoreError> {
+        read!(self, |c, q| q::threads::member_ids(c, thread_id))
+    }
+
+    /// Creates a thread with members, or returns the one holding its unique key.
+    pub async fn create_thread(
+        &self,
+        thread: ThreadRow,
+        members: Vec<String>,
+    ) -> Result<(ThreadRow, bool), StoreError> {
+        write!(self, |c, q| q::threads::create(c, thread, members))
+    }
+
+    /// Sets a thread's title.
+    pub async fn set_title(
+        &self,
+        thread_id: String,
+        title: Option<String>,
+        now: NaiveDateTime,
+    ) -> Result<ThreadRow, StoreError> {
+        write!(self, |c, q| q::threads::set_title(c, &thread_id, title, now))
+    }
+
+    /// Adds members; returns those who were not members yet.
+    pub async fn add_members(
+        &self,
+        thread_id: String,
+        user_ids: Vec<String>,
+        now: NaiveDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        write!(self, |c, q| q::threads::add_members(c, &thread_id, user_ids, now))
+    }
+
+    /// Removes a member; returns whether they were one.
+    pub async fn remove_member(
+        &self,
+        thread_id: String,
+        user_id: String,
+        now: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        write!(self, |c, q| q::threads::remove_member(
+            c, &thread_id, &user_id, now
+        ))
+    }
+
+    /// A page of the user's threads with members, last message and unread count.
+    pub async fn thread_page(
+        &self,
+        user_id: &str,
+        before: Option<(NaiveDateTime, String)>,
+        limit: i64,
+    ) -> Result<Vec<ThreadView>, StoreError> {
+        with_conn!(&self.backend, |c, q| {
+            let rows = q::threads::list_for_user(c, user_id, before, limit).await?;
+            Ok(q::threads::views(c, user_id, rows).await?)
+        })
+    }
+
+    /// Views of the given threads for one user.
+    pub async fn thread_views(
+        &self,
+        user_id: &str,
+        rows: Vec<ThreadRow>,
+    ) -> Result<Vec<ThreadView>, StoreError> {
+        read!(self, |c, q| q::threads::views(c, user_id, rows))
+    }
+
+    // ---- messages -----------------------------------------------------------------------
+
+    /// Stores a message with the next seq, or finds the original of a repeated client_id.
+    pub async fn insert_message(&self, row: MessageRow) -> Result<Inserted, StoreError> {
+        write!(self, |c, q| q::messages::insert(c, row))
+    }
+
+    /// One message by id.
+    pub async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
+        read!(self, |c, q| q::messages::get(c, id))
+    }
+
+    /// Edits a message's body (and metadata when given).
+    pub async fn edit_message(
+        &self,
+        id: String,
+        body: String,
+        metadata: Option<Option<String>>,
+        now: NaiveDateTime,
+    ) -> Result<MessageRow, StoreError> {
+        write!(self, |c, q| q::messages::edit(c, &id, body, metadata, now))
+    }
+
+    /// Marks a message deleted.
+    pub async fn delete_message(
+        &self,
+        id: String,
+        now: NaiveDateTime,
+    ) -> Result<MessageRow, StoreError> {
+        write!(self, |c, q| q::messages::delete(c, &id, now))
+    }
+
+    /// A page of history in ascending seq.
+    pub async fn history(
+        &self,
+        thread_id: &str,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Page<MessageRow>, StoreError> {
+        read!(self, |c, q| q::messages::history(
+            c, thread_id, before_seq, after_seq, limit
+        ))
+    }
+
+    // ---- receipts -----------------------------------------------------------------------
+
+    /// Moves a read or delivered seq forward; returns whether it moved.
+    pub async fn advance_receipt(
+        &self,
+        which: Receipt,
+        thread_id: String,
+        user_id: String,
+        seq: i64,
+        now: NaiveDateTime,
+    ) -> Result<bool, StoreError> {
+        write!(self, |c, q| q::receipts::advance(
+            c,
+            which,
+            &thread_id,
+            &user_id,
+            seq,
+            now
+        ))
+    }
+
+    /// Unread counts per thread for the user (threads with none left out).
+    pub async fn unread(&self, user_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        read!(self, |c, q| q::receipts::unread_in(c, user_id, &[]))
+    }
+
+    // ---- users --------------------------------------------------------------------------
+
+    /// Records a user's name and, when given, last-seen time.
+    pub async fn upsert_user(
+        &self,
+        user_id: String,
+        name: Option<String>,
+        last_seen: Option<NaiveDateTime>,
+        now: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        write!(self, |c, q| q::users::upsert(c, &user_id, name, last_seen, now))
+    }
+
+    /// Last-seen times of the given users.
+    pub async fn last_seen(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<(String, Option<NaiveDateTime>)>, StoreError> {
+        read!(self, |c, q| q::users::last_seen(c, user_ids))
+    }
+
+    /// The other members of the user's direct threads.
+    pub async fn direct_partners(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        read!(self, |c, q| q::users::direct_partners(c, user_id))
+    }
+}

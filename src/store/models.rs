@@ -1,0 +1,85 @@
+//! Rows as diesel reads and writes them, and their conversion into wire objects (here and
+//! nowhere else).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{members, messages, threads};
+use crate::ws::frames::{Message, Ts};
+
+/// A `threads` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = threads)]
+pub struct ThreadRow {
+    pub id: String,
+    pub kind: String,
+    pub title: Option<String>,
+    pub external_ref: Option<String>,
+    pub direct_key: Option<String>,
+    pub last_seq: i64,
+    pub created_by: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A `members` row: one user in one thread, with their receipts.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = members)]
+pub struct MemberRow {
+    pub thread_id: String,
+    pub user_id: String,
+    pub read_seq: i64,
+    pub delivered_seq: i64,
+    pub joined_at: NaiveDateTime,
+    pub read_at: Option<NaiveDateTime>,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// A `messages` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: String,
+    pub thread_id: String,
+    pub seq: i64,
+    pub sender_id: String,
+    pub kind: String,
+    pub body: String,
+    pub metadata: Option<String>,
+    pub reply_to: Option<String>,
+    pub client_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub edited_at: Option<NaiveDateTime>,
+    pub deleted: bool,
+}
+
+/// A stored UTC timestamp as a wire timestamp.
+pub fn ts(t: NaiveDateTime) -> Ts {
+    Ts(DateTime::<Utc>::from_naive_utc_and_offset(t, Utc))
+}
+
+/// A wire timestamp as a stored UTC timestamp.
+pub fn naive(t: Ts) -> NaiveDateTime {
+    t.0.naive_utc()
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Message {
+        Message {
+            id: r.id,
+            thread_id: r.thread_id,
+            seq: r.seq,
+            sender_id: r.sender_id,
+            kind: r.kind,
+            body: r.body,
+            // Stored by us from a JSON object, so it parses; a row edited by hand that does not
+            // is shown as null rather than failing the whole page.
+            metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            reply_to: r.reply_to,
+            client_id: r.client_id,
+            created_at: ts(r.created_at),
+            edited_at: r.edited_at.map(ts),
+            deleted: r.deleted,
+        }
+    }
+}

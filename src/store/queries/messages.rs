@@ -1,0 +1,163 @@
+// Messages. Included by queries/mod.rs once per backend: no inner attributes here.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::store::models::MessageRow;
+use crate::store::queries::{Inserted, Page};
+use crate::store::schema::{messages, threads};
+
+async fn by_client_id(
+    conn: &mut Conn,
+    sender_id: &str,
+    client_id: &str,
+) -> QueryResult<Option<MessageRow>> {
+    messages::table
+        .filter(messages::sender_id.eq(sender_id))
+        .filter(messages::client_id.eq(client_id))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Stores a message with the thread's next seq, in one transaction.
+///
+/// The `UPDATE threads … RETURNING last_seq` takes the thread row's lock, so concurrent
+/// senders queue on it and seqs come out gap-free; a rolled-back insert rolls the seq back
+/// too. A repeated `(sender, client_id)` returns the original, also when two sends race: the
+/// loser hits the unique index, rolls back and reads the winner's row.
+pub async fn insert(conn: &mut Conn, mut row: MessageRow) -> QueryResult<Inserted> {
+    if let Some(cid) = row.client_id.clone() {
+        if let Some(existing) = by_client_id(conn, &row.sender_id, &cid).await? {
+            return Ok(Inserted::Duplicate(existing));
+        }
+    }
+    let attempt = {
+        let row = row.clone();
+        conn.transaction(async move |conn| {
+            let seq: i64 = diesel::update(threads::table.find(&row.thread_id))
+                .set((
+                    threads::last_seq.eq(threads::last_seq + 1),
+                    threads::updated_at.eq(row.created_at),
+                ))
+                .returning(threads::last_seq)
+                .get_result(conn)
+                .await?;
+            let row = MessageRow { seq, ..row };
+            diesel::insert_into(messages::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            Ok::<_, DieselError>(row)
+        })
+        .await
+    };
+    match attempt {
+        Ok(stored) => Ok(Inserted::New(stored)),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+            if row.client_id.is_some() =>
+        {
+            let cid = row.client_id.take().unwrap_or_default();
+            match by_client_id(conn, &row.sender_id, &cid).await? {
+                Some(existing) => Ok(Inserted::Duplicate(existing)),
+                None => Err(DieselError::NotFound),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One message by id.
+pub async fn get(conn: &mut Conn, id: &str) -> QueryResult<Option<MessageRow>> {
+    messages::table
+        .find(id)
+        .select(MessageRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Replaces a message's body (and metadata, when given) and stamps `edited_at`.
+pub async fn edit(
+    conn: &mut Conn,
+    id: &str,
+    body: String,
+    metadata: Option<Option<String>>,
+    now: NaiveDateTime,
+) -> QueryResult<MessageRow> {
+    let target = messages::table.find(id);
+    match metadata {
+        Some(m) => {
+            diesel::update(target)
+                .set((
+                    messages::body.eq(body),
+                    messages::metadata.eq(m),
+                    messages::edited_at.eq(Some(now)),
+                ))
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .await
+        }
+        None => {
+            diesel::update(target)
+                .set((messages::body.eq(body), messages::edited_at.eq(Some(now))))
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .await
+        }
+    }
+}
+
+/// Marks a message deleted: it keeps id and seq, loses body and metadata.
+pub async fn delete(conn: &mut Conn, id: &str, now: NaiveDateTime) -> QueryResult<MessageRow> {
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::deleted.eq(true),
+            messages::body.eq(""),
+            messages::metadata.eq(None::<String>),
+            messages::edited_at.eq(Some(now)),
+        ))
+        .returning(MessageRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// A page of a thread's messages in ascending seq: the newest `limit` before `before_seq`
+/// (or the newest overall), or the oldest `limit` after `after_seq`.
+pub async fn history(
+    conn: &mut Conn,
+    thread_id: &str,
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Page<MessageRow>> {
+    let base = messages::table
+        .filter(messages::thread_id.eq(thread_id))
+        .select(MessageRow::as_select())
+        .limit(limit + 1)
+        .into_boxed();
+    let mut rows: Vec<MessageRow> = match after_seq {
+        Some(after) => {
+            base.filter(messages::seq.gt(after))
+                .order(messages::seq.asc())
+                .load(conn)
+                .await?
+        }
+        None => {
+            let q = match before_seq {
+                Some(before) => base.filter(messages::seq.lt(before)),
+                None => base,
+            };
+            q.order(messages::seq.desc()).load(conn).await?
+        }
+    };
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    if after_seq.is_none() {
+        rows.reverse();
+    }
+    Ok(Page { rows, has_more })
+}

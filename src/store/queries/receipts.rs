@@ -1,0 +1,66 @@
+// Read and delivered receipts and unread counts. Included by queries/mod.rs once per
+// backend: no inner attributes here.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::store::queries::Receipt;
+use crate::store::schema::{members, messages};
+
+/// Moves the user's read (or delivered) seq forward to `seq`; never back. Returns whether it
+/// moved.
+pub async fn advance(
+    conn: &mut Conn,
+    which: Receipt,
+    thread_id: &str,
+    user_id: &str,
+    seq: i64,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let row = members::table.find((thread_id, user_id));
+    let n = match which {
+        Receipt::Read => {
+            diesel::update(row.filter(members::read_seq.lt(seq)))
+                .set((members::read_seq.eq(seq), members::read_at.eq(Some(now))))
+                .execute(conn)
+                .await?
+        }
+        Receipt::Delivered => {
+            diesel::update(row.filter(members::delivered_seq.lt(seq)))
+                .set((
+                    members::delivered_seq.eq(seq),
+                    members::delivered_at.eq(Some(now)),
+                ))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(n > 0)
+}
+
+/// Unread counts of the user's threads (all of them when `thread_ids` is empty): messages
+/// after their read seq, not their own, not deleted. Threads with none are left out.
+pub async fn unread_in(
+    conn: &mut Conn,
+    user_id: &str,
+    thread_ids: &[&str],
+) -> QueryResult<Vec<(String, i64)>> {
+    let mut q = members::table
+        .inner_join(
+            messages::table.on(messages::thread_id
+                .eq(members::thread_id)
+                .and(messages::seq.gt(members::read_seq))),
+        )
+        .filter(members::user_id.eq(user_id))
+        .filter(messages::sender_id.ne(user_id))
+        .filter(messages::deleted.eq(false))
+        .group_by(members::thread_id)
+        .select((members::thread_id, count_star()))
+        .into_boxed();
+    if !thread_ids.is_empty() {
+        q = q.filter(members::thread_id.eq_any(thread_ids.to_vec()));
+    }
+    q.load(conn).await
+}

@@ -1,0 +1,255 @@
+// Threads and members. Included by queries/mod.rs once per backend: no inner attributes here.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::store::models::{MemberRow, MessageRow, ThreadRow};
+use crate::store::queries::{Access, ThreadView};
+use crate::store::schema::{members, messages, threads};
+
+/// A thread and the user's membership in it, in one query.
+pub async fn access(conn: &mut Conn, thread_id: &str, user_id: &str) -> QueryResult<Access> {
+    let row: Option<(ThreadRow, Option<MemberRow>)> = threads::table
+        .left_join(
+            members::table.on(members::thread_id
+                .eq(threads::id)
+                .and(members::user_id.eq(user_id))),
+        )
+        .filter(threads::id.eq(thread_id))
+        .select((ThreadRow::as_select(), Option::<MemberRow>::as_select()))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match row {
+        None => Access::NoThread,
+        Some((t, None)) => Access::NotMember(t),
+        Some((t, Some(m))) => Access::Member(t, m),
+    })
+}
+
+/// One thread by id.
+pub async fn get(conn: &mut Conn, thread_id: &str) -> QueryResult<Option<ThreadRow>> {
+    threads::table
+        .find(thread_id)
+        .select(ThreadRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The user ids of a thread's members, in join order.
+pub async fn member_ids(conn: &mut Conn, thread_id: &str) -> QueryResult<Vec<String>> {
+    members::table
+        .filter(members::thread_id.eq(thread_id))
+        .order((members::joined_at.asc(), members::user_id.asc()))
+        .select(members::user_id)
+        .load(conn)
+        .await
+}
+
+fn member(thread_id: &str, user_id: &str, last_seq: i64, now: NaiveDateTime) -> MemberRow {
+    // A member starts with everything before their arrival read, so joining a busy group
+    // does not show a wall of unread messages.
+    MemberRow {
+        thread_id: thread_id.to_string(),
+        user_id: user_id.to_string(),
+        read_seq: last_seq,
+        delivered_seq: last_seq,
+        joined_at: now,
+        read_at: None,
+        delivered_at: None,
+    }
+}
+
+/// Inserts a thread and its members in one transaction, unless a thread with the same
+/// `direct_key` or `external_ref` exists: then returns that one and `false`.
+pub async fn create(
+    conn: &mut Conn,
+    thread: ThreadRow,
+    member_ids: Vec<String>,
+) -> QueryResult<(ThreadRow, bool)> {
+    conn.transaction(async move |conn| {
+        let inserted = diesel::insert_into(threads::table)
+            .values(&thread)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            // The unique key belongs to a thread created earlier (or by a racing request
+            // that has committed by now: the insert waited for it).
+            let existing = threads::table
+                .filter(
+                    threads::direct_key
+                        .eq(thread.direct_key.clone())
+                        .and(threads::direct_key.is_not_null())
+                        .or(threads::external_ref
+                            .eq(thread.external_ref.clone())
+                            .and(threads::external_ref.is_not_null())),
+                )
+                .select(ThreadRow::as_select())
+                .first(conn)
+                .await?;
+            return Ok((existing, false));
+        }
+        // Row by row: SQLite cannot batch rows with NULL defaults in diesel.
+        for u in &member_ids {
+            diesel::insert_into(members::table)
+                .values(member(&thread.id, u, 0, thread.created_at))
+                .execute(conn)
+                .await?;
+        }
+        Ok((thread, true))
+    })
+    .await
+}
+
+/// The direct thread whose key is `direct_key`, if any.
+pub async fn find_direct(conn: &mut Conn, direct_key: &str) -> QueryResult<Option<ThreadRow>> {
+    threads::table
+        .filter(threads::direct_key.eq(direct_key))
+        .select(ThreadRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Sets a thread's title and bumps `updated_at`.
+pub async fn set_title(
+    conn: &mut Conn,
+    thread_id: &str,
+    title: Option<String>,
+    now: NaiveDateTime,
+) -> QueryResult<ThreadRow> {
+    diesel::update(threads::table.find(thread_id))
+        .set((threads::title.eq(title), threads::updated_at.eq(now)))
+        .returning(ThreadRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Adds members who are not in the thread yet; returns the ones added.
+pub async fn add_members(
+    conn: &mut Conn,
+    thread_id: &str,
+    user_ids: Vec<String>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let thread_id = thread_id.to_string();
+    conn.transaction(async move |conn| {
+        let last_seq: i64 = threads::table
+            .find(&thread_id)
+            .select(threads::last_seq)
+            .first(conn)
+            .await?;
+        let mut added = Vec::new();
+        for u in user_ids {
+            let n = diesel::insert_into(members::table)
+                .values(member(&thread_id, &u, last_seq, now))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if n > 0 {
+                added.push(u);
+            }
+        }
+        if !added.is_empty() {
+            diesel::update(threads::table.find(&thread_id))
+                .set(threads::updated_at.eq(now))
+                .execute(conn)
+                .await?;
+        }
+        Ok(added)
+    })
+    .await
+}
+
+/// Removes one member; returns whether they were one.
+pub async fn remove_member(
+    conn: &mut Conn,
+    thread_id: &str,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let (thread_id, user_id) = (thread_id.to_string(), user_id.to_string());
+    conn.transaction(async move |conn| {
+        let n = diesel::delete(members::table.find((&thread_id, &user_id)))
+            .execute(conn)
+            .await?;
+        if n > 0 {
+            diesel::update(threads::table.find(&thread_id))
+                .set(threads::updated_at.eq(now))
+                .execute(conn)
+                .await?;
+        }
+        Ok(n > 0)
+    })
+    .await
+}
+
+/// One page of the user's threads, most recent activity first, strictly after the cursor
+/// `(updated_at, id)`.
+pub async fn list_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    before: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<ThreadRow>> {
+    let mut q = threads::table
+        .inner_join(members::table)
+        .filter(members::user_id.eq(user_id))
+        .select(ThreadRow::as_select())
+        .order((threads::updated_at.desc(), threads::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, id)) = before {
+        q = q.filter(
+            threads::updated_at
+                .lt(at)
+                .or(threads::updated_at.eq(at).and(threads::id.lt(id))),
+        );
+    }
+    q.load(conn).await
+}
+
+/// Members, last message and the user's unread count for each thread, in three queries.
+pub async fn views(
+    conn: &mut Conn,
+    user_id: &str,
+    rows: Vec<ThreadRow>,
+) -> QueryResult<Vec<ThreadView>> {
+    let ids: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
+    let member_rows: Vec<(String, String)> = members::table
+        .filter(members::thread_id.eq_any(&ids))
+        .order((members::joined_at.asc(), members::user_id.asc()))
+        .select((members::thread_id, members::user_id))
+        .load(conn)
+        .await?;
+    let last: Vec<MessageRow> = messages::table
+        .inner_join(
+            threads::table.on(threads::id
+                .eq(messages::thread_id)
+                .and(threads::last_seq.eq(messages::seq))),
+        )
+        .filter(threads::id.eq_any(&ids))
+        .select(MessageRow::as_select())
+        .load(conn)
+        .await?;
+    let unread = super::receipts::unread_in(conn, user_id, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|thread| ThreadView {
+            members: member_rows
+                .iter()
+                .filter(|(t, _)| *t == thread.id)
+                .map(|(_, u)| u.clone())
+                .collect(),
+            last_message: last.iter().find(|m| m.thread_id == thread.id).cloned(),
+            unread: unread
+                .iter()
+                .find(|(t, _)| *t == thread.id)
+                .map_or(0, |(_, n)| *n),
+            thread,
+        })
+        .collect())
+}

@@ -1,0 +1,70 @@
+// Known users and their last-seen time. Included by queries/mod.rs once per backend: no
+// inner attributes here.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+
+use crate::store::schema::{members, threads, users};
+
+/// Records a user's display name (from their token) and, when given, their last-seen time.
+pub async fn upsert(
+    conn: &mut Conn,
+    user_id: &str,
+    name: Option<String>,
+    last_seen: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(user_id),
+            users::name.eq(&name),
+            users::last_seen.eq(last_seen),
+            users::updated_at.eq(now),
+        ))
+        .on_conflict(users::id)
+        .do_update()
+        .set((
+            users::name.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                "COALESCE(excluded.name, users.name)",
+            )),
+            users::last_seen.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+            >("COALESCE(excluded.last_seen, users.last_seen)")),
+            users::updated_at.eq(excluded(users::updated_at)),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Last-seen times of the given users that have one.
+pub async fn last_seen(
+    conn: &mut Conn,
+    user_ids: &[String],
+) -> QueryResult<Vec<(String, Option<NaiveDateTime>)>> {
+    users::table
+        .filter(users::id.eq_any(user_ids))
+        .select((users::id, users::last_seen))
+        .load(conn)
+        .await
+}
+
+/// The other members of the user's direct threads: who sees their presence without asking.
+pub async fn direct_partners(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<String>> {
+    let mine: Vec<String> = members::table
+        .inner_join(threads::table)
+        .filter(members::user_id.eq(user_id))
+        .filter(threads::kind.eq("direct"))
+        .select(members::thread_id)
+        .load(conn)
+        .await?;
+    members::table
+        .filter(members::thread_id.eq_any(mine))
+        .filter(members::user_id.ne(user_id))
+        .select(members::user_id)
+        .distinct()
+        .load(conn)
+        .await
+}
