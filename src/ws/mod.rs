@@ -49,12 +49,14 @@ pub async fn upgrade(
     let outbox = Arc::new(Outbox::new(state.config.outbox_frames));
     let state = state.get_ref().clone();
     let writer_outbox = outbox.clone();
+    let close_wait = state.config.heartbeat * 3;
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
         actix::spawn(session::write(
             writer_outbox,
             ws,
             ctx.address().recipient(),
+            close_wait,
         ));
         WsSession::new(state, claims, outbox)
     });

@@ -28,8 +28,6 @@ const PENDING_FRAMES: usize = 64;
 /// Heartbeat intervals of silence after which a socket is dropped: one lost ping on a mobile
 /// link is forgiven, three are not.
 const SILENT_INTERVALS: u32 = 3;
-/// How long the writer tries to get a close frame out to a client that is not reading.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serialises a frame for the outbox.
 pub fn encode(frame: &ServerFrame) -> ByteString {
@@ -275,7 +273,16 @@ async fn work(
 
 /// The socket's only writer: drains the outbox into the socket, and gives up on a client that
 /// stops reading once a pre-emptive close (4008, 4001, 1009) is asked for.
-pub async fn write(outbox: Arc<Outbox>, mut session: actix_ws::Session, actor: Recipient<Stop>) {
+///
+/// A close frame waits for room behind what the socket already holds for up to
+/// `close_wait`, so a client that catches up still learns why it was closed; after that the
+/// connection is dropped.
+pub async fn write(
+    outbox: Arc<Outbox>,
+    mut session: actix_ws::Session,
+    actor: Recipient<Stop>,
+    close_wait: Duration,
+) {
     loop {
         let next = outbox.next().await;
         let sent = match next {
@@ -292,7 +299,7 @@ pub async fn write(outbox: Arc<Outbox>, mut session: actix_ws::Session, actor: R
                     code: CloseCode::from(code),
                     description: (!reason.is_empty()).then_some(reason),
                 };
-                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, session.close(Some(reason))).await;
+                let _ = tokio::time::timeout(close_wait, session.close(Some(reason))).await;
                 break;
             }
         };

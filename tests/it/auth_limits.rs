@@ -1,0 +1,118 @@
+//! Authentication before the upgrade, token expiry, origins, and the per-user limits:
+//! send rate, sockets per user, and slow readers.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::both;
+use crate::harness::{Client, Ended, Server, token_with};
+
+fn status_of(e: tokio_tungstenite::tungstenite::Error) -> u16 {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => {
+            let body = resp.body().clone().unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON error body");
+            assert!(v["error"]["code"].is_string(), "{v}");
+            resp.status().as_u16()
+        }
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+both! {
+    async fn upgrade_refuses_missing_bad_and_expired_tokens(b) {
+        let s = Server::start(b).await;
+        let url = format!("ws://{}/ws", s.addr);
+        let e = Client::connect(url.clone().into_client_request().unwrap()).await.err().unwrap();
+        assert_eq!(status_of(e), 401);
+        assert_eq!(status_of(s.ws_raw("garbage").await.err().unwrap()), 401);
+        assert_eq!(status_of(s.ws_raw(&token_with("alice", -60, &[])).await.err().unwrap()), 401);
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub":"alice","exp": chrono::Utc::now().timestamp() + 60}),
+            &jsonwebtoken::EncodingKey::from_secret(b"wrong"),
+        ).unwrap();
+        assert_eq!(status_of(s.ws_raw(&forged).await.err().unwrap()), 401);
+        // The Authorization header works as well as ?token=.
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Authorization", format!("Bearer {}", s.token("alice")).parse().unwrap());
+        let mut c = Client::connect(req).await.unwrap();
+        assert_eq!(c.next().await["type"], "hello");
+    }
+
+    async fn disallowed_origin_gets_403(b) {
+        let s = Server::start_with(b, &[("ALLOWED_ORIGINS", "https://app.example.com")]).await;
+        let url = format!("ws://{}/ws?token={}", s.addr, s.token("alice"));
+        let mut req = url.clone().into_client_request().unwrap();
+        req.headers_mut().insert("Origin", "https://evil.example.com".parse().unwrap());
+        assert_eq!(status_of(Client::connect(req).await.err().unwrap()), 403);
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Origin", "https://app.example.com".parse().unwrap());
+        let mut c = Client::connect(req).await.unwrap();
+        assert_eq!(c.next().await["type"], "hello");
+    }
+
+    async fn socket_closes_with_4001_when_its_token_expires(b) {
+        let s = Server::start(b).await;
+        let mut c = s.ws_raw(&token_with("alice", 2, &[])).await.unwrap();
+        assert_eq!(c.next().await["type"], "hello");
+        assert_eq!(c.closed(Duration::from_secs(5)).await, Ended::Code(4001));
+    }
+
+    async fn sending_too_fast_is_rate_limited(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "2"), ("RATE_BURST", "5")]).await;
+        let mut alice = s.ws("alice").await;
+        let tid = s.http("alice").direct("bob").await;
+        for i in 0..5 {
+            alice.say(&tid, &format!("{i}")).await;
+        }
+        let e = alice.err(json!({"type":"send","thread_id":tid,"body":"too many"}), "rate_limited").await;
+        let wait = e["retry_after_ms"].as_u64().unwrap();
+        assert!(wait > 0 && wait <= 500, "{e}");
+        // REST shares the bucket and answers 429.
+        let (st, body) = s.http("alice").post(&format!("/threads/{tid}/messages"), json!({"body":"x"})).await;
+        assert_eq!(st, 429);
+        assert!(body["error"]["retry_after_ms"].as_u64().is_some());
+        // Nothing refused was stored; after the wait, sending works again.
+        tokio::time::sleep(Duration::from_millis(wait + 50)).await;
+        assert_eq!(alice.say(&tid, "later").await["seq"], 6);
+    }
+
+    async fn eleventh_socket_replaces_the_oldest_with_4009(b) {
+        let s = Server::start(b).await;
+        let mut first = s.ws("alice").await;
+        let mut others = Vec::new();
+        for _ in 0..10 {
+            others.push(s.ws("alice").await);
+        }
+        assert_eq!(first.closed(Duration::from_secs(5)).await, Ended::Code(4009));
+        // The rest still work.
+        for c in others.iter_mut() {
+            assert_eq!(c.call(json!({"type":"ping"})).await["type"], "pong");
+        }
+    }
+
+    async fn slow_reader_is_closed_with_4008(b) {
+        let s = Server::start_with(b, &[
+            ("OUTBOX_FRAMES", "8"),
+            ("MAX_BODY_CHARS", "60000"),
+            ("RATE_BURST", "10000"),
+            ("RATE_PER_S", "10000"),
+        ]).await;
+        let mut slow = s.ws("bob").await;
+        let mut alice = s.ws("alice").await;
+        let tid = s.http("alice").direct("bob").await;
+        // bob stops reading; alice sends until his queue and the socket buffers fill.
+        // 600 × 50 KB is far more than the loopback socket buffers hold.
+        let body = "x".repeat(50_000);
+        for _ in 0..600 {
+            alice.ok(json!({"type":"send","thread_id":tid,"body":body})).await;
+        }
+        assert_eq!(slow.closed(Duration::from_secs(10)).await, Ended::Code(4008));
+        // The messages were all committed all the same.
+        let (_, h) = s.http("bob").get(&format!("/threads/{tid}/messages?limit=1")).await;
+        assert_eq!(h["messages"][0]["seq"], 600);
+    }
+}

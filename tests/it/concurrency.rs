@@ -1,0 +1,120 @@
+//! The store's rules under concurrency: gap-free seqs, one message per client_id, one direct
+//! thread per pair. Each prints its rate, for the record (not asserted: no timed tests).
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::both;
+use crate::harness::{Backend, Server};
+
+const SENDERS: usize = 20;
+const EACH: usize = 50;
+
+both! {
+    async fn concurrent_senders_get_gap_free_unique_seqs(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let users: Vec<String> = (0..SENDERS).map(|i| format!("u{i}")).collect();
+        let others: Vec<&str> = users.iter().skip(1).map(String::as_str).collect();
+        let tid = s.http(&users[0]).group("load", &others).await;
+        let mut clients = Vec::new();
+        for u in &users {
+            clients.push(s.ws(u).await);
+        }
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for (i, mut c) in clients.into_iter().enumerate() {
+            let tid = tid.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for n in 0..EACH {
+                    let m = c.say(&tid, &format!("{i}-{n}")).await;
+                    seqs.push(m["seq"].as_i64().unwrap());
+                }
+                seqs
+            }));
+        }
+        let mut acked = Vec::new();
+        for t in tasks {
+            let seqs = t.await.unwrap();
+            // Each sender's own messages get increasing seqs, in the order it sent them.
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+            acked.extend(seqs);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("{b:?}: {} acked sends in {secs:.2}s = {:.0} msg/s", acked.len(), acked.len() as f64 / secs);
+        acked.sort_unstable();
+        assert_eq!(acked, (1..=(SENDERS * EACH) as i64).collect::<Vec<_>>());
+
+        // The stored history agrees: 1..1000, every body once.
+        let http = s.http(&users[0]);
+        let mut after = 0;
+        let mut bodies = HashSet::new();
+        loop {
+            let (_, page) = http.get(&format!("/threads/{tid}/messages?after_seq={after}&limit=200")).await;
+            for m in page["messages"].as_array().unwrap() {
+                after += 1;
+                assert_eq!(m["seq"].as_i64().unwrap(), after);
+                assert!(bodies.insert(m["body"].as_str().unwrap().to_string()));
+            }
+            if page["has_more"] == false {
+                break;
+            }
+        }
+        assert_eq!(after, (SENDERS * EACH) as i64);
+    }
+
+    async fn racing_duplicate_client_ids_store_one_message(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let tid = s.http("alice").direct("bob").await;
+        for round in 0..5 {
+            let mut tasks = Vec::new();
+            for _ in 0..10 {
+                let http = s.http("alice");
+                let tid = tid.clone();
+                tasks.push(tokio::spawn(async move {
+                    let (st, m) = http
+                        .post(&format!("/threads/{tid}/messages"),
+                              json!({"body":"once","client_id":format!("dup-{round}")}))
+                        .await;
+                    assert_eq!(st, 200, "{m}");
+                    m["message"]["id"].as_str().unwrap().to_string()
+                }));
+            }
+            let mut ids = HashSet::new();
+            for t in tasks {
+                ids.insert(t.await.unwrap());
+            }
+            assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+        }
+        let (_, h) = s.http("bob").get(&format!("/threads/{tid}/messages")).await;
+        let seqs: Vec<i64> = h["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    }
+
+    async fn racing_sends_to_each_other_make_one_direct_thread(b) {
+        let s = Server::start(b).await;
+        let mut tasks = Vec::new();
+        for pair in 0..10 {
+            for (from, to) in [(format!("a{pair}"), format!("b{pair}")), (format!("b{pair}"), format!("a{pair}"))] {
+                let mut c = s.ws(&from).await;
+                tasks.push(tokio::spawn(async move {
+                    let ack = c.ok(json!({"type":"send","to":to,"body":"hi"})).await;
+                    ack["message"]["thread_id"].as_str().unwrap().to_string()
+                }));
+            }
+        }
+        let mut threads = Vec::new();
+        for t in tasks {
+            threads.push(t.await.unwrap());
+        }
+        for pair in threads.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        assert_eq!(threads.iter().collect::<HashSet<_>>().len(), 10);
+        let (_, l) = s.http("a0").get("/threads").await;
+        assert_eq!(l["threads"].as_array().unwrap().len(), 1);
+        assert_eq!(l["threads"][0]["last_seq"], 2);
+        let _ = Backend::Sqlite;
+    }
+}

@@ -1,0 +1,18 @@
+//! Integration tests: one binary (linking each file in tests/ separately would cost minutes on
+//! two cores), one module per area. Every test runs the real server binary over real sockets;
+//! `both!` runs a scenario on SQLite and on Postgres.
+
+mod harness;
+
+mod auth_limits;
+mod cli;
+mod concurrency;
+mod isolation;
+mod messages;
+mod presence;
+mod receipts;
+mod rest;
+mod shutdown;
+mod store;
+mod threads;
+mod ws_frames;

@@ -1,0 +1,57 @@
+//! Presence across a user's devices: watchers and direct partners, online until the last
+//! session closes, last_seen, and lookups that agree with the events.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::both;
+use crate::harness::Server;
+
+both! {
+    async fn online_until_the_last_session_closes(b) {
+        let s = Server::start(b).await;
+        let mut carol = s.ws("carol").await;
+        let w = carol.ok(json!({"type":"watch_presence","user_ids":["dave"]})).await;
+        assert_eq!(w["presence"], json!([{"user_id":"dave","online":false,"last_seen":null}]));
+
+        let phone = s.ws("dave").await;
+        let p = carol.event("presence").await;
+        assert_eq!(p, json!({"type":"presence","user_id":"dave","online":true,"last_seen":null}));
+        let laptop = s.ws("dave").await;
+        phone.close().await;
+        // One device left: still online, no event.
+        carol.no_event("presence", Duration::from_millis(400)).await;
+        let (_, l) = s.http("carol").get("/presence?user_ids=dave,nobody").await;
+        assert_eq!(l[0]["online"], true);
+        assert_eq!(l[1], json!({"user_id":"nobody","online":false,"last_seen":null}));
+
+        laptop.close().await;
+        let p = carol.event("presence").await;
+        assert_eq!(p["online"], false);
+        let seen = p["last_seen"].as_str().unwrap().to_string();
+        let (_, l) = s.http("carol").get("/presence?user_ids=dave").await;
+        assert_eq!(l, json!([{"user_id":"dave","online":false,"last_seen":seen}]));
+
+        // Unwatched: no more events.
+        carol.ok(json!({"type":"unwatch_presence","user_ids":["dave"]})).await;
+        let again = s.ws("dave").await;
+        carol.no_event("presence", Duration::from_millis(400)).await;
+        drop(again);
+    }
+
+    async fn direct_partners_see_presence_without_watching(b) {
+        let s = Server::start(b).await;
+        s.http("alice").direct("bob").await;
+        s.http("alice").group("g", &["carol"]).await;
+        let mut alice = s.ws("alice").await;
+        let mut carol = s.ws("carol").await;
+        let bob = s.ws("bob").await;
+        let p = alice.event("presence").await;
+        assert_eq!((p["user_id"].as_str(), p["online"].as_bool()), (Some("bob"), Some(true)));
+        bob.close().await;
+        assert_eq!(alice.event("presence").await["online"], false);
+        // A group is not a direct thread: carol was not told.
+        carol.no_event("presence", Duration::from_millis(300)).await;
+    }
+}

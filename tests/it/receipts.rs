@@ -1,0 +1,101 @@
+//! Read and delivered receipts, unread counts and typing.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::both;
+use crate::harness::Server;
+
+both! {
+    async fn read_receipts_reach_members_and_the_readers_other_sessions(b) {
+        let s = Server::start(b).await;
+        let mut alice = s.ws("alice").await;
+        let mut bob = s.ws("bob").await;
+        let mut bob2 = s.ws("bob").await;
+        let tid = s.http("alice").direct("bob").await;
+        for i in 0..3 {
+            alice.say(&tid, &format!("m{i}")).await;
+        }
+        let (_, u) = s.http("bob").get("/unread").await;
+        assert_eq!(u, json!({"total":3,"threads":{tid.clone():3}}));
+        // Own messages never count.
+        let (_, u) = s.http("alice").get("/unread").await;
+        assert_eq!(u["total"], 0);
+
+        bob.ok(json!({"type":"read","thread_id":tid,"seq":2})).await;
+        let r = alice.event("read").await;
+        assert_eq!((r["thread_id"].as_str(), r["user_id"].as_str(), r["seq"].as_i64()),
+                   (Some(tid.as_str()), Some("bob"), Some(2)));
+        assert!(r["at"].is_string());
+        assert_eq!(bob2.event("read").await["seq"], 2);
+        bob.no_event("read", Duration::from_millis(300)).await;
+        let (_, u) = s.http("bob").get("/unread").await;
+        assert_eq!(u["total"], 1);
+
+        // Backwards does nothing; beyond the end is clamped.
+        bob.ok(json!({"type":"read","thread_id":tid,"seq":1})).await;
+        bob.ok(json!({"type":"read","thread_id":tid,"seq":99})).await;
+        assert_eq!(alice.event("read").await["seq"], 3);
+        let (_, u) = s.http("bob").get("/unread").await;
+        assert_eq!(u, json!({"total":0,"threads":{}}));
+        let (_, t) = s.http("bob").get(&format!("/threads/{tid}")).await;
+        assert_eq!(t["unread"], 0);
+
+        bob.ok(json!({"type":"delivered","thread_id":tid,"seq":3})).await;
+        let d = alice.event("delivered").await;
+        assert_eq!((d["user_id"].as_str(), d["seq"].as_i64()), (Some("bob"), Some(3)));
+
+        // REST read is the same action.
+        alice.say(&tid, "m3").await;
+        let (st, _) = s.http("bob").post(&format!("/threads/{tid}/read"), json!({"seq":4})).await;
+        assert_eq!(st, 204);
+        assert_eq!(alice.event("read").await["seq"], 4);
+        bob.err(json!({"type":"read","thread_id":tid,"seq":-1}), "bad_request").await;
+    }
+
+    async fn unread_ignores_deleted_messages_and_counts_per_thread(b) {
+        let s = Server::start(b).await;
+        let mut alice = s.ws("alice").await;
+        let http = s.http("alice");
+        let t1 = http.direct("bob").await;
+        let g = http.group("team", &["bob", "carol"]).await;
+        alice.say(&t1, "a").await;
+        let m = alice.say(&g, "b").await;
+        alice.say(&g, "c").await;
+        http.delete(&format!("/messages/{}", m["id"].as_str().unwrap())).await;
+        let (_, u) = s.http("bob").get("/unread").await;
+        assert_eq!(u, json!({"total":2,"threads":{t1.clone():1, g.clone():1}}));
+        let (_, u) = s.http("carol").get("/unread").await;
+        assert_eq!(u, json!({"total":1,"threads":{g.clone():1}}));
+    }
+
+    async fn typing_reaches_others_and_stops_by_itself(b) {
+        let s = Server::start_with(b, &[("TYPING_TIMEOUT_MS", "400")]).await;
+        let mut alice = s.ws("alice").await;
+        let mut alice2 = s.ws("alice").await;
+        let mut bob = s.ws("bob").await;
+        let tid = s.http("alice").direct("bob").await;
+        // Without a ref: no reply.
+        alice.send(json!({"type":"typing","thread_id":tid,"is_typing":true})).await;
+        let t = bob.event("typing").await;
+        assert_eq!(t, json!({"type":"typing","thread_id":tid,"user_id":"alice","is_typing":true}));
+        let started = std::time::Instant::now();
+        let stop = bob.event("typing").await;
+        assert_eq!(stop["is_typing"], false);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        alice.no_event("ack", Duration::from_millis(100)).await;
+        alice2.no_event("typing", Duration::from_millis(100)).await;
+        // With a ref: an ack. An explicit stop is relayed at once.
+        alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":true})).await;
+        assert_eq!(bob.event("typing").await["is_typing"], true);
+        alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":false})).await;
+        assert_eq!(bob.event("typing").await["is_typing"], false);
+        // No second stop from the timer.
+        bob.no_event("typing", Duration::from_millis(600)).await;
+        // Over REST too.
+        let (st, _) = s.http("bob").post(&format!("/threads/{tid}/typing"), json!({"is_typing":true})).await;
+        assert_eq!(st, 204);
+        assert_eq!(alice.event("typing").await["user_id"], "bob");
+    }
+}
