@@ -80,13 +80,20 @@ impl Auth {
         };
         let mut validation = Validation::new(alg);
         validation.leeway = config.jwt_leeway_s;
+        // A configured iss/aud must be present, not merely right when present.
+        let mut required = vec!["exp"];
         match &config.jwt_audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
         if let Some(iss) = &config.jwt_issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         Ok(Auth {
             decoding,
             encoding,

@@ -291,8 +291,10 @@ impl Client {
     }
 
     async fn read(&mut self, wait: Duration) -> Option<Result<Value, Ended>> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let msg = match tokio::time::timeout(wait, self.ws.next()).await {
+            // Control frames (pings) do not restart the wait.
+            let msg = match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return None,
                 Ok(m) => m,
             };
