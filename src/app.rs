@@ -3,6 +3,8 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::{App, HttpServer, web};
@@ -35,6 +37,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub typing: Arc<Typing>,
     pub sequencer: Arc<Sequencer>,
+    /// Set on SIGTERM: `/readyz` turns 503 so balancers stop sending new clients here.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// Why the server could not start.
@@ -69,6 +73,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         limiter: Arc::new(RateLimiter::new(config.rate_per_s, config.rate_burst)),
         typing: Arc::new(Typing::default()),
         sequencer: Arc::new(Sequencer::new(SEQUENCER_STRIPES)),
+        draining: Arc::new(AtomicBool::new(false)),
         config: Arc::new(config),
         store,
         relay,
@@ -90,7 +95,8 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     })
     .disable_signals()
     .max_connections(MAX_CONNECTIONS_PER_WORKER)
-    .shutdown_timeout(grace.as_secs().max(1))
+    // The drain below already waited for sockets; this only bounds in-flight requests.
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     log::info!(
@@ -100,9 +106,13 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         state.relay.name()
     );
     let handle = server.handle();
+    let draining = state.draining.clone();
     tokio::spawn(async move {
         shutdown::signalled().await;
-        drain(&registry, grace).await;
+        draining.store(true, Ordering::SeqCst);
+        // Stop accepting first, so no socket opens behind the drain.
+        handle.pause().await;
+        drain(&registry, grace.saturating_sub(Duration::from_secs(1))).await;
         handle.stop(true).await;
     });
     server.await?;
@@ -111,7 +121,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
 }
 
 /// Closes every session with 1001 and waits (up to `grace`) for them to go.
-async fn drain(registry: &Addr<SessionRegistry>, grace: std::time::Duration) {
+async fn drain(registry: &Addr<SessionRegistry>, grace: Duration) {
     let open = registry.send(Drain).await.unwrap_or(0);
     log::info!("draining: closing {open} session(s) with 1001");
     let deadline = tokio::time::Instant::now() + grace;
@@ -119,6 +129,6 @@ async fn drain(registry: &Addr<SessionRegistry>, grace: std::time::Duration) {
         if registry.send(SessionCount).await.unwrap_or(0) == 0 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

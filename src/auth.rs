@@ -143,12 +143,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The bearer token of a request: `Authorization: Bearer …`, else (when `query_ok`) `?token=`.
 pub fn bearer_token(req: &HttpRequest, query_ok: bool) -> Option<String> {
-    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let s = h.to_str().ok()?;
-        let (scheme, token) = s.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string());
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| s.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_string());
+    if header.is_some() {
+        return header;
     }
     if query_ok {
         return url::form_urlencoded::parse(req.query_string().as_bytes())

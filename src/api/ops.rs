@@ -26,8 +26,13 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.store.ping().await;
     let relay = state.relay.health().await;
+    let draining = state.draining.load(std::sync::atomic::Ordering::SeqCst);
     let body = Ready {
-        status: if db.is_ok() && relay.is_ok() { "ok" } else { "unavailable" },
+        status: match (draining, db.is_ok() && relay.is_ok()) {
+            (true, _) => "draining",
+            (false, true) => "ok",
+            (false, false) => "unavailable",
+        },
         database: db.map_or_else(|e| e.to_string(), |()| "ok".into()),
         relay: relay.map_or_else(|e| e.to_string(), |()| "ok".into()),
     };

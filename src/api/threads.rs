@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::no_content;
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::service::{Caller, messages, receipts, threads as svc, typing as typing_svc};
 use crate::store::Receipt;
 use crate::ws::frames::{HistoryQuery, Message, SendRequest, Thread, ThreadsQuery};
@@ -77,10 +77,11 @@ pub async fn get_thread(
     Ok(HttpResponse::Ok().json(t))
 }
 
-/// Body of `PATCH /threads/{id}`.
+/// Body of `PATCH /threads/{id}`: `title` is required; `null` clears it.
 #[derive(Deserialize)]
 pub struct UpdateThread {
-    title: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
 }
 
 /// `PATCH /threads/{id}`
@@ -90,7 +91,11 @@ pub async fn update_thread(
     id: web::Path<String>,
     body: web::Json<UpdateThread>,
 ) -> Result<HttpResponse> {
-    let t = svc::set_title(&state, &Caller::rest(&user.sub), &id, body.into_inner().title).await?;
+    let title = body
+        .into_inner()
+        .title
+        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "title is required (null clears it)"))?;
+    let t = svc::set_title(&state, &Caller::rest(&user.sub), &id, title).await?;
     Ok(HttpResponse::Ok().json(t))
 }
 

@@ -80,17 +80,25 @@ pub async fn send(
             )));
         }
     }
+    if req.thread_id.is_some() == req.to.is_some() {
+        return Err(bad("give exactly one of thread_id or to"));
+    }
+    // A resend of something already stored is answered before the rate limit: retrying
+    // after a lost ack must never be refused.
+    if let Some(cid) = &req.client_id {
+        if let Some(original) = state.store.message_by_client_id(&caller.user_id, cid).await? {
+            return Ok(original.into());
+        }
+    }
+    rate(state, &caller.user_id)?;
     let thread_id = match (&req.thread_id, &req.to) {
-        (Some(t), None) => {
+        (Some(t), _) => {
             member_of(state, t, &caller.user_id).await?;
             t.clone()
         }
-        (None, Some(to)) => {
-            super::threads::direct_with(state, caller, to).await?.id
-        }
-        _ => return Err(bad("give exactly one of thread_id or to")),
+        (None, Some(to)) => super::threads::direct_with(state, caller, to).await?.id,
+        (None, None) => return Err(bad("give exactly one of thread_id or to")),
     };
-    rate(state, &caller.user_id)?;
     let row = MessageRow {
         id: uuid::Uuid::now_v7().to_string(),
         thread_id,

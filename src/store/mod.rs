@@ -273,6 +273,15 @@ impl Store {
         write!(self, |c, q| q::messages::insert(c, row))
     }
 
+    /// The message `sender_id` stored under `client_id`, if any.
+    pub async fn message_by_client_id(
+        &self,
+        sender_id: &str,
+        client_id: &str,
+    ) -> Result<Option<MessageRow>, StoreError> {
+        read!(self, |c, q| q::messages::by_client_id(c, sender_id, client_id))
+    }
+
     /// One message by id.
     pub async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
         read!(self, |c, q| q::messages::get(c, id))

@@ -122,7 +122,7 @@ impl WsSession {
         ctx.run_interval(every, move |act, _| {
             if act.last_heard.elapsed() > every * SILENT_INTERVALS {
                 log::info!("session {} of {} silent; dropped", act.id, act.claims.sub);
-                act.outbox.close_now(close::GOING_AWAY, "no heartbeat");
+                act.outbox.close_now(close::NORMAL, "no heartbeat");
             } else {
                 act.outbox.ping();
             }
@@ -131,7 +131,9 @@ impl WsSession {
 
     fn expire_with_token(&self, ctx: &mut Context<Self>) {
         let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-        let left = Duration::from_secs(self.claims.exp.saturating_sub(now));
+        // The same leeway the upgrade allowed, so a token accepted late is not closed at once.
+        let until = self.claims.exp + self.state.config.jwt_leeway_s;
+        let left = Duration::from_secs(until.saturating_sub(now));
         ctx.run_later(left, |act, _| {
             log::info!("session {} of {}: token expired (4001)", act.id, act.claims.sub);
             act.outbox.close_now(close::TOKEN_EXPIRED, "token expired");
@@ -231,9 +233,16 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 self.outbox.close_now(close::TOO_BIG, "frame too big");
                 ctx.stop();
             }
+            // A message reassembled from fragments past MAX_FRAME_BYTES is as much "too big"
+            // as one large frame; actix-ws reports it as an I/O error with this text.
+            Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
+                log::info!("session {} of {}: message too big (1009)", self.id, self.claims.sub);
+                self.outbox.close_now(close::TOO_BIG, "message too big");
+                ctx.stop();
+            }
             Err(e) => {
                 log::info!("session {} of {}: protocol error: {e}", self.id, self.claims.sub);
-                self.outbox.close_now(close::NORMAL, "");
+                self.outbox.close_now(close::NORMAL, "protocol error");
                 ctx.stop();
             }
         }

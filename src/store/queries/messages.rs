@@ -9,7 +9,8 @@ use crate::store::models::MessageRow;
 use crate::store::queries::{Inserted, Page};
 use crate::store::schema::{messages, threads};
 
-async fn by_client_id(
+/// The message a sender stored under `client_id`, if any.
+pub async fn by_client_id(
     conn: &mut Conn,
     sender_id: &str,
     client_id: &str,
