@@ -102,7 +102,11 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     log::info!(
         "switchboard listening on http://{addr} (node {}, {} store, {} relay)",
         state.config.node_id,
-        if state.store.is_postgres() { "postgres" } else { "sqlite" },
+        if state.store.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
         state.relay.name()
     );
     let handle = server.handle();

@@ -107,12 +107,13 @@ impl Auth {
         if self.is_server_key(token) {
             return Err(AuthError::WrongKind);
         }
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            }
-        })?;
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid,
+                }
+            })?;
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid);
         }

@@ -124,5 +124,9 @@ async fn check(config: &Config) -> ExitCode {
             }
         },
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

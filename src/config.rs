@@ -92,7 +92,9 @@ pub struct Config {
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn get(env: Env, var: &str) -> Option<String> {
-    env(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    env(var)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn parse<T: FromStr>(
@@ -268,7 +270,12 @@ impl Config {
             jwt_key,
             jwt_issuer: get(env, "JWT_ISSUER"),
             jwt_audience: get(env, "JWT_AUDIENCE"),
-            jwt_leeway_s: parse(env, "JWT_LEEWAY_S", 5, "put a whole number of seconds, e.g. 5")?,
+            jwt_leeway_s: parse(
+                env,
+                "JWT_LEEWAY_S",
+                5,
+                "put a whole number of seconds, e.g. 5",
+            )?,
             server_api_key: get(env, "SERVER_API_KEY"),
             allowed_origins,
             node_id,
@@ -281,14 +288,24 @@ impl Config {
                 10,
                 "put a whole number, e.g. 10",
             )?,
-            max_body_chars: positive(env, "MAX_BODY_CHARS", 8000, "put a number of chars, e.g. 8000")?,
+            max_body_chars: positive(
+                env,
+                "MAX_BODY_CHARS",
+                8000,
+                "put a number of chars, e.g. 8000",
+            )?,
             max_frame_bytes: positive(
                 env,
                 "MAX_FRAME_BYTES",
                 65536,
                 "put a number of bytes, e.g. 65536",
             )?,
-            outbox_frames: positive(env, "OUTBOX_FRAMES", 1024, "put a number of frames, e.g. 1024")?,
+            outbox_frames: positive(
+                env,
+                "OUTBOX_FRAMES",
+                1024,
+                "put a number of frames, e.g. 1024",
+            )?,
             shutdown_grace: Duration::from_secs(grace_s),
             typing_timeout: Duration::from_millis(typing_ms),
         })

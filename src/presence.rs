@@ -74,7 +74,11 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Transition>) {
         let now = naive(Ts::now());
         match t {
             Transition::Online { user_id, name } => {
-                if let Err(e) = state.store.upsert_user(user_id.clone(), name, None, now).await {
+                if let Err(e) = state
+                    .store
+                    .upsert_user(user_id.clone(), name, None, now)
+                    .await
+                {
                     log::warn!("presence: cannot record {user_id}: {e}");
                 }
                 log::debug!("{user_id} online");

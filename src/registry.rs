@@ -11,7 +11,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 
-use crate::relay::{Envelope, ENVELOPE_VERSION, Payload};
+use crate::relay::{ENVELOPE_VERSION, Envelope, Payload};
 use crate::ws::frames::{Ts, close};
 use crate::ws::outbox::{Outbox, Pushed};
 
@@ -22,7 +22,10 @@ const MAILBOX: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
     /// The user's first session opened; `name` is the display name from their token.
-    Online { user_id: String, name: Option<String> },
+    Online {
+        user_id: String,
+        name: Option<String>,
+    },
     /// The user's last session closed.
     Offline { user_id: String, at: Ts },
 }
@@ -155,7 +158,10 @@ impl Handler<Register> for SessionRegistry {
         let evicted: Vec<String> = list.drain(..excess).collect();
         for old in evicted {
             if let Some(e) = self.detach(&old) {
-                log::info!("session {old} of {} replaced (over the session cap)", msg.user_id);
+                log::info!(
+                    "session {old} of {} replaced (over the session cap)",
+                    msg.user_id
+                );
                 e.outbox.close(close::REPLACED, "too many sessions");
             }
         }
@@ -232,7 +238,10 @@ impl Handler<Deliver> for SessionRegistry {
             Payload::Close { code, reason } => {
                 for sid in self.targets(&env) {
                     if let Some(e) = self.sessions.get(sid) {
-                        log::info!("session {sid} of {} closed by the server ({code})", e.user_id);
+                        log::info!(
+                            "session {sid} of {} closed by the server ({code})",
+                            e.user_id
+                        );
                         e.outbox.close(*code, reason);
                     }
                 }

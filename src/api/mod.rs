@@ -27,13 +27,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
             .route("/threads", web::post().to(threads::create_thread))
             .route("/threads/{id}", web::get().to(threads::get_thread))
             .route("/threads/{id}", web::patch().to(threads::update_thread))
-            .route("/threads/{id}/members", web::post().to(threads::add_members))
+            .route(
+                "/threads/{id}/members",
+                web::post().to(threads::add_members),
+            )
             .route(
                 "/threads/{id}/members/{user_id}",
                 web::delete().to(threads::remove_member),
             )
             .route("/threads/{id}/messages", web::get().to(threads::history))
-            .route("/threads/{id}/messages", web::post().to(threads::send_message))
+            .route(
+                "/threads/{id}/messages",
+                web::post().to(threads::send_message),
+            )
             .route("/threads/{id}/read", web::post().to(threads::mark_read))
             .route("/threads/{id}/typing", web::post().to(threads::typing))
             .route("/messages/{id}", web::patch().to(threads::edit_message))

@@ -58,8 +58,14 @@ pub async fn create_thread(
     body: web::Json<CreateThread>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let (thread, created) =
-        svc::create(&state, &Caller::rest(&user.sub), &b.kind, b.title, b.members).await?;
+    let (thread, created) = svc::create(
+        &state,
+        &Caller::rest(&user.sub),
+        &b.kind,
+        b.title,
+        b.members,
+    )
+    .await?;
     Ok(if created {
         HttpResponse::Created().json(thread)
     } else {
@@ -91,10 +97,9 @@ pub async fn update_thread(
     id: web::Path<String>,
     body: web::Json<UpdateThread>,
 ) -> Result<HttpResponse> {
-    let title = body
-        .into_inner()
-        .title
-        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "title is required (null clears it)"))?;
+    let title = body.into_inner().title.ok_or_else(|| {
+        ApiError::new(ErrorCode::BadRequest, "title is required (null clears it)")
+    })?;
     let t = svc::set_title(&state, &Caller::rest(&user.sub), &id, title).await?;
     Ok(HttpResponse::Ok().json(t))
 }
@@ -112,8 +117,13 @@ pub async fn add_members(
     id: web::Path<String>,
     body: web::Json<AddMembers>,
 ) -> Result<HttpResponse> {
-    let t =
-        svc::add_members(&state, &Caller::rest(&user.sub), &id, body.into_inner().user_ids).await?;
+    let t = svc::add_members(
+        &state,
+        &Caller::rest(&user.sub),
+        &id,
+        body.into_inner().user_ids,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(t))
 }
 
@@ -227,7 +237,14 @@ pub async fn mark_read(
     id: web::Path<String>,
     body: web::Json<ReadBody>,
 ) -> Result<HttpResponse> {
-    receipts::mark(&state, &Caller::rest(&user.sub), Receipt::Read, &id, body.seq).await?;
+    receipts::mark(
+        &state,
+        &Caller::rest(&user.sub),
+        Receipt::Read,
+        &id,
+        body.seq,
+    )
+    .await?;
     Ok(no_content())
 }
 

@@ -34,13 +34,14 @@ impl Sequencer {
     }
 
     fn stripe(&self, thread_id: &str) -> Arc<Mutex<()>> {
-        let h = thread_id
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
+        let h = thread_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         let i = usize::try_from(h % self.stripes.len() as u64).unwrap_or(0);
-        self.stripes.get(i).cloned().unwrap_or_else(|| Arc::new(Mutex::new(())))
+        self.stripes
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Mutex::new(())))
     }
 }
 
@@ -55,9 +56,12 @@ fn check_body(state: &AppState, body: &str) -> Result<(), ServiceError> {
 }
 
 fn rate(state: &AppState, user: &str) -> Result<(), ServiceError> {
-    state.limiter.check(user).map_err(|wait| ServiceError::RateLimited {
-        retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
-    })
+    state
+        .limiter
+        .check(user)
+        .map_err(|wait| ServiceError::RateLimited {
+            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+        })
 }
 
 /// Sends a message as a user: into `thread_id`, or into the direct thread with `to` (created
@@ -86,7 +90,11 @@ pub async fn send(
     // A resend of something already stored is answered before the rate limit: retrying
     // after a lost ack must never be refused.
     if let Some(cid) = &req.client_id {
-        if let Some(original) = state.store.message_by_client_id(&caller.user_id, cid).await? {
+        if let Some(original) = state
+            .store
+            .message_by_client_id(&caller.user_id, cid)
+            .await?
+        {
             return Ok(original.into());
         }
     }
@@ -160,7 +168,11 @@ async fn own_message(
     message_id: &str,
 ) -> Result<MessageRow, ServiceError> {
     let not_found = || ServiceError::NotFound("no such message".into());
-    let row = state.store.message(message_id).await?.ok_or_else(not_found)?;
+    let row = state
+        .store
+        .message(message_id)
+        .await?
+        .ok_or_else(not_found)?;
     // A non-member learns nothing about the message, not even that it exists.
     member_of(state, &row.thread_id, &caller.user_id)
         .await
@@ -244,5 +256,8 @@ pub async fn history(
         .store
         .history(thread_id, q.before_seq, q.after_seq, limit)
         .await?;
-    Ok((page.rows.into_iter().map(Into::into).collect(), page.has_more))
+    Ok((
+        page.rows.into_iter().map(Into::into).collect(),
+        page.has_more,
+    ))
 }

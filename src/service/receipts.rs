@@ -63,7 +63,11 @@ pub async fn unread(
     state: &AppState,
     caller: &Caller,
 ) -> Result<(i64, BTreeMap<String, i64>), ServiceError> {
-    let per_thread: BTreeMap<String, i64> =
-        state.store.unread(&caller.user_id).await?.into_iter().collect();
+    let per_thread: BTreeMap<String, i64> = state
+        .store
+        .unread(&caller.user_id)
+        .await?
+        .into_iter()
+        .collect();
     Ok((per_thread.values().sum(), per_thread))
 }

@@ -161,7 +161,11 @@ async fn view(state: &AppState, row: ThreadRow, user: &str) -> Result<Thread, Se
 }
 
 /// One thread as the caller sees it.
-pub async fn get(state: &AppState, caller: &Caller, thread_id: &str) -> Result<Thread, ServiceError> {
+pub async fn get(
+    state: &AppState,
+    caller: &Caller,
+    thread_id: &str,
+) -> Result<Thread, ServiceError> {
     let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
     view(state, t, &caller.user_id).await
 }
@@ -173,7 +177,8 @@ fn cursor(t: &Thread) -> String {
 fn parse_cursor(c: &str) -> Result<(chrono::NaiveDateTime, String), ServiceError> {
     let (micros, id) = c.split_once(':').ok_or_else(|| bad("malformed cursor"))?;
     let micros: i64 = micros.parse().map_err(|_| bad("malformed cursor"))?;
-    let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| bad("malformed cursor"))?;
+    let at =
+        DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| bad("malformed cursor"))?;
     Ok((at.naive_utc(), id.to_string()))
 }
 
@@ -192,7 +197,11 @@ pub async fn list(
     let mut threads: Vec<Thread> = views.into_iter().map(to_wire).collect();
     let more = threads.len() as i64 > limit;
     threads.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = if more { threads.last().map(cursor) } else { None };
+    let next = if more {
+        threads.last().map(cursor)
+    } else {
+        None
+    };
     Ok((threads, next))
 }
 
@@ -238,7 +247,12 @@ pub async fn add_members(
         .add_members(t.id.clone(), dedup(user_ids.into_iter()), naive(Ts::now()))
         .await?;
     if !added.is_empty() {
-        log::info!("{} added {} member(s) to {}", caller.user_id, added.len(), t.id);
+        log::info!(
+            "{} added {} member(s) to {}",
+            caller.user_id,
+            added.len(),
+            t.id
+        );
         announce(state, &t.id, ThreadEvent::MemberAdded, &[]).await?;
     }
     get(state, caller, thread_id).await
@@ -264,7 +278,13 @@ pub async fn remove_member(
     }
     log::info!("{} removed {} from {}", caller.user_id, user_id, t.id);
     // The removed user is told last, after the members who stay.
-    announce(state, &t.id, ThreadEvent::MemberRemoved, &[user_id.to_string()]).await
+    announce(
+        state,
+        &t.id,
+        ThreadEvent::MemberRemoved,
+        &[user_id.to_string()],
+    )
+    .await
 }
 
 /// Publishes a `thread` event to every member (each with their own unread count), then to

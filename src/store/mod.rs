@@ -92,10 +92,8 @@ macro_rules! with_conn {
 /// A read: runs in the caller's task on a pooled connection.
 macro_rules! read {
     ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
-        let r: Result<_, StoreError> = async {
-            with_conn!(&$self.backend, |$conn, $q| Ok($body.await?))
-        }
-        .await;
+        let r: Result<_, StoreError> =
+            async { with_conn!(&$self.backend, |$conn, $q| Ok($body.await?)) }.await;
         r
     }};
 }
@@ -110,8 +108,7 @@ macro_rules! write {
                 Backend::Sqlite { writer, .. } => Some(writer.clone().lock_owned().await),
                 Backend::Postgres(_) => None,
             };
-            let r: Result<_, StoreError> =
-                with_conn!(&backend, |$conn, $q| Ok($body.await?));
+            let r: Result<_, StoreError> = with_conn!(&backend, |$conn, $q| Ok($body.await?));
             r
         })
         .await
@@ -219,7 +216,9 @@ impl Store {
         title: Option<String>,
         now: NaiveDateTime,
     ) -> Result<ThreadRow, StoreError> {
-        write!(self, |c, q| q::threads::set_title(c, &thread_id, title, now))
+        write!(self, |c, q| q::threads::set_title(
+            c, &thread_id, title, now
+        ))
     }
 
     /// Adds members; returns those who were not members yet.
@@ -229,7 +228,9 @@ impl Store {
         user_ids: Vec<String>,
         now: NaiveDateTime,
     ) -> Result<Vec<String>, StoreError> {
-        write!(self, |c, q| q::threads::add_members(c, &thread_id, user_ids, now))
+        write!(self, |c, q| q::threads::add_members(
+            c, &thread_id, user_ids, now
+        ))
     }
 
     /// Removes a member; returns whether they were one.
@@ -279,7 +280,9 @@ impl Store {
         sender_id: &str,
         client_id: &str,
     ) -> Result<Option<MessageRow>, StoreError> {
-        read!(self, |c, q| q::messages::by_client_id(c, sender_id, client_id))
+        read!(self, |c, q| q::messages::by_client_id(
+            c, sender_id, client_id
+        ))
     }
 
     /// One message by id.
@@ -332,12 +335,7 @@ impl Store {
         now: NaiveDateTime,
     ) -> Result<bool, StoreError> {
         write!(self, |c, q| q::receipts::advance(
-            c,
-            which,
-            &thread_id,
-            &user_id,
-            seq,
-            now
+            c, which, &thread_id, &user_id, seq, now
         ))
     }
 
@@ -356,7 +354,9 @@ impl Store {
         last_seen: Option<NaiveDateTime>,
         now: NaiveDateTime,
     ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::users::upsert(c, &user_id, name, last_seen, now))
+        write!(self, |c, q| q::users::upsert(
+            c, &user_id, name, last_seen, now
+        ))
     }
 
     /// Last-seen times of the given users.

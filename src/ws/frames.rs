@@ -143,9 +143,7 @@ impl ClientFrame {
             ClientFrame::Read(f) | ClientFrame::Delivered(f) => f.reference.as_ref(),
             ClientFrame::History(f) => f.reference.as_ref(),
             ClientFrame::Threads(f) => f.reference.as_ref(),
-            ClientFrame::WatchPresence(f) | ClientFrame::UnwatchPresence(f) => {
-                f.reference.as_ref()
-            }
+            ClientFrame::WatchPresence(f) | ClientFrame::UnwatchPresence(f) => f.reference.as_ref(),
             ClientFrame::Ping(f) => f.reference.as_ref(),
         }
     }
@@ -232,10 +230,20 @@ pub enum ServerFrame {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Message { message: Message },
-    History { messages: Vec<Message>, has_more: bool },
-    Threads { threads: Vec<Thread>, next: Option<String> },
-    Presence { presence: Vec<Presence> },
+    Message {
+        message: Message,
+    },
+    History {
+        messages: Vec<Message>,
+        has_more: bool,
+    },
+    Threads {
+        threads: Vec<Thread>,
+        next: Option<String>,
+    },
+    Presence {
+        presence: Vec<Presence>,
+    },
     Empty {},
 }
 

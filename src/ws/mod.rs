@@ -23,9 +23,11 @@ fn origin_allowed(req: &HttpRequest, allowed: Option<&[String]>) -> bool {
     let Some(allowed) = allowed else { return true };
     match req.headers().get(actix_web::http::header::ORIGIN) {
         None => true,
-        Some(o) => o
-            .to_str()
-            .is_ok_and(|o| allowed.iter().any(|a| a == "*" || a == o.trim_end_matches('/'))),
+        Some(o) => o.to_str().is_ok_and(|o| {
+            allowed
+                .iter()
+                .any(|a| a == "*" || a == o.trim_end_matches('/'))
+        }),
     }
 }
 

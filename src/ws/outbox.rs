@@ -273,6 +273,9 @@ mod tests {
         o.push(&Lane::Durable, "a".into());
         o.close(1001, "shutting down");
         assert_eq!(o.try_next(), Some(Next::Text("a".into())));
-        assert_eq!(o.try_next(), Some(Next::Close(1001, "shutting down".into())));
+        assert_eq!(
+            o.try_next(),
+            Some(Next::Close(1001, "shutting down".into()))
+        );
     }
 }

@@ -59,7 +59,11 @@ impl WsSession {
 
     fn reply(&self, frame: &ServerFrame) {
         if self.outbox.reply(encode(frame)) == Pushed::Overflow {
-            log::warn!("session {} of {} closed: too slow (4008)", self.id, self.claims.sub);
+            log::warn!(
+                "session {} of {} closed: too slow (4008)",
+                self.id,
+                self.claims.sub
+            );
         }
     }
 
@@ -73,7 +77,10 @@ impl WsSession {
             Err(e) => return self.bad_frame(text, &e),
         };
         let reference = frame.reference().cloned();
-        if reference.as_ref().is_some_and(|r| r.chars().count() > MAX_REF_CHARS) {
+        if reference
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REF_CHARS)
+        {
             return self.error(
                 None,
                 ErrorCode::BadRequest,
@@ -135,7 +142,11 @@ impl WsSession {
         let until = self.claims.exp + self.state.config.jwt_leeway_s;
         let left = Duration::from_secs(until.saturating_sub(now));
         ctx.run_later(left, |act, _| {
-            log::info!("session {} of {}: token expired (4001)", act.id, act.claims.sub);
+            log::info!(
+                "session {} of {}: token expired (4001)",
+                act.id,
+                act.claims.sub
+            );
             act.outbox.close_now(close::TOKEN_EXPIRED, "token expired");
         });
     }
@@ -172,7 +183,8 @@ impl Actor for WsSession {
             .into_actor(self)
             .map(|res, act, ctx| {
                 if res != Ok(true) {
-                    act.outbox.close_now(close::GOING_AWAY, "server shutting down");
+                    act.outbox
+                        .close_now(close::GOING_AWAY, "server shutting down");
                     ctx.stop();
                     return;
                 }
@@ -229,19 +241,31 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 ctx.stop();
             }
             Err(ProtocolError::Overflow) => {
-                log::info!("session {} of {}: frame too big (1009)", self.id, self.claims.sub);
+                log::info!(
+                    "session {} of {}: frame too big (1009)",
+                    self.id,
+                    self.claims.sub
+                );
                 self.outbox.close_now(close::TOO_BIG, "frame too big");
                 ctx.stop();
             }
             // A message reassembled from fragments past MAX_FRAME_BYTES is as much "too big"
             // as one large frame; actix-ws reports it as an I/O error with this text.
             Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
-                log::info!("session {} of {}: message too big (1009)", self.id, self.claims.sub);
+                log::info!(
+                    "session {} of {}: message too big (1009)",
+                    self.id,
+                    self.claims.sub
+                );
                 self.outbox.close_now(close::TOO_BIG, "message too big");
                 ctx.stop();
             }
             Err(e) => {
-                log::info!("session {} of {}: protocol error: {e}", self.id, self.claims.sub);
+                log::info!(
+                    "session {} of {}: protocol error: {e}",
+                    self.id,
+                    self.claims.sub
+                );
                 self.outbox.close_now(close::NORMAL, "protocol error");
                 ctx.stop();
             }

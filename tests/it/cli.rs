@@ -24,7 +24,9 @@ fn token_prints_a_verifiable_token() {
     let (code, out, _) = run(
         &dir.0,
         &[("JWT_SECRET", SECRET)],
-        &["token", "alice", "--ttl", "60", "--name", "Alice", "--org", "acme"],
+        &[
+            "token", "alice", "--ttl", "60", "--name", "Alice", "--org", "acme",
+        ],
     );
     assert_eq!(code, 0);
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -87,11 +89,7 @@ fn check_fails_naming_what_is_unreachable() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("database"), "{err}");
-    let (code, _, err) = run(
-        &dir.0,
-        &[("REDIS_URL", "redis://127.0.0.1:1")],
-        &["check"],
-    );
+    let (code, _, err) = run(&dir.0, &[("REDIS_URL", "redis://127.0.0.1:1")], &["check"]);
     assert_eq!(code, 1);
     assert!(err.contains("redis"), "{err}");
 }
@@ -108,7 +106,10 @@ async fn serve_with_no_configuration_creates_the_sqlite_file_and_warns() {
     let lines = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let done = line.contains("listening on");
             seen.push(line);
             if done {

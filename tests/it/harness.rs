@@ -41,9 +41,13 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
         Backend::Postgres => {
             let name = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
             let admin = format!("{}/postgres", pg_base());
-            let mut c = AsyncPgConnection::establish(&admin).await.unwrap_or_else(|e| {
-                panic!("Postgres is required for the tests and is not reachable at {admin}: {e}")
-            });
+            let mut c = AsyncPgConnection::establish(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "Postgres is required for the tests and is not reachable at {admin}: {e}"
+                    )
+                });
             c.batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create test database");
@@ -135,7 +139,11 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
@@ -198,7 +206,10 @@ impl Server {
     }
 
     /// A WebSocket connection with `token`, before reading anything.
-    pub async fn ws_raw(&self, token: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+    pub async fn ws_raw(
+        &self,
+        token: &str,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let url = format!("ws://{}/ws?token={token}", self.addr);
         Client::connect(url.into_client_request()?).await
     }
@@ -287,7 +298,10 @@ impl Client {
 
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, data: Vec<u8>) {
-        self.ws.send(WsMessage::binary(data)).await.expect("ws send");
+        self.ws
+            .send(WsMessage::binary(data))
+            .await
+            .expect("ws send");
     }
 
     async fn read(&mut self, wait: Duration) -> Option<Result<Value, Ended>> {

@@ -2,6 +2,9 @@
 //! two cores), one module per area. Every test runs the real server binary over real sockets;
 //! `both!` runs a scenario on SQLite and on Postgres.
 
+// The harness is test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod auth_limits;

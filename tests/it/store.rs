@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use diesel::{Connection, QueryableByName};
 use diesel::sql_types::Text;
+use diesel::{Connection, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::harness::{Backend, TempDir, command, fresh_database};
@@ -22,7 +22,11 @@ fn migrate(dir: &std::path::Path, url: &str) {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -33,11 +37,15 @@ async fn both_backends_have_the_same_tables_and_columns() {
     migrate(&dir.0, &lite_url);
     migrate(&dir.0, &pg_url);
 
-    let mut lite = diesel::SqliteConnection::establish(lite_url.trim_start_matches("sqlite://")).unwrap();
-    let lite_cols: BTreeSet<(String, String)> = diesel::RunQueryDsl::load::<Col>(diesel::sql_query(
-        "SELECT m.name AS t, p.name AS c FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+    let mut lite =
+        diesel::SqliteConnection::establish(lite_url.trim_start_matches("sqlite://")).unwrap();
+    let lite_cols: BTreeSet<(String, String)> = diesel::RunQueryDsl::load::<Col>(
+        diesel::sql_query(
+            "SELECT m.name AS t, p.name AS c FROM sqlite_master m JOIN pragma_table_info(m.name) p \
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '__diesel%'",
-    ), &mut lite)
+        ),
+        &mut lite,
+    )
     .unwrap()
     .into_iter()
     .map(|r| (r.t, r.c))
