@@ -13,9 +13,11 @@ use tokio::sync::mpsc;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::limits::RateLimiter;
+use crate::registry::Transition;
 use crate::registry::{Drain, SessionCount, SessionRegistry};
 use crate::relay::Relay;
 use crate::relay::memory::MemoryRelay;
+use crate::relay::redis::{RedisOptions, RedisRelay};
 use crate::service::messages::Sequencer;
 use crate::service::typing::Typing;
 use crate::store::{Store, migrate};
@@ -34,7 +36,6 @@ pub struct AppState {
     pub relay: Arc<dyn Relay>,
     pub registry: Addr<SessionRegistry>,
     pub auth: Auth,
-    pub limiter: Arc<RateLimiter>,
     pub typing: Arc<Typing>,
     pub sequencer: Arc<Sequencer>,
     /// Set on SIGTERM: `/readyz` turns 503 so balancers stop sending new clients here.
@@ -50,6 +51,8 @@ pub enum StartError {
     Auth(String),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("REDIS_URL: {0}")]
+    Relay(#[from] crate::relay::RelayError),
 }
 
 /// Migrates, builds the state and serves on `listener` until SIGTERM/SIGINT.
@@ -67,10 +70,25 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     let store = Store::connect(&config.database_url).await?;
     let auth = Auth::new(&config).map_err(StartError::Auth)?;
     let (tx, rx) = mpsc::channel(presence::TRANSITION_QUEUE);
-    let registry = SessionRegistry::new(config.max_sessions_per_user, tx).start();
-    let relay: Arc<dyn Relay> = Arc::new(MemoryRelay::new(registry.clone()));
+    let registry = SessionRegistry::new(config.max_sessions_per_user, tx.clone()).start();
+    let relay: Arc<dyn Relay> = match &config.redis_url {
+        None => Arc::new(MemoryRelay::new(
+            registry.clone(),
+            RateLimiter::new(config.rate_per_s, config.rate_burst),
+        )),
+        Some(url) => RedisRelay::start(
+            RedisOptions {
+                url: url.clone(),
+                node_id: config.node_id.clone(),
+                rate_per_s: config.rate_per_s,
+                rate_burst: config.rate_burst,
+                max_sessions: config.max_sessions_per_user,
+            },
+            registry.clone(),
+            tx.clone(),
+        )?,
+    };
     let state = AppState {
-        limiter: Arc::new(RateLimiter::new(config.rate_per_s, config.rate_burst)),
         typing: Arc::new(Typing::default()),
         sequencer: Arc::new(Sequencer::new(SEQUENCER_STRIPES)),
         draining: Arc::new(AtomicBool::new(false)),
@@ -111,12 +129,20 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     );
     let handle = server.handle();
     let draining = state.draining.clone();
+    let relay = state.relay.clone();
     tokio::spawn(async move {
         shutdown::signalled().await;
         draining.store(true, Ordering::SeqCst);
         // Stop accepting first, so no socket opens behind the drain.
         handle.pause().await;
         drain(&registry, grace.saturating_sub(Duration::from_secs(1))).await;
+        // Presence is withdrawn now (offline published for users whose last session was
+        // here), not when the liveness key expires.
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if tx.send(Transition::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
+        }
+        relay.leave().await;
         handle.stop(true).await;
     });
     server.await?;

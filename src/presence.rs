@@ -1,11 +1,13 @@
-//! Who is online. On one node the registry knows; presence turns its first-open and
-//! last-close transitions into `presence` events for watchers and direct-thread partners,
-//! records `last_seen`, and answers lookups.
+//! Who is online. The registry reports each user's first session opening and last one
+//! closing on this node; the relay says whether that made them online or offline anywhere
+//! (and reports users whose last session died with a node). Presence turns those into
+//! `presence` events for watchers and direct-thread partners, records `last_seen`, and answers
+//! lookups.
 
 use tokio::sync::mpsc;
 
 use crate::app::AppState;
-use crate::registry::{Online, Transition};
+use crate::registry::Transition;
 use crate::relay::{Audience, Lane};
 use crate::service::ServiceError;
 use crate::store::models::{naive, ts};
@@ -23,13 +25,7 @@ pub async fn lookup(state: &AppState, user_ids: &[String]) -> Result<Vec<Presenc
             "at most {MAX_LOOKUP} users per presence lookup"
         )));
     }
-    let online = state
-        .registry
-        .send(Online {
-            user_ids: user_ids.to_vec(),
-        })
-        .await
-        .unwrap_or_else(|_| vec![false; user_ids.len()]);
+    let online = state.relay.online(user_ids).await;
     let seen = state.store.last_seen(user_ids).await?;
     Ok(user_ids
         .iter()
@@ -59,7 +55,7 @@ async fn announce(state: &AppState, p: Presence) {
     let audience = Audience {
         users: partners,
         watchers_of: Some(p.user_id.clone()),
-        except_session: None,
+        ..Audience::default()
     };
     let lane = Lane::Lossy {
         key: format!("presence:{}", p.user_id),
@@ -67,13 +63,31 @@ async fn announce(state: &AppState, p: Presence) {
     crate::service::publish(state, audience, lane, &ServerFrame::Presence(p)).await;
 }
 
-/// Turns registry transitions into stored last-seen times and `presence` events, one at a
-/// time so a user's online and offline go out in order.
+async fn offline(state: &AppState, user_id: String, at: Ts) {
+    let now = naive(Ts::now());
+    if let Err(e) = state
+        .store
+        .upsert_user(user_id.clone(), None, Some(naive(at)), now)
+        .await
+    {
+        log::warn!("presence: cannot record last_seen of {user_id}: {e}");
+    }
+    log::debug!("{user_id} offline");
+    let p = Presence {
+        user_id,
+        online: false,
+        last_seen: Some(at),
+    };
+    announce(state, p).await;
+}
+
+/// Turns transitions into stored last-seen times and `presence` events, one at a time so a
+/// user's online and offline go out in order.
 pub async fn run(state: AppState, mut rx: mpsc::Receiver<Transition>) {
     while let Some(t) = rx.recv().await {
-        let now = naive(Ts::now());
         match t {
             Transition::Online { user_id, name } => {
+                let now = naive(Ts::now());
                 if let Err(e) = state
                     .store
                     .upsert_user(user_id.clone(), name, None, now)
@@ -81,30 +95,25 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Transition>) {
                 {
                     log::warn!("presence: cannot record {user_id}: {e}");
                 }
-                log::debug!("{user_id} online");
-                let p = Presence {
-                    user_id,
-                    online: true,
-                    last_seen: None,
-                };
-                announce(&state, p).await;
+                if state.relay.user_arrived(&user_id).await {
+                    log::debug!("{user_id} online");
+                    let p = Presence {
+                        user_id,
+                        online: true,
+                        last_seen: None,
+                    };
+                    announce(&state, p).await;
+                }
             }
             Transition::Offline { user_id, at } => {
-                let at = naive(at);
-                if let Err(e) = state
-                    .store
-                    .upsert_user(user_id.clone(), None, Some(at), now)
-                    .await
-                {
-                    log::warn!("presence: cannot record last_seen of {user_id}: {e}");
+                if state.relay.user_left(&user_id).await {
+                    offline(&state, user_id, at).await;
                 }
-                log::debug!("{user_id} offline");
-                let p = Presence {
-                    user_id,
-                    online: false,
-                    last_seen: Some(ts(at)),
-                };
-                announce(&state, p).await;
+            }
+            Transition::Gone { user_id, at } => offline(&state, user_id, at).await,
+            Transition::Watched { user_id, on } => state.relay.watch(&user_id, on).await,
+            Transition::Flush(done) => {
+                let _ = done.send(());
             }
         }
     }

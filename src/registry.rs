@@ -17,17 +17,25 @@ use crate::ws::outbox::{Outbox, Pushed};
 
 /// Envelopes the registry's mailbox holds before publishers wait.
 const MAILBOX: usize = 4096;
+/// Multi-part envelopes remembered for delivering each once per session.
+const RECENT_IDS: usize = 1024;
 
-/// A user's first session opened or last one closed on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What presence needs to hear about, in the order it happened.
+#[derive(Debug)]
 pub enum Transition {
-    /// The user's first session opened; `name` is the display name from their token.
+    /// The user's first session on this node opened; `name` is from their token.
     Online {
         user_id: String,
         name: Option<String>,
     },
-    /// The user's last session closed.
+    /// The user's last session on this node closed.
     Offline { user_id: String, at: Ts },
+    /// The user's last session anywhere went with a dead node (found by the relay).
+    Gone { user_id: String, at: Ts },
+    /// The first local watcher of `user_id` arrived (`on`) or the last one left.
+    Watched { user_id: String, on: bool },
+    /// Answered once everything queued before it is handled (drain).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 struct Entry {
@@ -48,6 +56,8 @@ pub struct SessionRegistry {
     draining: bool,
     /// Frames shed or sessions closed for being slow, for logs and metrics.
     shed: u64,
+    /// Recent multi-part envelope ids and the sessions each already reached.
+    recent: std::collections::VecDeque<(String, HashSet<String>)>,
 }
 
 impl SessionRegistry {
@@ -61,6 +71,7 @@ impl SessionRegistry {
             transitions,
             draining: false,
             shed: 0,
+            recent: std::collections::VecDeque::new(),
         }
     }
 
@@ -76,14 +87,22 @@ impl SessionRegistry {
     fn detach(&mut self, session_id: &str) -> Option<Entry> {
         let entry = self.sessions.remove(session_id)?;
         for watched in &entry.watching {
-            if let Some(set) = self.watchers.get_mut(watched) {
-                set.remove(session_id);
-                if set.is_empty() {
-                    self.watchers.remove(watched);
-                }
-            }
+            self.unwatch(watched, session_id);
         }
         Some(entry)
+    }
+
+    fn unwatch(&mut self, watched: &str, session_id: &str) {
+        if let Some(set) = self.watchers.get_mut(watched) {
+            set.remove(session_id);
+            if set.is_empty() {
+                self.watchers.remove(watched);
+                self.transition(Transition::Watched {
+                    user_id: watched.to_string(),
+                    on: false,
+                });
+            }
+        }
     }
 
     fn remove(&mut self, session_id: &str) {
@@ -118,10 +137,40 @@ impl SessionRegistry {
                 out.extend(set.iter().map(String::as_str));
             }
         }
+        for sid in &env.audience.sessions {
+            if let Some((k, _)) = self.sessions.get_key_value(sid) {
+                out.insert(k.as_str());
+            }
+        }
         if let Some(except) = &env.audience.except_session {
             out.remove(except.as_str());
         }
         out
+    }
+
+    /// Of `targets`, those this multi-part envelope has not reached yet; remembers them.
+    fn first_time(&mut self, id: &str, targets: Vec<String>) -> Vec<String> {
+        let pos = self.recent.iter().position(|(i, _)| i == id);
+        let seen = match pos {
+            Some(p) => match self.recent.get_mut(p) {
+                Some((_, s)) => s,
+                None => return targets,
+            },
+            None => {
+                if self.recent.len() >= RECENT_IDS {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((id.to_string(), HashSet::new()));
+                match self.recent.back_mut() {
+                    Some((_, s)) => s,
+                    None => return targets,
+                }
+            }
+        };
+        targets
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .collect()
     }
 }
 
@@ -214,29 +263,35 @@ impl Handler<Deliver> for SessionRegistry {
             log::warn!("dropping an envelope of unknown version {}", env.v);
             return;
         }
+        let mut targets: Vec<String> = self.targets(&env).into_iter().map(str::to_string).collect();
+        if let Some(id) = &env.id {
+            targets = self.first_time(id, targets);
+        }
         match &env.payload {
             Payload::Frame { lane, json } => {
                 // One allocation for all recipients: ByteString clones share the buffer.
                 let frame = ByteString::from(json.as_str());
-                let mut overflowed = Vec::new();
                 let mut shed = 0;
-                for sid in self.targets(&env) {
+                for sid in &targets {
                     let Some(e) = self.sessions.get(sid) else {
                         continue;
                     };
                     match e.outbox.push(lane, frame.clone()) {
                         Pushed::Queued | Pushed::Closed => {}
                         Pushed::Shed => shed += 1,
-                        Pushed::Overflow => overflowed.push((sid.to_string(), e.user_id.clone())),
+                        Pushed::Overflow => {
+                            shed += 1;
+                            log::warn!(
+                                "session {sid} of {} closed: outgoing queue full (4008)",
+                                e.user_id
+                            );
+                        }
                     }
                 }
-                self.shed += shed + overflowed.len() as u64;
-                for (sid, user) in overflowed {
-                    log::warn!("session {sid} of {user} closed: outgoing queue full (4008)");
-                }
+                self.shed += shed;
             }
             Payload::Close { code, reason } => {
-                for sid in self.targets(&env) {
+                for sid in &targets {
                     if let Some(e) = self.sessions.get(sid) {
                         log::info!(
                             "session {sid} of {} closed by the server ({code})",
@@ -266,21 +321,28 @@ impl Handler<Watch> for SessionRegistry {
         let Some(entry) = self.sessions.get_mut(&msg.session_id) else {
             return;
         };
+        let mut changed = Vec::new();
         for u in msg.user_ids {
             if msg.watch {
-                entry.watching.insert(u.clone());
-                self.watchers
-                    .entry(u)
-                    .or_default()
-                    .insert(msg.session_id.clone());
-            } else {
-                entry.watching.remove(&u);
-                if let Some(set) = self.watchers.get_mut(&u) {
-                    set.remove(&msg.session_id);
-                    if set.is_empty() {
-                        self.watchers.remove(&u);
-                    }
+                if entry.watching.insert(u.clone()) {
+                    changed.push(u);
                 }
+            } else if entry.watching.remove(&u) {
+                changed.push(u);
+            }
+        }
+        for u in changed {
+            if msg.watch {
+                let set = self.watchers.entry(u.clone()).or_default();
+                set.insert(msg.session_id.clone());
+                if set.len() == 1 {
+                    self.transition(Transition::Watched {
+                        user_id: u,
+                        on: true,
+                    });
+                }
+            } else {
+                self.unwatch(&u, &msg.session_id);
             }
         }
     }

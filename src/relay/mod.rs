@@ -1,8 +1,14 @@
 //! The relay seam: every event for sessions goes out as an [`Envelope`] through a [`Relay`],
 //! which hands it to this node's registry and, for the Redis relay, to every other node's.
-//! Above this seam nothing knows whether one node runs or many.
+//! The relay is also the node's view of the cluster: which users have sessions anywhere, the
+//! per-user session cap and send rate. Above this seam nothing knows whether one node runs or
+//! many.
 
 pub mod memory;
+pub mod redis;
+pub mod subscriber;
+
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -17,6 +23,10 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub struct Envelope {
     /// Envelope format version.
     pub v: u8,
+    /// Set when the audience may reach one session along two paths (a user's channel and a
+    /// watched user's channel): the registry delivers an id once per session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The node that published it.
     pub origin: String,
     /// Who gets it.
@@ -38,6 +48,9 @@ pub struct Audience {
     /// A session left out (the sender's, for `message`).
     #[serde(default)]
     pub except_session: Option<String>,
+    /// These sessions by id, whoever their user (closing replaced sessions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
 }
 
 impl Audience {
@@ -82,8 +95,11 @@ pub enum Lane {
 impl Envelope {
     /// An envelope carrying `frame`, serialised once here.
     pub fn frame(origin: &str, audience: Audience, lane: Lane, frame: &ServerFrame) -> Envelope {
+        let id = (audience.watchers_of.is_some() && !audience.users.is_empty())
+            .then(|| uuid::Uuid::now_v7().simple().to_string());
         Envelope {
             v: ENVELOPE_VERSION,
+            id,
             origin: origin.to_string(),
             audience,
             payload: Payload::Frame {
@@ -103,7 +119,11 @@ pub enum RelayError {
     Unavailable(String),
 }
 
-/// Carries envelopes to the sessions they address, wherever those are.
+/// Carries envelopes to the sessions they address, wherever those are, and keeps the state
+/// the nodes share.
+///
+/// The cluster calls never fail the caller: when the shared state cannot be reached, a relay
+/// answers from what this node knows and says so in its `health`.
 pub trait Relay: Send + Sync + 'static {
     /// Publishes one envelope. Envelopes published one after another by one task reach each
     /// session in that order.
@@ -112,12 +132,29 @@ pub trait Relay: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether the relay can deliver beyond this node right now (`/readyz`).
     fn health(&self) -> BoxFuture<'_, Result<(), RelayError>>;
+    /// A session opened on this node. Resolves once the node receives the user's events, so
+    /// nothing published after `hello` is missed. Enforces the per-user cap cluster-wide.
+    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()>;
+    /// A session on this node closed.
+    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()>;
+    /// A session on this node starts (or stops) watching `user`'s presence.
+    fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()>;
+    /// The user's first session on this node opened: true when it is their first anywhere.
+    fn user_arrived<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool>;
+    /// The user's last session on this node closed: true when it was their last anywhere.
+    fn user_left<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool>;
+    /// Whether each user has a session on any node.
+    fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>>;
+    /// Takes one send from the user's rate budget, or says how long until one is free.
+    fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>>;
+    /// Withdraws this node from the cluster on shutdown.
+    fn leave(&self) -> BoxFuture<'_, ()>;
 }
 
 /// Connects to Redis and sends PING (for `switchboard check`).
 pub async fn ping_redis(url: &str) -> Result<(), RelayError> {
-    let err = |e: redis::RedisError| RelayError::Unavailable(e.to_string());
-    let client = redis::Client::open(url).map_err(err)?;
+    let err = |e: ::redis::RedisError| RelayError::Unavailable(e.to_string());
+    let client = ::redis::Client::open(url).map_err(err)?;
     let mut conn = tokio::time::timeout(
         std::time::Duration::from_secs(3),
         client.get_multiplexed_async_connection(),
@@ -125,7 +162,7 @@ pub async fn ping_redis(url: &str) -> Result<(), RelayError> {
     .await
     .map_err(|_| RelayError::Unavailable("timed out connecting".into()))?
     .map_err(err)?;
-    redis::cmd("PING")
+    ::redis::cmd("PING")
         .query_async::<String>(&mut conn)
         .await
         .map(|_| ())

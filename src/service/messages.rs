@@ -55,10 +55,12 @@ fn check_body(state: &AppState, body: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn rate(state: &AppState, user: &str) -> Result<(), ServiceError> {
+/// Takes a send from the user's budget, shared by every node.
+async fn rate(state: &AppState, user: &str) -> Result<(), ServiceError> {
     state
-        .limiter
-        .check(user)
+        .relay
+        .take_send(user)
+        .await
         .map_err(|wait| ServiceError::RateLimited {
             retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
         })
@@ -98,7 +100,7 @@ pub async fn send(
             return Ok(original.into());
         }
     }
-    rate(state, &caller.user_id)?;
+    rate(state, &caller.user_id).await?;
     let thread_id = match (&req.thread_id, &req.to) {
         (Some(t), _) => {
             member_of(state, t, &caller.user_id).await?;
@@ -198,7 +200,7 @@ pub async fn edit(
 ) -> Result<Message, ServiceError> {
     check_body(state, &body)?;
     let row = own_message(state, caller, message_id).await?;
-    rate(state, &caller.user_id)?;
+    rate(state, &caller.user_id).await?;
     let metadata = metadata.map(|m| m.map(|o| serde_json::Value::Object(o).to_string()));
     let updated = state
         .store

@@ -175,42 +175,48 @@ impl Actor for WsSession {
             name: self.claims.name.clone(),
             outbox: self.outbox.clone(),
         };
-        // Wait for the registry before reading any frame: `hello` must go first, and events
-        // for this session must not be missed between hello and registration.
-        self.state
-            .registry
-            .send(register)
-            .into_actor(self)
-            .map(|res, act, ctx| {
-                if res != Ok(true) {
-                    act.outbox
-                        .close_now(close::GOING_AWAY, "server shutting down");
-                    ctx.stop();
-                    return;
-                }
-                log::info!("session {} opened for {}", act.id, act.claims.sub);
-                act.reply(&ServerFrame::Hello {
-                    session_id: act.id.clone(),
+        // Wait for the registry (and the relay's subscription) before reading any frame:
+        // `hello` must go first, and no event published after it may be missed.
+        let (registry, relay) = (self.state.registry.clone(), self.state.relay.clone());
+        let (user, sid) = (self.claims.sub.clone(), self.id.clone());
+        async move {
+            let ok = registry.send(register).await == Ok(true);
+            if ok {
+                relay.session_opened(&user, &sid).await;
+            }
+            ok
+        }
+        .into_actor(self)
+        .map(|ok, act, ctx| {
+            if !ok {
+                act.outbox
+                    .close_now(close::GOING_AWAY, "server shutting down");
+                ctx.stop();
+                return;
+            }
+            log::info!("session {} opened for {}", act.id, act.claims.sub);
+            act.reply(&ServerFrame::Hello {
+                session_id: act.id.clone(),
+                user_id: act.claims.sub.clone(),
+                node_id: act.state.config.node_id.clone(),
+                heartbeat_s: act.state.config.heartbeat.as_secs(),
+                protocol: 1,
+            });
+            let (tx, rx) = mpsc::channel(PENDING_FRAMES);
+            act.work = Some(tx);
+            tokio::spawn(work(
+                act.state.clone(),
+                Caller {
                     user_id: act.claims.sub.clone(),
-                    node_id: act.state.config.node_id.clone(),
-                    heartbeat_s: act.state.config.heartbeat.as_secs(),
-                    protocol: 1,
-                });
-                let (tx, rx) = mpsc::channel(PENDING_FRAMES);
-                act.work = Some(tx);
-                tokio::spawn(work(
-                    act.state.clone(),
-                    Caller {
-                        user_id: act.claims.sub.clone(),
-                        session_id: Some(act.id.clone()),
-                    },
-                    act.outbox.clone(),
-                    rx,
-                ));
-                act.heartbeat(ctx);
-                act.expire_with_token(ctx);
-            })
-            .wait(ctx);
+                    session_id: Some(act.id.clone()),
+                },
+                act.outbox.clone(),
+                rx,
+            ));
+            act.heartbeat(ctx);
+            act.expire_with_token(ctx);
+        })
+        .wait(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -220,6 +226,12 @@ impl Actor for WsSession {
         self.state.registry.do_send(Unregister {
             session_id: self.id.clone(),
         });
+        let (relay, user, sid) = (
+            self.state.relay.clone(),
+            self.claims.sub.clone(),
+            self.id.clone(),
+        );
+        tokio::spawn(async move { relay.session_closed(&user, &sid).await });
         log::info!("session {} closed for {}", self.id, self.claims.sub);
     }
 }

@@ -1,0 +1,741 @@
+//! The Redis relay: several nodes behind a balancer behave as one.
+//!
+//! Routing: each user has a channel `sb:u:{user}` and each watched user a channel
+//! `sb:w:{user}`. A node subscribes to a user's channel while that user has a session on it
+//! (before the session's `hello`), so it receives only the events of its own users. Publishing
+//! delivers to the local registry at once, then sends one part per addressed user (and one per
+//! watched user) in a single pipeline: the cost of an event is one PUBLISH per recipient user,
+//! received only by the nodes those users are on.
+//!
+//! Shared state, all of it rebuilt from the nodes if Redis loses it:
+//! - `sb:node:{node}`: liveness, refreshed every second with a 4 s TTL.
+//! - `sb:nodes`: the nodes; `sb:nu:{node}`: users with a session on a node.
+//! - `sb:on:{user}`: the nodes a user has a session on (online = not empty).
+//! - `sb:sess:{user}`: the user's sessions by opening time, for the cluster-wide cap.
+//! - `sb:rate:{user}`: the user's send budget (GCRA), cluster-wide.
+//!
+//! When a node's liveness key expires, the first node to notice takes `sb:reap:{node}`,
+//! removes the dead node from every set and reports users left with no session as offline.
+//! Redis is never the store of record: when it is down, local delivery, commits and acks go
+//! on; events for other nodes are dropped (clients fill seq gaps with `history`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use deadpool_redis::{Config as PoolConfig, Pool, PoolConfig as PoolSize, Runtime, Timeouts};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use redis::Script;
+use tokio::sync::mpsc;
+
+use super::subscriber::{Ping, REDIS_TIMEOUT, RedisSubscriber, Subscription};
+use super::{Audience, ENVELOPE_VERSION, Envelope, Payload, Relay, RelayError};
+use crate::limits::RateLimiter;
+use crate::registry::{Deliver, Online, SessionRegistry, Transition};
+use crate::ws::frames::{Ts, close};
+
+/// How often a node refreshes its liveness and looks for dead nodes.
+const TICK: Duration = Duration::from_secs(1);
+/// Liveness TTL: a node silent this long is dead. With `TICK`, watchers learn of a dead
+/// node's users going offline within about 5 s.
+const NODE_TTL_MS: u64 = 4000;
+/// How long one node holds the right to reap a dead one.
+const REAP_LOCK_MS: u64 = 10_000;
+/// Pooled connections for publishing and shared state.
+const POOL_SIZE: usize = 16;
+
+fn user_channel(user: &str) -> String {
+    format!("sb:u:{user}")
+}
+fn watch_channel(user: &str) -> String {
+    format!("sb:w:{user}")
+}
+
+/// SADD the node to the user's set; 1 when the user had no node before (first anywhere).
+const ARRIVE: &str = r"
+local before = redis.call('SCARD', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+if before == 0 then return 1 end
+return 0";
+
+/// SREM the node from the user's set; 1 when that removed the user's last node.
+const LEAVE: &str = r"
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0";
+
+/// Adds a session and returns the oldest ones past the cap, removed.
+const OPEN: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if excess <= 0 then return {} end
+local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+for _, m in ipairs(old) do redis.call('ZREM', KEYS[1], m) end
+return old";
+
+/// GCRA: 0 when a send may go now, else the milliseconds until one may.
+const RATE: &str = r"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tau = interval * (tonumber(ARGV[3]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if now < tat - tau then return math.ceil(tat - tau - now) end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tau + interval) + 1000)
+return 0";
+
+/// Removes a dead node from a user's sets; 1 when the user has no node left.
+const REAP: &str = r"
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+local prefix = ARGV[1] .. '|'
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if string.sub(m, 1, #prefix) == prefix then redis.call('ZREM', KEYS[2], m) end
+end
+if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0";
+
+#[derive(Default)]
+struct Local {
+    /// Sessions on this node by user.
+    sessions: HashMap<String, HashSet<String>>,
+    /// Watch channels and how many local watchers each has.
+    watched: HashMap<String, usize>,
+}
+
+/// Relay and shared state through Redis.
+pub struct RedisRelay {
+    node_id: String,
+    pool: Pool,
+    registry: Addr<SessionRegistry>,
+    subscriber: Addr<RedisSubscriber>,
+    local: Mutex<Local>,
+    up: AtomicBool,
+    last_error: Mutex<String>,
+    fallback: RateLimiter,
+    rate_interval_ms: f64,
+    rate_burst: u32,
+    max_sessions: usize,
+    transitions: mpsc::Sender<Transition>,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    arrive: Script,
+    leave: Script,
+    open: Script,
+    rate: Script,
+    reap: Script,
+}
+
+/// What the Redis relay needs to start.
+pub struct RedisOptions {
+    pub url: String,
+    pub node_id: String,
+    pub rate_per_s: u32,
+    pub rate_burst: u32,
+    pub max_sessions: usize,
+}
+
+impl RedisRelay {
+    /// Starts the relay, its subscriber and its liveness task. Redis need not be up yet.
+    pub fn start(
+        opts: RedisOptions,
+        registry: Addr<SessionRegistry>,
+        transitions: mpsc::Sender<Transition>,
+    ) -> Result<Arc<RedisRelay>, RelayError> {
+        let mut cfg = PoolConfig::from_url(opts.url.clone());
+        cfg.pool = Some(PoolSize {
+            max_size: POOL_SIZE,
+            timeouts: Timeouts {
+                wait: Some(REDIS_TIMEOUT),
+                create: Some(REDIS_TIMEOUT),
+                recycle: Some(REDIS_TIMEOUT),
+            },
+            ..PoolSize::default()
+        });
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| RelayError::Unavailable(e.to_string()))?;
+        let subscriber = RedisSubscriber::start(&opts.url, opts.node_id.clone(), registry.clone())?;
+        let relay = Arc::new(RedisRelay {
+            node_id: opts.node_id,
+            pool,
+            registry,
+            subscriber,
+            local: Mutex::new(Local::default()),
+            // Assume up until the first tick says otherwise, so start-up does not log an
+            // outage that never happened.
+            up: AtomicBool::new(true),
+            last_error: Mutex::new(String::new()),
+            fallback: RateLimiter::new(opts.rate_per_s, opts.rate_burst),
+            rate_interval_ms: 1000.0 / f64::from(opts.rate_per_s.max(1)),
+            rate_burst: opts.rate_burst.max(1),
+            max_sessions: opts.max_sessions,
+            transitions,
+            scripts: Scripts {
+                arrive: Script::new(ARRIVE),
+                leave: Script::new(LEAVE),
+                open: Script::new(OPEN),
+                rate: Script::new(RATE),
+                reap: Script::new(REAP),
+            },
+        });
+        let ticker = Arc::downgrade(&relay);
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let Some(r) = ticker.upgrade() else { return };
+                r.tick(first).await;
+                first = false;
+                drop(r);
+                tokio::time::sleep(TICK).await;
+            }
+        });
+        Ok(relay)
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// Records an outage; logs only the first failure of each outage.
+    fn down(&self, e: &RelayError) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+        if self.up.swap(false, Ordering::SeqCst) {
+            log::error!(
+                "redis unavailable ({e}): delivering locally only until it is back; /readyz answers 503"
+            );
+        }
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, RelayError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| RelayError::Unavailable(e.to_string()))
+    }
+
+    /// Runs one Redis operation with the command timeout; failures mark Redis down.
+    async fn timed<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, RelayError> {
+        let r = match tokio::time::timeout(REDIS_TIMEOUT, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(RelayError::Unavailable(e.to_string())),
+            Err(_) => Err(RelayError::Unavailable("timed out".into())),
+        };
+        if let Err(e) = &r {
+            self.down(e);
+        }
+        r
+    }
+
+    async fn subscribe(&self, channel: String, on: bool) {
+        let r = self
+            .subscriber
+            .send(Subscription { channel, on })
+            .await
+            .unwrap_or(Err(RelayError::RegistryGone));
+        if let Err(e) = r {
+            self.down(&e);
+        }
+    }
+
+    /// Liveness, recovery after an outage or a lost keyspace, and reaping dead nodes.
+    async fn tick(&self, first: bool) {
+        let sub_ok = self
+            .subscriber
+            .send(Ping)
+            .await
+            .unwrap_or(Err(RelayError::RegistryGone));
+        let mut conn = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => return self.down(&e),
+        };
+        let me = format!("sb:node:{}", self.node_id);
+        let previous: Result<Option<String>, RelayError> = self
+            .timed(
+                redis::cmd("SET")
+                    .arg(&me)
+                    .arg("1")
+                    .arg("PX")
+                    .arg(NODE_TTL_MS)
+                    .arg("GET")
+                    .query_async(&mut conn),
+            )
+            .await;
+        let Ok(previous) = previous else { return };
+        if let Err(e) = sub_ok {
+            return self.down(&e);
+        }
+        let was_down = !self.up.swap(true, Ordering::SeqCst);
+        if was_down {
+            log::info!("redis is back: re-registering this node's users and sessions");
+        }
+        if !first && (was_down || previous.is_none()) {
+            // Redis restarted (lost our keys), or we were silent long enough to be reaped.
+            self.reassert(&mut conn).await;
+        }
+        if self
+            .timed(
+                redis::cmd("SADD")
+                    .arg("sb:nodes")
+                    .arg(&self.node_id)
+                    .query_async::<i64>(&mut conn),
+            )
+            .await
+            .is_err()
+        {
+            return;
+        }
+        self.reap_dead(&mut conn).await;
+    }
+
+    async fn reassert(&self, conn: &mut deadpool_redis::Connection) {
+        let sessions: Vec<(String, Vec<String>)> = {
+            let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            local
+                .sessions
+                .iter()
+                .map(|(u, s)| (u.clone(), s.iter().cloned().collect()))
+                .collect()
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut pipe = redis::pipe();
+        for (user, sids) in &sessions {
+            pipe.cmd("SADD")
+                .arg(format!("sb:on:{user}"))
+                .arg(&self.node_id)
+                .ignore();
+            pipe.cmd("SADD")
+                .arg(format!("sb:nu:{}", self.node_id))
+                .arg(user)
+                .ignore();
+            for sid in sids {
+                pipe.cmd("ZADD")
+                    .arg(format!("sb:sess:{user}"))
+                    .arg(now)
+                    .arg(format!("{}|{sid}", self.node_id))
+                    .ignore();
+            }
+        }
+        if !sessions.is_empty() {
+            let _ = self.timed(pipe.query_async::<()>(conn)).await;
+        }
+    }
+
+    async fn reap_dead(&self, conn: &mut deadpool_redis::Connection) {
+        let Ok(nodes) = self
+            .timed(
+                redis::cmd("SMEMBERS")
+                    .arg("sb:nodes")
+                    .query_async::<Vec<String>>(conn),
+            )
+            .await
+        else {
+            return;
+        };
+        for node in nodes.into_iter().filter(|n| *n != self.node_id) {
+            let alive: Result<bool, _> = self
+                .timed(
+                    redis::cmd("EXISTS")
+                        .arg(format!("sb:node:{node}"))
+                        .query_async(conn),
+                )
+                .await;
+            if alive.unwrap_or(true) {
+                continue;
+            }
+            let locked: Result<Option<String>, _> = self
+                .timed(
+                    redis::cmd("SET")
+                        .arg(format!("sb:reap:{node}"))
+                        .arg(&self.node_id)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(REAP_LOCK_MS)
+                        .query_async(conn),
+                )
+                .await;
+            if matches!(locked, Ok(Some(_))) {
+                self.reap(conn, &node).await;
+            }
+        }
+    }
+
+    async fn reap(&self, conn: &mut deadpool_redis::Connection, node: &str) {
+        let Ok(users) = self
+            .timed(
+                redis::cmd("SMEMBERS")
+                    .arg(format!("sb:nu:{node}"))
+                    .query_async::<Vec<String>>(conn),
+            )
+            .await
+        else {
+            return;
+        };
+        let mut offline = 0;
+        for user in &users {
+            let gone: Result<i64, _> = self
+                .timed(
+                    self.scripts
+                        .reap
+                        .key(format!("sb:on:{user}"))
+                        .key(format!("sb:sess:{user}"))
+                        .arg(node)
+                        .invoke_async(conn),
+                )
+                .await;
+            if matches!(gone, Ok(1)) {
+                offline += 1;
+                let t = Transition::Gone {
+                    user_id: user.clone(),
+                    at: Ts::now(),
+                };
+                if self.transitions.send(t).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(format!("sb:nu:{node}")).ignore();
+        pipe.cmd("SREM").arg("sb:nodes").arg(node).ignore();
+        let _ = self.timed(pipe.query_async::<()>(conn)).await;
+        log::warn!(
+            "node {node} stopped refreshing its liveness: declared dead, {offline} of its {} user(s) now offline",
+            users.len()
+        );
+    }
+
+    /// The parts of an envelope, one per channel, each addressed so that a node delivers it
+    /// once per session.
+    fn parts(env: &Envelope) -> Vec<(String, Envelope)> {
+        let mut out = Vec::new();
+        for user in &env.audience.users {
+            let mut part = env.clone();
+            part.audience = Audience {
+                users: vec![user.clone()],
+                watchers_of: None,
+                except_session: env.audience.except_session.clone(),
+                sessions: Vec::new(),
+            };
+            out.push((user_channel(user), part));
+        }
+        if let Some(w) = &env.audience.watchers_of {
+            let mut part = env.clone();
+            part.audience = Audience {
+                watchers_of: Some(w.clone()),
+                ..Audience::default()
+            };
+            out.push((watch_channel(w), part));
+        }
+        out
+    }
+
+    async fn close_sessions(&self, user: &str, members: Vec<String>) {
+        for m in members {
+            let Some((node, sid)) = m.split_once('|') else {
+                continue;
+            };
+            let env = Envelope {
+                v: ENVELOPE_VERSION,
+                id: None,
+                origin: self.node_id.clone(),
+                audience: Audience {
+                    sessions: vec![sid.to_string()],
+                    ..Audience::default()
+                },
+                payload: Payload::Close {
+                    code: close::REPLACED,
+                    reason: "too many sessions".into(),
+                },
+            };
+            if node == self.node_id {
+                let _ = self
+                    .registry
+                    .send(Deliver {
+                        envelope: Arc::new(env),
+                    })
+                    .await;
+            } else if let Ok(mut conn) = self.conn().await {
+                let json = serde_json::to_string(&env).unwrap_or_default();
+                let _ = self
+                    .timed(
+                        redis::cmd("PUBLISH")
+                            .arg(user_channel(user))
+                            .arg(json)
+                            .query_async::<i64>(&mut conn),
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+impl Relay for RedisRelay {
+    fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>> {
+        async move {
+            let parts = Self::parts(&envelope);
+            self.registry
+                .send(Deliver {
+                    envelope: Arc::new(envelope),
+                })
+                .await
+                .map_err(|_| RelayError::RegistryGone)?;
+            if !self.is_up() || parts.is_empty() {
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            for (channel, part) in &parts {
+                let json = serde_json::to_string(part).unwrap_or_default();
+                pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
+            }
+            let mut conn = match self.conn().await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.down(&e);
+                    return Ok(());
+                }
+            };
+            // Local delivery already happened: a failure here only loses the cross-node copy,
+            // and the tick notices the outage.
+            let _ = self.timed(pipe.query_async::<()>(&mut conn)).await;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), RelayError>> {
+        async move {
+            if self.is_up() {
+                Ok(())
+            } else {
+                let e = self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                Err(RelayError::Unavailable(format!("redis: {e}")))
+            }
+        }
+        .boxed()
+    }
+
+    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()> {
+        async move {
+            let first_here = {
+                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                let set = local.sessions.entry(user.to_string()).or_default();
+                set.insert(session.to_string());
+                set.len() == 1
+            };
+            if first_here {
+                self.subscribe(user_channel(user), true).await;
+            }
+            if !self.is_up() {
+                return;
+            }
+            let Ok(mut conn) = self.conn().await else {
+                return;
+            };
+            let excess: Result<Vec<String>, _> = self
+                .timed(
+                    self.scripts
+                        .open
+                        .key(format!("sb:sess:{user}"))
+                        .arg(format!("{}|{session}", self.node_id))
+                        .arg(chrono::Utc::now().timestamp_millis())
+                        .arg(self.max_sessions)
+                        .invoke_async(&mut conn),
+                )
+                .await;
+            if let Ok(excess) = excess {
+                self.close_sessions(user, excess).await;
+            }
+        }
+        .boxed()
+    }
+
+    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()> {
+        async move {
+            let last_here = {
+                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                match local.sessions.get_mut(user) {
+                    Some(set) => {
+                        set.remove(session);
+                        let empty = set.is_empty();
+                        if empty {
+                            local.sessions.remove(user);
+                        }
+                        empty
+                    }
+                    None => false,
+                }
+            };
+            if last_here {
+                self.subscribe(user_channel(user), false).await;
+            }
+            if !self.is_up() {
+                return;
+            }
+            if let Ok(mut conn) = self.conn().await {
+                let _ = self
+                    .timed(
+                        redis::cmd("ZREM")
+                            .arg(format!("sb:sess:{user}"))
+                            .arg(format!("{}|{session}", self.node_id))
+                            .query_async::<i64>(&mut conn),
+                    )
+                    .await;
+            }
+        }
+        .boxed()
+    }
+
+    fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()> {
+        async move {
+            let change = {
+                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                let n = local.watched.entry(user.to_string()).or_insert(0);
+                if on {
+                    *n += 1;
+                    *n == 1
+                } else {
+                    *n = n.saturating_sub(1);
+                    let last = *n == 0;
+                    if last {
+                        local.watched.remove(user);
+                    }
+                    last
+                }
+            };
+            if change {
+                self.subscribe(watch_channel(user), on).await;
+            }
+        }
+        .boxed()
+    }
+
+    fn user_arrived<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool> {
+        async move {
+            let Ok(mut conn) = self.conn().await else {
+                return true;
+            };
+            self.timed(
+                self.scripts
+                    .arrive
+                    .key(format!("sb:on:{user}"))
+                    .key(format!("sb:nu:{}", self.node_id))
+                    .arg(&self.node_id)
+                    .arg(user)
+                    .invoke_async::<i64>(&mut conn),
+            )
+            .await
+            .map_or(true, |first| first == 1)
+        }
+        .boxed()
+    }
+
+    fn user_left<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool> {
+        async move {
+            let Ok(mut conn) = self.conn().await else {
+                return true;
+            };
+            self.timed(
+                self.scripts
+                    .leave
+                    .key(format!("sb:on:{user}"))
+                    .key(format!("sb:nu:{}", self.node_id))
+                    .arg(&self.node_id)
+                    .arg(user)
+                    .invoke_async::<i64>(&mut conn),
+            )
+            .await
+            .map_or(true, |last| last == 1)
+        }
+        .boxed()
+    }
+
+    fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>> {
+        async move {
+            if self.is_up() {
+                if let Ok(mut conn) = self.conn().await {
+                    let mut pipe = redis::pipe();
+                    for u in users {
+                        pipe.cmd("SCARD").arg(format!("sb:on:{u}"));
+                    }
+                    if let Ok(counts) = self.timed(pipe.query_async::<Vec<i64>>(&mut conn)).await {
+                        return counts.into_iter().map(|n| n > 0).collect();
+                    }
+                }
+            }
+            // Without Redis this node only knows its own sessions.
+            self.registry
+                .send(Online {
+                    user_ids: users.to_vec(),
+                })
+                .await
+                .unwrap_or_else(|_| vec![false; users.len()])
+        }
+        .boxed()
+    }
+
+    fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>> {
+        async move {
+            if self.is_up() {
+                if let Ok(mut conn) = self.conn().await {
+                    let wait: Result<i64, _> = self
+                        .timed(
+                            self.scripts
+                                .rate
+                                .key(format!("sb:rate:{user}"))
+                                .arg(chrono::Utc::now().timestamp_millis())
+                                .arg(self.rate_interval_ms)
+                                .arg(self.rate_burst)
+                                .invoke_async(&mut conn),
+                        )
+                        .await;
+                    if let Ok(ms) = wait {
+                        return if ms <= 0 {
+                            Ok(())
+                        } else {
+                            Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
+                        };
+                    }
+                }
+            }
+            self.fallback.check(user)
+        }
+        .boxed()
+    }
+
+    fn leave(&self) -> BoxFuture<'_, ()> {
+        async move {
+            let Ok(mut conn) = self.conn().await else {
+                return;
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd("DEL")
+                .arg(format!("sb:node:{}", self.node_id))
+                .ignore();
+            pipe.cmd("DEL")
+                .arg(format!("sb:nu:{}", self.node_id))
+                .ignore();
+            pipe.cmd("SREM").arg("sb:nodes").arg(&self.node_id).ignore();
+            if self.timed(pipe.query_async::<()>(&mut conn)).await.is_ok() {
+                log::info!("left the cluster: liveness and presence withdrawn");
+            }
+        }
+        .boxed()
+    }
+}
