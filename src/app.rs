@@ -38,6 +38,8 @@ pub struct AppState {
     pub auth: Auth,
     pub typing: Arc<Typing>,
     pub sequencer: Arc<Sequencer>,
+    /// Transitions for the presence task.
+    pub presence: mpsc::Sender<Transition>,
     /// Set on SIGTERM: `/readyz` turns 503 so balancers stop sending new clients here.
     pub draining: Arc<AtomicBool>,
 }
@@ -92,6 +94,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         typing: Arc::new(Typing::default()),
         sequencer: Arc::new(Sequencer::new(SEQUENCER_STRIPES)),
         draining: Arc::new(AtomicBool::new(false)),
+        presence: tx.clone(),
         config: Arc::new(config),
         store,
         relay,
@@ -135,7 +138,12 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         draining.store(true, Ordering::SeqCst);
         // Stop accepting first, so no socket opens behind the drain.
         handle.pause().await;
-        drain(&registry, grace.saturating_sub(Duration::from_secs(1))).await;
+        drain(
+            &registry,
+            relay.as_ref(),
+            grace.saturating_sub(Duration::from_secs(1)),
+        )
+        .await;
         // Presence is withdrawn now (offline published for users whose last session was
         // here), not when the liveness key expires.
         let (done, flushed) = tokio::sync::oneshot::channel();
@@ -151,12 +159,13 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
 }
 
 /// Closes every session with 1001 and waits (up to `grace`) for them to go.
-async fn drain(registry: &Addr<SessionRegistry>, grace: Duration) {
+async fn drain(registry: &Addr<SessionRegistry>, relay: &dyn Relay, grace: Duration) {
     let open = registry.send(Drain).await.unwrap_or(0);
     log::info!("draining: closing {open} session(s) with 1001");
     let deadline = tokio::time::Instant::now() + grace;
     while tokio::time::Instant::now() < deadline {
-        if registry.send(SessionCount).await.unwrap_or(0) == 0 {
+        // Gone from the registry, and from the relay (whose answer says who went offline).
+        if registry.send(SessionCount).await.unwrap_or(0) == 0 && relay.local_sessions() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,8 +1,7 @@
-//! Who is online. The registry reports each user's first session opening and last one
-//! closing on this node; the relay says whether that made them online or offline anywhere
-//! (and reports users whose last session died with a node). Presence turns those into
-//! `presence` events for watchers and direct-thread partners, records `last_seen`, and answers
-//! lookups.
+//! Who is online. Sessions ask the relay when they open and close, and it says whether that
+//! made the user online or offline anywhere (it also reports users whose last session died
+//! with a node). Presence turns those transitions into `presence` events for watchers and
+//! direct-thread partners, records `last_seen`, and answers lookups.
 
 use tokio::sync::mpsc;
 
@@ -17,6 +16,14 @@ use crate::ws::frames::{Presence, ServerFrame, Ts};
 pub const TRANSITION_QUEUE: usize = 16_384;
 /// Most users one lookup may name.
 pub const MAX_LOOKUP: usize = 500;
+
+/// Queues a transition for the presence task. Presence is advisory: if the task is far
+/// behind, dropping one beats blocking a socket; the user's next open or close corrects it.
+pub fn transition(tx: &mpsc::Sender<Transition>, t: Transition) {
+    if tx.try_send(t).is_err() {
+        log::warn!("presence queue full; a presence event was dropped");
+    }
+}
 
 /// Presence of each of `user_ids`, in order.
 pub async fn lookup(state: &AppState, user_ids: &[String]) -> Result<Vec<Presence>, ServiceError> {
@@ -87,6 +94,13 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Transition>) {
     while let Some(t) = rx.recv().await {
         match t {
             Transition::Online { user_id, name } => {
+                log::debug!("{user_id} online");
+                let p = Presence {
+                    user_id: user_id.clone(),
+                    online: true,
+                    last_seen: None,
+                };
+                announce(&state, p).await;
                 let now = naive(Ts::now());
                 if let Err(e) = state
                     .store
@@ -95,22 +109,10 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Transition>) {
                 {
                     log::warn!("presence: cannot record {user_id}: {e}");
                 }
-                if state.relay.user_arrived(&user_id).await {
-                    log::debug!("{user_id} online");
-                    let p = Presence {
-                        user_id,
-                        online: true,
-                        last_seen: None,
-                    };
-                    announce(&state, p).await;
-                }
             }
-            Transition::Offline { user_id, at } => {
-                if state.relay.user_left(&user_id).await {
-                    offline(&state, user_id, at).await;
-                }
+            Transition::Offline { user_id, at } | Transition::Gone { user_id, at } => {
+                offline(&state, user_id, at).await;
             }
-            Transition::Gone { user_id, at } => offline(&state, user_id, at).await,
             Transition::Watched { user_id, on } => state.relay.watch(&user_id, on).await,
             Transition::Flush(done) => {
                 let _ = done.send(());

@@ -2,7 +2,7 @@
 //! watches whose presence. It resolves an envelope's audience to local sessions and pushes the
 //! frame into each session's bounded outbox without ever waiting on a client. WebSockets and
 //! (later) SSE streams register the same way: the registry holds their outboxes, not their
-//! socket types.
+//! socket types. Whether a user is online anywhere is the relay's business, not this node's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,12 +23,12 @@ const RECENT_IDS: usize = 1024;
 /// What presence needs to hear about, in the order it happened.
 #[derive(Debug)]
 pub enum Transition {
-    /// The user's first session on this node opened; `name` is from their token.
+    /// The user's first session anywhere opened; `name` is from their token.
     Online {
         user_id: String,
         name: Option<String>,
     },
-    /// The user's last session on this node closed.
+    /// The user's last session anywhere closed.
     Offline { user_id: String, at: Ts },
     /// The user's last session anywhere went with a dead node (found by the relay).
     Gone { user_id: String, at: Ts },
@@ -76,8 +76,8 @@ impl SessionRegistry {
     }
 
     fn transition(&self, t: Transition) {
-        // Presence is advisory; if its task is far behind, losing a transition beats
-        // blocking the registry. The next open or close of that user corrects it.
+        // Watch subscriptions are advisory; if the presence task is far behind, losing one
+        // beats blocking the registry.
         if self.transitions.try_send(t).is_err() {
             log::warn!("presence transition queue full; a presence event was dropped");
         }
@@ -118,10 +118,6 @@ impl SessionRegistry {
         };
         if now_empty {
             self.by_user.remove(&entry.user_id);
-            self.transition(Transition::Offline {
-                user_id: entry.user_id,
-                at: Ts::now(),
-            });
         }
     }
 
@@ -182,14 +178,15 @@ impl Actor for SessionRegistry {
     }
 }
 
-/// Adds a session. Replies `false` while draining (the caller closes with 1001).
+/// Adds a session and queues its `hello` ahead of every event. Replies `false` while
+/// draining (the caller closes with 1001).
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Register {
     pub session_id: String,
     pub user_id: String,
-    pub name: Option<String>,
     pub outbox: Arc<Outbox>,
+    pub hello: ByteString,
 }
 
 impl Handler<Register> for SessionRegistry {
@@ -199,8 +196,8 @@ impl Handler<Register> for SessionRegistry {
         if self.draining {
             return false;
         }
+        msg.outbox.reply(msg.hello);
         let list = self.by_user.entry(msg.user_id.clone()).or_default();
-        let first = list.is_empty();
         list.push(msg.session_id.clone());
         // Over the cap: the oldest go, so a user who opens a new tab is never refused.
         let excess = list.len().saturating_sub(self.max_per_user);
@@ -222,12 +219,6 @@ impl Handler<Register> for SessionRegistry {
                 watching: HashSet::new(),
             },
         );
-        if first {
-            self.transition(Transition::Online {
-                user_id: msg.user_id,
-                name: msg.name,
-            });
-        }
         true
     }
 }

@@ -3,6 +3,8 @@
 //! mailbox is full, so publishers slow down instead of queueing without limit, and one
 //! publisher's envelopes stay in order.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix::Addr;
@@ -17,12 +19,18 @@ use crate::registry::{Deliver, Online, SessionRegistry};
 pub struct MemoryRelay {
     registry: Addr<SessionRegistry>,
     limiter: RateLimiter,
+    /// Open sessions per user: the whole cluster, on one node.
+    sessions: Mutex<HashMap<String, usize>>,
 }
 
 impl MemoryRelay {
     /// A relay into `registry`, with the per-user send rate held in memory.
     pub fn new(registry: Addr<SessionRegistry>, limiter: RateLimiter) -> Self {
-        MemoryRelay { registry, limiter }
+        MemoryRelay {
+            registry,
+            limiter,
+            sessions: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -47,25 +55,37 @@ impl Relay for MemoryRelay {
         async { Ok(()) }.boxed()
     }
 
-    // On one node the registry already enforces the cap and knows every session.
-    fn session_opened<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, ()> {
-        async {}.boxed()
+    // On one node the registry enforces the cap; here only the counts for presence.
+    fn session_opened<'a>(&'a self, user: &'a str, _: &'a str) -> BoxFuture<'a, bool> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(user.to_string()).or_insert(0);
+        *n += 1;
+        let first = *n == 1;
+        async move { first }.boxed()
     }
 
-    fn session_closed<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, ()> {
-        async {}.boxed()
+    fn session_closed<'a>(&'a self, user: &'a str, _: &'a str) -> BoxFuture<'a, bool> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let last = match map.get_mut(user) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        };
+        if last {
+            map.remove(user);
+        }
+        async move { last }.boxed()
+    }
+
+    fn local_sessions(&self) -> usize {
+        let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().sum()
     }
 
     fn watch<'a>(&'a self, _: &'a str, _: bool) -> BoxFuture<'a, ()> {
         async {}.boxed()
-    }
-
-    fn user_arrived<'a>(&'a self, _: &'a str) -> BoxFuture<'a, bool> {
-        async { true }.boxed()
-    }
-
-    fn user_left<'a>(&'a self, _: &'a str) -> BoxFuture<'a, bool> {
-        async { true }.boxed()
     }
 
     fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>> {

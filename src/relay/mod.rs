@@ -132,17 +132,17 @@ pub trait Relay: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether the relay can deliver beyond this node right now (`/readyz`).
     fn health(&self) -> BoxFuture<'_, Result<(), RelayError>>;
-    /// A session opened on this node. Resolves once the node receives the user's events, so
-    /// nothing published after `hello` is missed. Enforces the per-user cap cluster-wide.
-    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()>;
-    /// A session on this node closed.
-    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()>;
-    /// A session on this node starts (or stops) watching `user`'s presence.
+    /// A session opened on this node. Resolves once the node receives the user's events and
+    /// the user counts as online everywhere, so nothing published after `hello` is missed and
+    /// lookups agree. Enforces the per-user cap cluster-wide. True when it is the user's
+    /// first session anywhere.
+    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool>;
+    /// A session on this node closed. True when it was the user's last anywhere.
+    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool>;
+    /// Sessions this node has told the relay about and not yet closed.
+    fn local_sessions(&self) -> usize;
+    /// This node's first watcher of `user` arrived (`on`), or its last one left.
     fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()>;
-    /// The user's first session on this node opened: true when it is their first anywhere.
-    fn user_arrived<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool>;
-    /// The user's last session on this node closed: true when it was their last anywhere.
-    fn user_left<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool>;
     /// Whether each user has a session on any node.
     fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>>;
     /// Takes one send from the user's rate budget, or says how long until one is free.

@@ -213,6 +213,20 @@ impl RedisRelay {
         }
     }
 
+    /// A pooled connection while Redis is up; `None` (without waiting) while it is down.
+    async fn up_conn(&self) -> Option<deadpool_redis::Connection> {
+        if !self.is_up() {
+            return None;
+        }
+        match self.conn().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.down(&e);
+                None
+            }
+        }
+    }
+
     async fn conn(&self) -> Result<deadpool_redis::Connection, RelayError> {
         self.pool
             .get()
@@ -531,7 +545,7 @@ impl Relay for RedisRelay {
         .boxed()
     }
 
-    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()> {
+    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool> {
         async move {
             let first_here = {
                 let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
@@ -542,11 +556,24 @@ impl Relay for RedisRelay {
             if first_here {
                 self.subscribe(user_channel(user), true).await;
             }
-            if !self.is_up() {
-                return;
-            }
-            let Ok(mut conn) = self.conn().await else {
-                return;
+            let Some(mut conn) = self.up_conn().await else {
+                // Without Redis this node can only speak for itself.
+                return first_here;
+            };
+            let first_anywhere = if first_here {
+                self.timed(
+                    self.scripts
+                        .arrive
+                        .key(format!("sb:on:{user}"))
+                        .key(format!("sb:nu:{}", self.node_id))
+                        .arg(&self.node_id)
+                        .arg(user)
+                        .invoke_async::<i64>(&mut conn),
+                )
+                .await
+                .map_or(true, |first| first == 1)
+            } else {
+                false
             };
             let excess: Result<Vec<String>, _> = self
                 .timed(
@@ -562,11 +589,12 @@ impl Relay for RedisRelay {
             if let Ok(excess) = excess {
                 self.close_sessions(user, excess).await;
             }
+            first_anywhere
         }
         .boxed()
     }
 
-    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()> {
+    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool> {
         async move {
             let last_here = {
                 let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
@@ -585,21 +613,38 @@ impl Relay for RedisRelay {
             if last_here {
                 self.subscribe(user_channel(user), false).await;
             }
-            if !self.is_up() {
-                return;
+            let Some(mut conn) = self.up_conn().await else {
+                return last_here;
+            };
+            let _ = self
+                .timed(
+                    redis::cmd("ZREM")
+                        .arg(format!("sb:sess:{user}"))
+                        .arg(format!("{}|{session}", self.node_id))
+                        .query_async::<i64>(&mut conn),
+                )
+                .await;
+            if !last_here {
+                return false;
             }
-            if let Ok(mut conn) = self.conn().await {
-                let _ = self
-                    .timed(
-                        redis::cmd("ZREM")
-                            .arg(format!("sb:sess:{user}"))
-                            .arg(format!("{}|{session}", self.node_id))
-                            .query_async::<i64>(&mut conn),
-                    )
-                    .await;
-            }
+            self.timed(
+                self.scripts
+                    .leave
+                    .key(format!("sb:on:{user}"))
+                    .key(format!("sb:nu:{}", self.node_id))
+                    .arg(&self.node_id)
+                    .arg(user)
+                    .invoke_async::<i64>(&mut conn),
+            )
+            .await
+            .map_or(true, |last| last == 1)
         }
         .boxed()
+    }
+
+    fn local_sessions(&self) -> usize {
+        let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        local.sessions.values().map(HashSet::len).sum()
     }
 
     fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()> {
@@ -622,46 +667,6 @@ impl Relay for RedisRelay {
             if change {
                 self.subscribe(watch_channel(user), on).await;
             }
-        }
-        .boxed()
-    }
-
-    fn user_arrived<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool> {
-        async move {
-            let Ok(mut conn) = self.conn().await else {
-                return true;
-            };
-            self.timed(
-                self.scripts
-                    .arrive
-                    .key(format!("sb:on:{user}"))
-                    .key(format!("sb:nu:{}", self.node_id))
-                    .arg(&self.node_id)
-                    .arg(user)
-                    .invoke_async::<i64>(&mut conn),
-            )
-            .await
-            .map_or(true, |first| first == 1)
-        }
-        .boxed()
-    }
-
-    fn user_left<'a>(&'a self, user: &'a str) -> BoxFuture<'a, bool> {
-        async move {
-            let Ok(mut conn) = self.conn().await else {
-                return true;
-            };
-            self.timed(
-                self.scripts
-                    .leave
-                    .key(format!("sb:on:{user}"))
-                    .key(format!("sb:nu:{}", self.node_id))
-                    .arg(&self.node_id)
-                    .arg(user)
-                    .invoke_async::<i64>(&mut conn),
-            )
-            .await
-            .map_or(true, |last| last == 1)
         }
         .boxed()
     }

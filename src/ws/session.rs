@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 use crate::app::AppState;
 use crate::auth::Claims;
 use crate::error::{ApiError, ErrorCode};
-use crate::registry::{Register, Unregister};
+use crate::presence;
+use crate::registry::{Register, Transition, Unregister};
 use crate::service::Caller;
 use crate::ws::dispatch;
-use crate::ws::frames::{ClientFrame, FrameHead, MAX_REF_CHARS, ServerFrame, close};
+use crate::ws::frames::{ClientFrame, FrameHead, MAX_REF_CHARS, ServerFrame, Ts, close};
 use crate::ws::outbox::{Next, Outbox, Pushed};
 
 /// Client frames waiting for the session's worker; past this the client is told to slow down.
@@ -42,6 +43,8 @@ pub struct WsSession {
     outbox: Arc<Outbox>,
     last_heard: Instant,
     work: Option<mpsc::Sender<ClientFrame>>,
+    /// Whether the registry and the relay know this session (so it must leave them).
+    registered: bool,
 }
 
 impl WsSession {
@@ -54,6 +57,7 @@ impl WsSession {
             outbox,
             last_heard: Instant::now(),
             work: None,
+            registered: false,
         }
     }
 
@@ -172,22 +176,49 @@ impl Actor for WsSession {
         let register = Register {
             session_id: self.id.clone(),
             user_id: self.claims.sub.clone(),
-            name: self.claims.name.clone(),
             outbox: self.outbox.clone(),
+            hello: encode(&ServerFrame::Hello {
+                session_id: self.id.clone(),
+                user_id: self.claims.sub.clone(),
+                node_id: self.state.config.node_id.clone(),
+                heartbeat_s: self.state.config.heartbeat.as_secs(),
+                protocol: 1,
+            }),
         };
-        // Wait for the registry (and the relay's subscription) before reading any frame:
-        // `hello` must go first, and no event published after it may be missed.
+        // The relay first (this node now receives the user's events from every node and the
+        // user counts as online), then the registry, which queues `hello` ahead of any event:
+        // so `hello` goes first and nothing published after it is missed. No client frame is
+        // read until both are done.
         let (registry, relay) = (self.state.registry.clone(), self.state.relay.clone());
-        let (user, sid) = (self.claims.sub.clone(), self.id.clone());
+        let presence = self.state.presence.clone();
+        let (user, sid, name) = (
+            self.claims.sub.clone(),
+            self.id.clone(),
+            self.claims.name.clone(),
+        );
         async move {
-            let ok = registry.send(register).await == Ok(true);
-            if ok {
-                relay.session_opened(&user, &sid).await;
+            let first = relay.session_opened(&user, &sid).await;
+            if registry.send(register).await != Ok(true) {
+                if relay.session_closed(&user, &sid).await {
+                    let at = Ts::now();
+                    presence::transition(&presence, Transition::Offline { user_id: user, at });
+                }
+                return false;
             }
-            ok
+            if first {
+                presence::transition(
+                    &presence,
+                    Transition::Online {
+                        user_id: user,
+                        name,
+                    },
+                );
+            }
+            true
         }
         .into_actor(self)
         .map(|ok, act, ctx| {
+            act.registered = ok;
             if !ok {
                 act.outbox
                     .close_now(close::GOING_AWAY, "server shutting down");
@@ -195,13 +226,6 @@ impl Actor for WsSession {
                 return;
             }
             log::info!("session {} opened for {}", act.id, act.claims.sub);
-            act.reply(&ServerFrame::Hello {
-                session_id: act.id.clone(),
-                user_id: act.claims.sub.clone(),
-                node_id: act.state.config.node_id.clone(),
-                heartbeat_s: act.state.config.heartbeat.as_secs(),
-                protocol: 1,
-            });
             let (tx, rx) = mpsc::channel(PENDING_FRAMES);
             act.work = Some(tx);
             tokio::spawn(work(
@@ -223,15 +247,21 @@ impl Actor for WsSession {
         // Closing the work queue ends the worker after the frame it is on.
         self.work = None;
         self.outbox.close(close::NORMAL, "");
+        if !self.registered {
+            return;
+        }
         self.state.registry.do_send(Unregister {
             session_id: self.id.clone(),
         });
-        let (relay, user, sid) = (
-            self.state.relay.clone(),
-            self.claims.sub.clone(),
-            self.id.clone(),
-        );
-        tokio::spawn(async move { relay.session_closed(&user, &sid).await });
+        let relay = self.state.relay.clone();
+        let presence = self.state.presence.clone();
+        let (user, sid) = (self.claims.sub.clone(), self.id.clone());
+        tokio::spawn(async move {
+            if relay.session_closed(&user, &sid).await {
+                let at = Ts::now();
+                presence::transition(&presence, Transition::Offline { user_id: user, at });
+            }
+        });
         log::info!("session {} closed for {}", self.id, self.claims.sub);
     }
 }

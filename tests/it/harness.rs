@@ -104,7 +104,10 @@ pub fn command(dir: &std::path::Path) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.current_dir(dir).env("RUST_LOG", "info");
+    cmd.current_dir(dir).env(
+        "RUST_LOG",
+        std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+    );
     cmd
 }
 
@@ -118,9 +121,14 @@ impl Server {
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
         let dir = TempDir::new();
         let database_url = fresh_database(backend, &dir.0).await;
+        Server::spawn(dir, &database_url, env).await
+    }
+
+    /// A server on an existing database (several nodes share one).
+    pub async fn spawn(dir: TempDir, database_url: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = command(&dir.0);
         cmd.env("BIND_ADDR", "127.0.0.1:0")
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", SECRET)
             .env("JWT_LEEWAY_S", "0")
             .env("NODE_ID", "test-node")
@@ -179,6 +187,15 @@ impl Server {
         self.child.id()
     }
 
+    /// Sends a signal (`TERM`, `KILL`, …) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} failed");
+    }
+
     /// Waits for the process to exit (up to `within`); returns its exit status.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;
@@ -231,6 +248,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ({}) ---\n{}", self.addr, self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -345,6 +365,16 @@ impl Client {
                 Some(Ok(v)) => self.pending.push_back(v),
                 Some(Err(e)) => panic!("connection ended while waiting for {kind}: {e:?}"),
                 None => panic!("no {kind} within {WAIT:?}; stashed: {:?}", self.pending),
+            }
+        }
+    }
+
+    /// The next `presence` event about `user`, skipping presence of others.
+    pub async fn presence_of(&mut self, user: &str) -> Value {
+        loop {
+            let p = self.event("presence").await;
+            if p["user_id"] == user {
+                return p;
             }
         }
     }
@@ -518,4 +548,112 @@ macro_rules! both {
             }
         )*
     };
+}
+
+/// A private `redis-server` on a random port, for tests that stop, pause or restart it.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = RedisServer { port, child: None };
+        r.restart().await;
+        r
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> bool {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts it again on the same port (empty: it keeps nothing on disk).
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server is required for the cluster tests (apt-get install redis-server)",
+            );
+        self.child = Some(child);
+        for _ in 0..100 {
+            if self.cli(&["PING"]) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// Kills it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Several gateway nodes sharing one Postgres database and one Redis.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    pub redis: RedisServer,
+    pub database_url: String,
+}
+
+impl Cluster {
+    /// `n` nodes, named node0.., each with `env` on top of the cluster settings.
+    pub async fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
+        let redis = RedisServer::start().await;
+        let dir = TempDir::new();
+        let database_url = fresh_database(Backend::Postgres, &dir.0).await;
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            redis,
+            database_url,
+        };
+        for i in 0..n {
+            c.add_node(&format!("node{i}"), env).await;
+        }
+        c
+    }
+
+    /// Starts one more node.
+    pub async fn add_node(&mut self, name: &str, env: &[(&str, &str)]) {
+        let url = self.redis.url();
+        let mut all: Vec<(&str, &str)> = vec![("REDIS_URL", url.as_str()), ("NODE_ID", name)];
+        all.extend_from_slice(env);
+        let node = Server::spawn(TempDir::new(), &self.database_url, &all).await;
+        self.nodes.push(node);
+    }
+
+    /// Node `i`.
+    pub fn node(&self, i: usize) -> &Server {
+        &self.nodes[i]
+    }
 }

@@ -9,6 +9,7 @@ mod harness;
 
 mod auth_limits;
 mod cli;
+mod cluster;
 mod concurrency;
 mod isolation;
 mod messages;

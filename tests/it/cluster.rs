@@ -1,0 +1,322 @@
+//! Several gateway processes sharing Postgres and a private Redis behave as one: cross-node
+//! delivery, presence across nodes and devices, cluster-wide limits, a dead node, a Redis
+//! restart, and a graceful drain.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::{Cluster, Ended};
+
+#[tokio::test]
+async fn chat_typing_receipts_presence_and_threads_cross_nodes() {
+    let c = Cluster::start(2, &[("TYPING_TIMEOUT_MS", "500")]).await;
+    let (a, b) = (c.node(0), c.node(1));
+    let mut alice = a.ws("alice").await;
+    let mut bob = b.ws("bob").await;
+    assert_eq!(alice.hello["node_id"], "node0");
+    assert_eq!(bob.hello["node_id"], "node1");
+
+    // Presence: bob's direct partner-to-be is watched explicitly first.
+    let w = alice
+        .ok(json!({"type":"watch_presence","user_ids":["bob","dave"]}))
+        .await;
+    assert_eq!(
+        w["presence"][0]["online"], true,
+        "bob is online on the other node"
+    );
+    assert_eq!(w["presence"][1]["online"], false);
+
+    let m = alice
+        .ok(json!({"type":"send","to":"bob","body":"hi from node0"}))
+        .await["message"]
+        .clone();
+    let tid = m["thread_id"].as_str().unwrap().to_string();
+    assert_eq!(bob.event("thread").await["event"], "created");
+    assert_eq!(bob.event("message").await["message"], m);
+
+    let r = bob
+        .ok(json!({"type":"send","thread_id":tid,"body":"hi from node1"}))
+        .await;
+    assert_eq!(alice.event("message").await["message"], r["message"]);
+
+    bob.send(json!({"type":"typing","thread_id":tid,"is_typing":true}))
+        .await;
+    assert_eq!(alice.event("typing").await["is_typing"], true);
+    // The auto-stop comes from bob's node and still crosses over.
+    assert_eq!(alice.event("typing").await["is_typing"], false);
+
+    bob.ok(json!({"type":"read","thread_id":tid,"seq":1})).await;
+    let read = alice.event("read").await;
+    assert_eq!(
+        (read["user_id"].as_str(), read["seq"].as_i64()),
+        (Some("bob"), Some(1))
+    );
+
+    // dave connects on node1: alice (node0) is told; then leaves: offline.
+    let dave = b.ws("dave").await;
+    assert_eq!(alice.presence_of("dave").await["online"], true);
+    let (_, l) = a.http("alice").get("/presence?user_ids=dave").await;
+    assert_eq!(
+        l[0]["online"], true,
+        "lookups agree with events across nodes"
+    );
+    dave.close().await;
+    assert_eq!(alice.presence_of("dave").await["online"], false);
+
+    // Edits and thread changes cross too.
+    let (st, _) = a
+        .http("alice")
+        .patch(
+            &format!("/messages/{}", m["id"].as_str().unwrap()),
+            json!({"body":"edited"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        bob.event("message_updated").await["message"]["body"],
+        "edited"
+    );
+}
+
+#[tokio::test]
+async fn presence_spans_devices_on_different_nodes() {
+    let c = Cluster::start(2, &[]).await;
+    let mut carol = c.node(0).ws("carol").await;
+    carol
+        .ok(json!({"type":"watch_presence","user_ids":["dave"]}))
+        .await;
+    let phone = c.node(0).ws("dave").await;
+    assert_eq!(carol.event("presence").await["online"], true);
+    let laptop = c.node(1).ws("dave").await;
+    phone.close().await;
+    // Still online through node1: no event, and lookups on both nodes agree.
+    carol.no_event("presence", Duration::from_millis(500)).await;
+    for n in 0..2 {
+        let (_, l) = c.node(n).http("carol").get("/presence?user_ids=dave").await;
+        assert_eq!(l[0]["online"], true);
+    }
+    laptop.close().await;
+    let p = carol.event("presence").await;
+    assert_eq!(p["online"], false);
+    assert!(p["last_seen"].is_string());
+    carol.no_event("presence", Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn a_300_member_group_gets_every_message_on_every_node_in_seq_order() {
+    let c = Cluster::start(3, &[("RATE_BURST", "1000")]).await;
+    let users: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    let others: Vec<&str> = users.iter().skip(1).map(String::as_str).collect();
+    let tid = c.node(0).http(&users[0]).group("big", &others).await;
+    let mut clients = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        clients.push(c.node(i % 3).ws(u).await);
+    }
+    const N: i64 = 5;
+    let mut sender = clients.remove(0);
+    for i in 0..N {
+        sender.say(&tid, &format!("to all {i}")).await;
+    }
+    let mut tasks = Vec::new();
+    for mut cl in clients {
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for _ in 0..N {
+                seqs.push(
+                    cl.event("message").await["message"]["seq"]
+                        .as_i64()
+                        .unwrap(),
+                );
+            }
+            seqs
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (1..=N).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn socket_cap_and_send_rate_hold_across_nodes() {
+    let c = Cluster::start(
+        2,
+        &[
+            ("MAX_SESSIONS_PER_USER", "3"),
+            ("RATE_PER_S", "1"),
+            ("RATE_BURST", "4"),
+        ],
+    )
+    .await;
+    let mut oldest = c.node(0).ws("alice").await;
+    let _s2 = c.node(1).ws("alice").await;
+    let _s3 = c.node(0).ws("alice").await;
+    let mut s4 = c.node(1).ws("alice").await;
+    assert_eq!(
+        oldest.closed(Duration::from_secs(5)).await,
+        Ended::Code(4009)
+    );
+
+    let tid = c.node(0).http("alice").direct("bob").await;
+    let mut on_b = c.node(1).ws("alice").await;
+    s4.say(&tid, "1").await;
+    s4.say(&tid, "2").await;
+    on_b.say(&tid, "3").await;
+    on_b.say(&tid, "4").await;
+    let e = s4
+        .err(
+            json!({"type":"send","thread_id":tid,"body":"5"}),
+            "rate_limited",
+        )
+        .await;
+    assert!(e["retry_after_ms"].as_u64().unwrap() > 0);
+    on_b.err(
+        json!({"type":"send","thread_id":tid,"body":"5"}),
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_killed_node_s_users_go_offline_for_watchers() {
+    let c = Cluster::start(2, &[]).await;
+    let mut carol = c.node(0).ws("carol").await;
+    carol
+        .ok(json!({"type":"watch_presence","user_ids":["dave","erin"]}))
+        .await;
+    let _dave = c.node(1).ws("dave").await;
+    let _erin_here = c.node(0).ws("erin").await;
+    let _erin_there = c.node(1).ws("erin").await;
+    assert_eq!(carol.presence_of("dave").await["online"], true);
+    assert_eq!(carol.presence_of("erin").await["online"], true);
+
+    c.nodes[1].signal("KILL");
+    let killed = Instant::now();
+    let p = carol.event("presence").await;
+    let took = killed.elapsed();
+    eprintln!("presence converged {took:?} after kill -9");
+    assert_eq!(
+        (p["user_id"].as_str(), p["online"].as_bool()),
+        (Some("dave"), Some(false))
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // erin still has a session on node0: she stays online.
+    carol.no_event("presence", Duration::from_secs(1)).await;
+    let (_, l) = c
+        .node(0)
+        .http("carol")
+        .get("/presence?user_ids=dave,erin")
+        .await;
+    assert_eq!(
+        (l[0]["online"].as_bool(), l[1]["online"].as_bool()),
+        (Some(false), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
+    let mut c = Cluster::start(2, &[]).await;
+    let mut alice = c.node(0).ws("alice").await;
+    let mut bob = c.node(1).ws("bob").await;
+    let tid = c.node(0).http("alice").direct("bob").await;
+    alice.say(&tid, "before").await;
+    assert_eq!(bob.event("message").await["message"]["body"], "before");
+
+    c.redis.stop();
+    // Commits and acks go on without Redis; the node stays up.
+    let during = alice.say(&tid, "during").await;
+    assert_eq!(during["seq"], 2);
+    let http = reqwest::Client::new();
+    let mut saw_503 = false;
+    for _ in 0..50 {
+        let r = http.get(c.node(0).url("/readyz")).send().await.unwrap();
+        if r.status().as_u16() == 503 {
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert!(v["relay"].as_str().unwrap().contains("redis"), "{v}");
+            saw_503 = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_503, "/readyz never reported Redis down");
+
+    c.redis.restart().await;
+    let restarted = Instant::now();
+    for n in 0..2 {
+        loop {
+            let r = http.get(c.node(n).url("/readyz")).send().await.unwrap();
+            if r.status().as_u16() == 200 {
+                break;
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "node{n} did not recover"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Cross-node delivery resumes without restarting a gateway.
+    let mut resumed = None;
+    for i in 0..40 {
+        let m = alice.say(&tid, &format!("after {i}")).await;
+        if let Some(got) = tokio::time::timeout(Duration::from_millis(250), bob.event("message"))
+            .await
+            .ok()
+        {
+            resumed = Some((m, got));
+            break;
+        }
+    }
+    let took = restarted.elapsed();
+    eprintln!("cross-node delivery resumed {took:?} after Redis restarted");
+    let (_, got) = resumed.expect("delivery never resumed");
+    // bob sees a gap (he missed "during") and fills it from history: nothing acked is lost.
+    let last = got["message"]["seq"].as_i64().unwrap();
+    let h = bob
+        .ok(json!({"type":"history","thread_id":tid,"after_seq":1}))
+        .await;
+    let seqs: Vec<i64> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.starts_with(&[2]) && seqs.contains(&last), "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    assert!(c.node(0).log().contains("redis unavailable"));
+    assert_eq!(
+        c.node(0).log().matches("redis unavailable").count(),
+        1,
+        "logged once per outage"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_node_and_withdraws_its_presence_at_once() {
+    let mut c = Cluster::start(2, &[]).await;
+    let mut carol = c.node(0).ws("carol").await;
+    carol
+        .ok(json!({"type":"watch_presence","user_ids":["dave"]}))
+        .await;
+    let mut dave = c.node(1).ws("dave").await;
+    assert_eq!(carol.event("presence").await["online"], true);
+    c.nodes[1].signal("TERM");
+    let sent = Instant::now();
+    assert_eq!(dave.closed(Duration::from_secs(5)).await, Ended::Code(1001));
+    let p = carol.event("presence").await;
+    assert_eq!(p["online"], false);
+    // Well before the 4 s liveness TTL could have expired.
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(
+        c.nodes[1]
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    // The client reconnects to the other node and catches up.
+    let mut back = c.node(0).ws("dave").await;
+    back.ok(json!({"type":"threads"})).await;
+}
