@@ -33,6 +33,16 @@ pub struct Envelope {
     pub audience: Audience,
     /// What they get.
     pub payload: Payload,
+    /// For `message` events: the thread and seq, so every node hands them on in seq order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
+}
+
+/// A `message` event's place in its thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub thread_id: String,
+    pub seq: i64,
 }
 
 /// The sessions an envelope is for: the union of `users`' sessions and the sessions watching
@@ -105,6 +115,13 @@ impl Envelope {
             payload: Payload::Frame {
                 lane,
                 json: serde_json::to_string(frame).unwrap_or_default(),
+            },
+            order: match frame {
+                ServerFrame::Message { message } => Some(Order {
+                    thread_id: message.thread_id.clone(),
+                    seq: message.seq,
+                }),
+                _ => None,
             },
         }
     }

@@ -469,6 +469,7 @@ impl RedisRelay {
                     code: close::REPLACED,
                     reason: "too many sessions".into(),
                 },
+                order: None,
             };
             if node == self.node_id {
                 let _ = self

@@ -67,16 +67,22 @@ pub async fn handle(state: &AppState, caller: &Caller, frame: ClientFrame) -> Op
     }
 }
 
+/// Registers the session's watches, then (for a user this node now watches for the first
+/// time, or no longer watches) has the relay subscribe or unsubscribe before the ack goes out.
 async fn watch(state: &AppState, caller: &Caller, user_ids: Vec<String>, on: bool) {
     let Some(session_id) = caller.session_id.clone() else {
         return;
     };
-    let _ = state
+    let edges = state
         .registry
         .send(Watch {
             session_id,
             user_ids,
             watch: on,
         })
-        .await;
+        .await
+        .unwrap_or_default();
+    for user in edges {
+        state.relay.watch(&user, on).await;
+    }
 }

@@ -138,6 +138,38 @@ async fn a_300_member_group_gets_every_message_on_every_node_in_seq_order() {
 }
 
 #[tokio::test]
+async fn senders_on_two_nodes_into_one_thread_reach_everyone_in_seq_order() {
+    let c = Cluster::start(2, &[("RATE_BURST", "1000"), ("RATE_PER_S", "1000")]).await;
+    let senders: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    let mut members: Vec<&str> = senders.iter().map(String::as_str).collect();
+    members.extend(["r0", "r1"]);
+    let tid = c.node(0).http("r0").group("busy", &members).await;
+    let mut readers = vec![c.node(0).ws("r0").await, c.node(1).ws("r1").await];
+    const EACH: usize = 30;
+    let mut tasks = Vec::new();
+    for (i, s) in senders.iter().enumerate() {
+        let mut client = c.node(i % 2).ws(s).await;
+        let tid = tid.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..EACH {
+                client.say(&tid, &format!("{n}")).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = (senders.len() * EACH) as i64;
+    for r in readers.iter_mut() {
+        let mut seqs = Vec::new();
+        for _ in 0..total {
+            seqs.push(r.event("message").await["message"]["seq"].as_i64().unwrap());
+        }
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
 async fn socket_cap_and_send_rate_hold_across_nodes() {
     let c = Cluster::start(
         2,

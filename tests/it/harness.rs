@@ -369,12 +369,21 @@ impl Client {
         }
     }
 
-    /// The next `presence` event about `user`, skipping presence of others.
+    /// The next `presence` event about `user`, keeping presence of others for later.
     pub async fn presence_of(&mut self, user: &str) -> Value {
+        let is_it = |v: &Value| v["type"] == "presence" && v["user_id"] == user;
+        if let Some(i) = self.pending.iter().position(is_it) {
+            return self.pending.remove(i).unwrap();
+        }
         loop {
-            let p = self.event("presence").await;
-            if p["user_id"] == user {
-                return p;
+            match self.read(WAIT).await {
+                Some(Ok(v)) if is_it(&v) => return v,
+                Some(Ok(v)) => self.pending.push_back(v),
+                Some(Err(e)) => panic!("connection ended while waiting for presence: {e:?}"),
+                None => panic!(
+                    "no presence of {user} within {WAIT:?}; stashed: {:?}",
+                    self.pending
+                ),
             }
         }
     }

@@ -4,8 +4,11 @@
 //! (later) SSE streams register the same way: the registry holds their outboxes, not their
 //! socket types. Whether a user is online anywhere is the relay's business, not this node's.
 
+pub mod reorder;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -58,6 +61,10 @@ pub struct SessionRegistry {
     shed: u64,
     /// Recent multi-part envelope ids and the sessions each already reached.
     recent: std::collections::VecDeque<(String, HashSet<String>)>,
+    /// Per-thread seq order of `message` events.
+    reorder: reorder::Reorder,
+    /// Whether a timer to let held messages through is pending.
+    reorder_timer: bool,
 }
 
 impl SessionRegistry {
@@ -72,6 +79,8 @@ impl SessionRegistry {
             draining: false,
             shed: 0,
             recent: std::collections::VecDeque::new(),
+            reorder: reorder::Reorder::default(),
+            reorder_timer: false,
         }
     }
 
@@ -87,22 +96,27 @@ impl SessionRegistry {
     fn detach(&mut self, session_id: &str) -> Option<Entry> {
         let entry = self.sessions.remove(session_id)?;
         for watched in &entry.watching {
-            self.unwatch(watched, session_id);
-        }
-        Some(entry)
-    }
-
-    fn unwatch(&mut self, watched: &str, session_id: &str) {
-        if let Some(set) = self.watchers.get_mut(watched) {
-            set.remove(session_id);
-            if set.is_empty() {
-                self.watchers.remove(watched);
+            if self.unwatch(watched, session_id) {
                 self.transition(Transition::Watched {
-                    user_id: watched.to_string(),
+                    user_id: watched.clone(),
                     on: false,
                 });
             }
         }
+        Some(entry)
+    }
+
+    /// Drops one watch; true when it was this node's last watcher of `watched`.
+    fn unwatch(&mut self, watched: &str, session_id: &str) -> bool {
+        let Some(set) = self.watchers.get_mut(watched) else {
+            return false;
+        };
+        set.remove(session_id);
+        if !set.is_empty() {
+            return false;
+        }
+        self.watchers.remove(watched);
+        true
     }
 
     fn remove(&mut self, session_id: &str) {
@@ -175,6 +189,12 @@ impl Actor for SessionRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
+        // Forget the order state of quiet threads even when nothing is held.
+        ctx.run_interval(Duration::from_secs(30), |act, _| {
+            for e in act.reorder.expire() {
+                act.deliver_now(&e);
+            }
+        });
     }
 }
 
@@ -248,12 +268,43 @@ pub struct Deliver {
 impl Handler<Deliver> for SessionRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         let env = msg.envelope;
         if env.v != ENVELOPE_VERSION {
             log::warn!("dropping an envelope of unknown version {}", env.v);
             return;
         }
+        let ready = match &env.order {
+            Some(o) => {
+                let (thread, seq) = (o.thread_id.clone(), o.seq);
+                self.reorder.accept(&thread, seq, env)
+            }
+            None => vec![env],
+        };
+        for e in ready {
+            self.deliver_now(&e);
+        }
+        self.arm_reorder_timer(ctx);
+    }
+}
+
+impl SessionRegistry {
+    fn arm_reorder_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.reorder_timer || !self.reorder.waiting() {
+            return;
+        }
+        self.reorder_timer = true;
+        ctx.run_later(reorder::FIRST_HOLD / 4, |act, ctx| {
+            act.reorder_timer = false;
+            for e in act.reorder.expire() {
+                act.deliver_now(&e);
+            }
+            act.arm_reorder_timer(ctx);
+        });
+    }
+
+    /// Pushes an envelope's frame (or close) to the local sessions it addresses.
+    fn deliver_now(&mut self, env: &Envelope) {
         let mut targets: Vec<String> = self.targets(&env).into_iter().map(str::to_string).collect();
         if let Some(id) = &env.id {
             targets = self.first_time(id, targets);
@@ -296,9 +347,10 @@ impl Handler<Deliver> for SessionRegistry {
     }
 }
 
-/// Starts or stops a session watching users' presence.
+/// Starts or stops a session watching users' presence. Replies with the users whose first
+/// watcher on this node just arrived (or last one just left), for the relay to subscribe.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Vec<String>")]
 pub struct Watch {
     pub session_id: String,
     pub user_ids: Vec<String>,
@@ -306,11 +358,11 @@ pub struct Watch {
 }
 
 impl Handler<Watch> for SessionRegistry {
-    type Result = ();
+    type Result = Vec<String>;
 
-    fn handle(&mut self, msg: Watch, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Vec<String> {
         let Some(entry) = self.sessions.get_mut(&msg.session_id) else {
-            return;
+            return Vec::new();
         };
         let mut changed = Vec::new();
         for u in msg.user_ids {
@@ -322,20 +374,19 @@ impl Handler<Watch> for SessionRegistry {
                 changed.push(u);
             }
         }
+        let mut edges = Vec::new();
         for u in changed {
             if msg.watch {
                 let set = self.watchers.entry(u.clone()).or_default();
                 set.insert(msg.session_id.clone());
                 if set.len() == 1 {
-                    self.transition(Transition::Watched {
-                        user_id: u,
-                        on: true,
-                    });
+                    edges.push(u);
                 }
-            } else {
-                self.unwatch(&u, &msg.session_id);
+            } else if self.unwatch(&u, &msg.session_id) {
+                edges.push(u);
             }
         }
+        edges
     }
 }
 
