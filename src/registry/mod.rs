@@ -305,7 +305,7 @@ impl SessionRegistry {
 
     /// Pushes an envelope's frame (or close) to the local sessions it addresses.
     fn deliver_now(&mut self, env: &Envelope) {
-        let mut targets: Vec<String> = self.targets(&env).into_iter().map(str::to_string).collect();
+        let mut targets: Vec<String> = self.targets(env).into_iter().map(str::to_string).collect();
         if let Some(id) = &env.id {
             targets = self.first_time(id, targets);
         }

@@ -144,7 +144,7 @@ async fn senders_on_two_nodes_into_one_thread_reach_everyone_in_seq_order() {
     let mut members: Vec<&str> = senders.iter().map(String::as_str).collect();
     members.extend(["r0", "r1"]);
     let tid = c.node(0).http("r0").group("busy", &members).await;
-    let mut readers = vec![c.node(0).ws("r0").await, c.node(1).ws("r1").await];
+    let mut readers = [c.node(0).ws("r0").await, c.node(1).ws("r1").await];
     const EACH: usize = 30;
     let mut tasks = Vec::new();
     for (i, s) in senders.iter().enumerate() {
@@ -291,9 +291,8 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
     let mut resumed = None;
     for i in 0..40 {
         let m = alice.say(&tid, &format!("after {i}")).await;
-        if let Some(got) = tokio::time::timeout(Duration::from_millis(250), bob.event("message"))
-            .await
-            .ok()
+        if let Ok(got) =
+            tokio::time::timeout(Duration::from_millis(250), bob.event("message")).await
         {
             resumed = Some((m, got));
             break;
@@ -351,4 +350,34 @@ async fn sigterm_drains_a_node_and_withdraws_its_presence_at_once() {
     // The client reconnects to the other node and catches up.
     let mut back = c.node(0).ws("dave").await;
     back.ok(json!({"type":"threads"})).await;
+}
+
+#[tokio::test]
+async fn a_paused_redis_does_not_stop_local_chat() {
+    let c = Cluster::start(2, &[]).await;
+    let mut alice = c.node(0).ws("alice").await;
+    let mut bob = c.node(0).ws("bob").await;
+    let tid = c.node(0).http("alice").direct("bob").await;
+    alice.say(&tid, "before").await;
+    assert_eq!(bob.event("message").await["message"]["body"], "before");
+    c.redis.pause(Duration::from_secs(6));
+    // Same node: committed, acked and delivered while Redis answers nothing.
+    for i in 0..3 {
+        let m = alice.say(&tid, &format!("paused {i}")).await;
+        assert_eq!(bob.event("message").await["message"], m);
+    }
+    let http = reqwest::Client::new();
+    let r = http.get(c.node(0).url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    // Back to ready once the pause ends, with no restart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http.get(c.node(0).url("/readyz")).send().await.unwrap();
+        if r.status().as_u16() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(c.node(0).log().matches("redis unavailable").count(), 1);
 }

@@ -613,6 +613,15 @@ impl RedisServer {
         panic!("redis-server did not start on port {}", self.port);
     }
 
+    /// Makes it answer no client for `d` (CLIENT PAUSE).
+    pub fn pause(&self, d: Duration) {
+        let ms = d.as_millis().to_string();
+        assert!(
+            self.cli(&["CLIENT", "PAUSE", &ms, "ALL"]),
+            "CLIENT PAUSE failed"
+        );
+    }
+
     /// Kills it.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
