@@ -408,6 +408,16 @@ impl Handler<Online> for SessionRegistry {
     }
 }
 
+/// Which of `users` have a session on this node (all false if the registry is gone).
+pub async fn online_here(registry: &Addr<SessionRegistry>, users: &[String]) -> Vec<bool> {
+    registry
+        .send(Online {
+            user_ids: users.to_vec(),
+        })
+        .await
+        .unwrap_or_else(|_| vec![false; users.len()])
+}
+
 /// Stops accepting sessions and closes every open one with 1001. Replies with how many were
 /// open.
 #[derive(Message)]

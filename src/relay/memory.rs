@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 
 use super::{Envelope, Relay, RelayError};
 use crate::limits::RateLimiter;
-use crate::registry::{Deliver, Online, SessionRegistry};
+use crate::registry::{Deliver, SessionRegistry};
 
 /// Delivers to the local registry only.
 pub struct MemoryRelay {
@@ -89,15 +89,7 @@ impl Relay for MemoryRelay {
     }
 
     fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>> {
-        async move {
-            self.registry
-                .send(Online {
-                    user_ids: users.to_vec(),
-                })
-                .await
-                .unwrap_or_else(|_| vec![false; users.len()])
-        }
-        .boxed()
+        crate::registry::online_here(&self.registry, users).boxed()
     }
 
     fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>> {

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use super::subscriber::{Ping, REDIS_TIMEOUT, RedisSubscriber, Subscription};
 use super::{Audience, ENVELOPE_VERSION, Envelope, Payload, Relay, RelayError};
 use crate::limits::RateLimiter;
-use crate::registry::{Deliver, Online, SessionRegistry, Transition};
+use crate::registry::{Deliver, SessionRegistry, Transition};
 use crate::ws::frames::{Ts, close};
 
 /// How often a node refreshes its liveness and looks for dead nodes.
@@ -250,6 +250,26 @@ impl RedisRelay {
         r
     }
 
+    /// Runs ARRIVE or LEAVE for `user` on this node: true when it was the user's first (or
+    /// last) node. Without an answer, this node's own view decides (true).
+    async fn presence_edge(
+        &self,
+        script: &Script,
+        user: &str,
+        conn: &mut deadpool_redis::Connection,
+    ) -> bool {
+        self.timed(
+            script
+                .key(format!("sb:on:{user}"))
+                .key(format!("sb:nu:{}", self.node_id))
+                .arg(&self.node_id)
+                .arg(user)
+                .invoke_async::<i64>(conn),
+        )
+        .await
+        .map_or(true, |edge| edge == 1)
+    }
+
     async fn subscribe(&self, channel: String, on: bool) {
         let r = self
             .subscriber
@@ -311,8 +331,12 @@ impl RedisRelay {
         self.reap_dead(&mut conn).await;
     }
 
+    /// Makes Redis agree with this node again after an outage, a restart that lost the
+    /// keyspace, or a silence long enough to have been reaped: users who left meanwhile are
+    /// withdrawn (offline if it was their last node), users here are re-added (online if
+    /// another node had declared them gone), and each user's sessions are listed afresh.
     async fn reassert(&self, conn: &mut deadpool_redis::Connection) {
-        let sessions: Vec<(String, Vec<String>)> = {
+        let sessions: HashMap<String, Vec<String>> = {
             let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
             local
                 .sessions
@@ -320,27 +344,75 @@ impl RedisRelay {
                 .map(|(u, s)| (u.clone(), s.iter().cloned().collect()))
                 .collect()
         };
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut pipe = redis::pipe();
+        let listed: Vec<String> = self
+            .timed(
+                redis::cmd("SMEMBERS")
+                    .arg(format!("sb:nu:{}", self.node_id))
+                    .query_async(conn),
+            )
+            .await
+            .unwrap_or_default();
+        let now = Ts::now();
+        for user in listed.iter().filter(|u| !sessions.contains_key(*u)) {
+            if self.withdraw(conn, user).await {
+                self.tell(Transition::Offline {
+                    user_id: user.clone(),
+                    at: now,
+                })
+                .await;
+            }
+        }
         for (user, sids) in &sessions {
-            pipe.cmd("SADD")
-                .arg(format!("sb:on:{user}"))
-                .arg(&self.node_id)
-                .ignore();
-            pipe.cmd("SADD")
-                .arg(format!("sb:nu:{}", self.node_id))
-                .arg(user)
-                .ignore();
+            // Clear this node's stale entries for the user, then add what is really here.
+            self.withdraw(conn, user).await;
+            let first = self.presence_edge(&self.scripts.arrive, user, conn).await;
+            // Not listed: another node may have declared them gone; say they are here.
+            if first && !listed.contains(user) {
+                self.tell(Transition::Online {
+                    user_id: user.clone(),
+                    name: None,
+                })
+                .await;
+            }
+            let mut pipe = redis::pipe();
             for sid in sids {
                 pipe.cmd("ZADD")
                     .arg(format!("sb:sess:{user}"))
-                    .arg(now)
+                    .arg(now.0.timestamp_millis())
                     .arg(format!("{}|{sid}", self.node_id))
                     .ignore();
             }
-        }
-        if !sessions.is_empty() {
             let _ = self.timed(pipe.query_async::<()>(conn)).await;
+        }
+        log::info!("re-registered {} user(s) with redis", sessions.len());
+    }
+
+    /// Removes this node from a user's sets (REAP on ourselves); true if it was their last.
+    async fn withdraw(&self, conn: &mut deadpool_redis::Connection, user: &str) -> bool {
+        let gone: Result<i64, _> = self
+            .timed(
+                self.scripts
+                    .reap
+                    .key(format!("sb:on:{user}"))
+                    .key(format!("sb:sess:{user}"))
+                    .arg(&self.node_id)
+                    .invoke_async(conn),
+            )
+            .await;
+        let _ = self
+            .timed(
+                redis::cmd("SREM")
+                    .arg(format!("sb:nu:{}", self.node_id))
+                    .arg(user)
+                    .query_async::<i64>(conn),
+            )
+            .await;
+        matches!(gone, Ok(1))
+    }
+
+    async fn tell(&self, t: Transition) {
+        if self.transitions.send(t).await.is_err() {
+            log::warn!("presence task gone; a presence change was not announced");
         }
     }
 
@@ -408,13 +480,11 @@ impl RedisRelay {
                 .await;
             if matches!(gone, Ok(1)) {
                 offline += 1;
-                let t = Transition::Gone {
+                self.tell(Transition::Gone {
                     user_id: user.clone(),
                     at: Ts::now(),
-                };
-                if self.transitions.send(t).await.is_err() {
-                    return;
-                }
+                })
+                .await;
             }
         }
         let mut pipe = redis::pipe();
@@ -561,21 +631,10 @@ impl Relay for RedisRelay {
                 // Without Redis this node can only speak for itself.
                 return first_here;
             };
-            let first_anywhere = if first_here {
-                self.timed(
-                    self.scripts
-                        .arrive
-                        .key(format!("sb:on:{user}"))
-                        .key(format!("sb:nu:{}", self.node_id))
-                        .arg(&self.node_id)
-                        .arg(user)
-                        .invoke_async::<i64>(&mut conn),
-                )
-                .await
-                .map_or(true, |first| first == 1)
-            } else {
-                false
-            };
+            let first_anywhere = first_here
+                && self
+                    .presence_edge(&self.scripts.arrive, user, &mut conn)
+                    .await;
             let excess: Result<Vec<String>, _> = self
                 .timed(
                     self.scripts
@@ -625,20 +684,10 @@ impl Relay for RedisRelay {
                         .query_async::<i64>(&mut conn),
                 )
                 .await;
-            if !last_here {
-                return false;
-            }
-            self.timed(
-                self.scripts
-                    .leave
-                    .key(format!("sb:on:{user}"))
-                    .key(format!("sb:nu:{}", self.node_id))
-                    .arg(&self.node_id)
-                    .arg(user)
-                    .invoke_async::<i64>(&mut conn),
-            )
-            .await
-            .map_or(true, |last| last == 1)
+            last_here
+                && self
+                    .presence_edge(&self.scripts.leave, user, &mut conn)
+                    .await
         }
         .boxed()
     }
@@ -686,12 +735,7 @@ impl Relay for RedisRelay {
                 }
             }
             // Without Redis this node only knows its own sessions.
-            self.registry
-                .send(Online {
-                    user_ids: users.to_vec(),
-                })
-                .await
-                .unwrap_or_else(|_| vec![false; users.len()])
+            crate::registry::online_here(&self.registry, users).await
         }
         .boxed()
     }

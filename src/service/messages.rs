@@ -207,17 +207,22 @@ pub async fn edit(
         .edit_message(row.id, body, metadata, naive(Ts::now()))
         .await?;
     let message: Message = updated.into();
-    let members = state.store.member_ids(&message.thread_id).await?;
-    publish(
-        state,
-        Audience::users(members),
-        Lane::Durable,
-        &ServerFrame::MessageUpdated {
-            message: message.clone(),
-        },
-    )
-    .await;
+    let frame = ServerFrame::MessageUpdated {
+        message: message.clone(),
+    };
+    tell_members(state, &message.thread_id, &frame).await?;
     Ok(message)
+}
+
+/// Publishes a change to a message to every session of every member, the author's included.
+async fn tell_members(
+    state: &AppState,
+    thread_id: &str,
+    frame: &ServerFrame,
+) -> Result<(), ServiceError> {
+    let members = state.store.member_ids(thread_id).await?;
+    publish(state, Audience::users(members), Lane::Durable, frame).await;
+    Ok(())
 }
 
 /// Deletes the caller's own message (it keeps its id and seq) and tells every member.
@@ -229,16 +234,10 @@ pub async fn delete(
     let row = own_message(state, caller, message_id).await?;
     let deleted = state.store.delete_message(row.id, naive(Ts::now())).await?;
     let message: Message = deleted.into();
-    let members = state.store.member_ids(&message.thread_id).await?;
-    publish(
-        state,
-        Audience::users(members),
-        Lane::Durable,
-        &ServerFrame::MessageDeleted {
-            message: message.clone(),
-        },
-    )
-    .await;
+    let frame = ServerFrame::MessageDeleted {
+        message: message.clone(),
+    };
+    tell_members(state, &message.thread_id, &frame).await?;
     Ok(message)
 }
 

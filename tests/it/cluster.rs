@@ -360,7 +360,10 @@ async fn a_paused_redis_does_not_stop_local_chat() {
     let tid = c.node(0).http("alice").direct("bob").await;
     alice.say(&tid, "before").await;
     assert_eq!(bob.event("message").await["message"]["body"], "before");
+    let dave = c.node(0).ws("dave").await;
     c.redis.pause(Duration::from_secs(6));
+    // dave leaves while Redis cannot hear of it.
+    dave.close().await;
     // Same node: committed, acked and delivered while Redis answers nothing.
     for i in 0..3 {
         let m = alice.say(&tid, &format!("paused {i}")).await;
@@ -380,4 +383,18 @@ async fn a_paused_redis_does_not_stop_local_chat() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(c.node(0).log().matches("redis unavailable").count(), 1);
+    // Redis is brought back in line: dave is not left online, alice is online.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, l) = c
+            .node(1)
+            .http("carol")
+            .get("/presence?user_ids=dave,alice")
+            .await;
+        if l[0]["online"] == false && l[1]["online"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "presence never recovered: {l}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
