@@ -298,10 +298,20 @@ pub async fn announce(
     let Some(row) = state.store.thread(thread_id).await? else {
         return Ok(());
     };
-    let members = state.store.member_ids(thread_id).await?;
-    let recipients = members.iter().chain(also.iter());
+    // One view for all (members, last message), then each recipient's own unread count.
+    let base = view(state, row, "").await?;
+    let unread: std::collections::HashMap<String, i64> = state
+        .store
+        .unread_by_member(thread_id)
+        .await?
+        .into_iter()
+        .collect();
+    let recipients = base.members.iter().chain(also.iter());
     for user in recipients {
-        let thread = view(state, row.clone(), user).await?;
+        let thread = Thread {
+            unread: unread.get(user).copied().unwrap_or(0),
+            ..base.clone()
+        };
         publish(
             state,
             Audience::users(vec![user.clone()]),

@@ -344,6 +344,14 @@ impl Store {
         read!(self, |c, q| q::receipts::unread_in(c, user_id, &[]))
     }
 
+    /// Each member's unread count in one thread (members with none left out).
+    pub async fn unread_by_member(
+        &self,
+        thread_id: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        read!(self, |c, q| q::receipts::unread_by_member(c, thread_id))
+    }
+
     // ---- users --------------------------------------------------------------------------
 
     /// Records a user's name and, when given, last-seen time.

@@ -64,3 +64,20 @@ pub async fn unread_in(
     }
     q.load(conn).await
 }
+
+/// Each member's unread count in one thread (members with none left out).
+pub async fn unread_by_member(conn: &mut Conn, thread_id: &str) -> QueryResult<Vec<(String, i64)>> {
+    members::table
+        .inner_join(
+            messages::table.on(messages::thread_id
+                .eq(members::thread_id)
+                .and(messages::seq.gt(members::read_seq))),
+        )
+        .filter(members::thread_id.eq(thread_id))
+        .filter(messages::sender_id.ne(members::user_id))
+        .filter(messages::deleted.eq(false))
+        .group_by(members::user_id)
+        .select((members::user_id, count_star()))
+        .load(conn)
+        .await
+}
