@@ -7,8 +7,10 @@
 //! - [`api`]: the REST routes (`/api/v1`), `/healthz` and `/readyz`.
 //! - [`service`]: what WS and REST share: messages, threads, receipts, typing.
 //! - [`store`]: the store seam over Postgres and SQLite; queries written once.
-//! - [`relay`]: the relay seam; [`relay::memory`] for one node.
-//! - [`registry`]: the session registry actor: user → sessions, caps, drain.
+//! - [`relay`]: the relay seam and the node's view of the cluster: [`relay::memory`] for one
+//!   node; [`relay::redis`] and its [`relay::subscriber`] actor for many.
+//! - [`registry`]: the session registry actor: user → sessions, watchers, caps, drain, and
+//!   per-thread seq order ([`registry::reorder`]).
 //! - [`presence`]: online/offline transitions, last seen, lookups.
 //! - [`auth`], [`config`], [`error`], [`limits`], [`cli`], [`app`], [`shutdown`].
 
