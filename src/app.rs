@@ -13,18 +13,21 @@ use tokio::sync::mpsc;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::limits::RateLimiter;
-use crate::registry::Transition;
+use crate::presence::Transition;
 use crate::registry::{Drain, SessionCount, SessionRegistry};
 use crate::relay::Relay;
 use crate::relay::memory::MemoryRelay;
 use crate::relay::redis::{RedisOptions, RedisRelay};
-use crate::service::messages::Sequencer;
 use crate::service::typing::Typing;
 use crate::store::{Store, migrate};
+use crate::stripes::Stripes;
 use crate::{presence, shutdown};
 
 /// Per-thread ordering locks; more stripes, fewer unrelated threads waiting on each other.
 const SEQUENCER_STRIPES: usize = 1024;
+/// Of the shutdown grace, what is kept for leaving the cluster, announcing presence and
+/// stopping the server after the sockets are closed.
+const SHUTDOWN_TAIL: Duration = Duration::from_millis(2500);
 /// Connections one worker accepts; the default 25k is low for a gateway (STACK.md).
 const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
 
@@ -37,9 +40,8 @@ pub struct AppState {
     pub registry: Addr<SessionRegistry>,
     pub auth: Auth,
     pub typing: Arc<Typing>,
-    pub sequencer: Arc<Sequencer>,
-    /// Transitions for the presence task.
-    pub presence: mpsc::Sender<Transition>,
+    /// Per-thread turns from seq assignment to publish.
+    pub sequencer: Arc<Stripes>,
     /// Set on SIGTERM: `/readyz` turns 503 so balancers stop sending new clients here.
     pub draining: Arc<AtomicBool>,
 }
@@ -72,11 +74,12 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     let store = Store::connect(&config.database_url).await?;
     let auth = Auth::new(&config).map_err(StartError::Auth)?;
     let (tx, rx) = mpsc::channel(presence::TRANSITION_QUEUE);
-    let registry = SessionRegistry::new(config.max_sessions_per_user, tx.clone()).start();
+    let registry = SessionRegistry::new(config.max_sessions_per_user).start();
     let relay: Arc<dyn Relay> = match &config.redis_url {
         None => Arc::new(MemoryRelay::new(
             registry.clone(),
             RateLimiter::new(config.rate_per_s, config.rate_burst),
+            tx.clone(),
         )),
         Some(url) => RedisRelay::start(
             RedisOptions {
@@ -92,9 +95,8 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     };
     let state = AppState {
         typing: Arc::new(Typing::default()),
-        sequencer: Arc::new(Sequencer::new(SEQUENCER_STRIPES)),
+        sequencer: Arc::new(Stripes::new(SEQUENCER_STRIPES)),
         draining: Arc::new(AtomicBool::new(false)),
-        presence: tx.clone(),
         config: Arc::new(config),
         store,
         relay,
@@ -135,22 +137,24 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     let relay = state.relay.clone();
     tokio::spawn(async move {
         shutdown::signalled().await;
+        // Everything below fits in SHUTDOWN_GRACE_S: sockets get what is left after the
+        // steps that follow them are budgeted.
+        let deadline = tokio::time::Instant::now() + grace;
         draining.store(true, Ordering::SeqCst);
         // Stop accepting first, so no socket opens behind the drain.
         handle.pause().await;
-        drain(
-            &registry,
-            relay.as_ref(),
-            grace.saturating_sub(Duration::from_secs(1)),
-        )
-        .await;
-        // Presence is withdrawn now (offline published for users whose last session was
-        // here), not when the liveness key expires.
+        let for_sockets = grace.saturating_sub(SHUTDOWN_TAIL);
+        drain(&registry, relay.as_ref(), for_sockets).await;
+        // Withdraw this node (and anyone whose close did not finish) from the cluster now,
+        // not when the liveness key expires; then let presence announce the offlines.
+        let _ = tokio::time::timeout(Duration::from_secs(1), relay.leave()).await;
         let (done, flushed) = tokio::sync::oneshot::channel();
         if tx.send(Transition::Flush(done)).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
+            let until = deadline
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or(deadline);
+            let _ = tokio::time::timeout_at(until, flushed).await;
         }
-        relay.leave().await;
         handle.stop(true).await;
     });
     server.await?;

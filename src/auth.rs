@@ -39,10 +39,13 @@ pub struct Claims {
     /// Organisations the user belongs to, for org broadcasts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orgs: Vec<String>,
+    /// Issuer; checked by the verifier when `JWT_ISSUER` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// Audience: a string or a list (RFC 7519); checked by the verifier when
+    /// `JWT_AUDIENCE` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<serde_json::Value>,
 }
 
 /// Parses a PEM public key as RSA, then as Ed25519.
@@ -237,6 +240,11 @@ mod tests {
         c.iss = Some("host".into());
         c.aud = Some("sb".into());
         assert!(a.verify(&a.sign(&c).unwrap()).is_ok());
+        // Identity providers often send a list.
+        c.aud = Some(serde_json::json!(["other", "sb"]));
+        assert!(a.verify(&a.sign(&c).unwrap()).is_ok());
+        c.aud = Some(serde_json::json!(["other"]));
+        assert!(a.verify(&a.sign(&c).unwrap()).is_err());
     }
 
     #[test]

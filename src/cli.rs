@@ -66,14 +66,16 @@ pub async fn run_tool(config: &Config, command: Command) -> ExitCode {
                 Ok(a) => a,
                 Err(e) => return fail(&format!("JWT_PUBLIC_KEY: {e}")),
             };
-            let exp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0) + ttl;
+            let exp = u64::try_from(chrono::Utc::now().timestamp())
+                .unwrap_or(0)
+                .saturating_add(ttl);
             let claims = Claims {
                 sub: user_id,
                 exp,
                 name,
                 orgs,
                 iss: config.jwt_issuer.clone(),
-                aud: config.jwt_audience.clone(),
+                aud: config.jwt_audience.clone().map(serde_json::Value::String),
             };
             match auth.sign(&claims) {
                 Ok(t) => {

@@ -200,7 +200,14 @@ impl Config {
         )?;
         let redis_url = match get(env, "REDIS_URL") {
             None => None,
-            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+            Some(u) if u.starts_with("rediss://") => {
+                return Err(ConfigError {
+                    var: "REDIS_URL",
+                    problem: "TLS (rediss://) is not supported by this build".into(),
+                    hint: "put redis://HOST:PORT and keep Redis on a private network",
+                });
+            }
+            Some(u) if u.starts_with("redis://") => {
                 if url::Url::parse(&u).is_err() {
                     return Err(ConfigError {
                         var: "REDIS_URL",
@@ -367,6 +374,7 @@ mod tests {
             ("HEARTBEAT_S", "0"),
             ("RATE_PER_S", "fast"),
             ("REDIS_URL", "127.0.0.1:6379"),
+            ("REDIS_URL", "rediss://127.0.0.1:6379"),
         ] {
             let err = cfg(&[(var, val)]).unwrap_err();
             assert_eq!(err.var, var, "{val}");

@@ -12,7 +12,7 @@
 //! - [`registry`]: the session registry actor: user → sessions, watchers, caps, drain, and
 //!   per-thread seq order ([`registry::reorder`]).
 //! - [`presence`]: online/offline transitions, last seen, lookups.
-//! - [`auth`], [`config`], [`error`], [`limits`], [`cli`], [`app`], [`shutdown`].
+//! - [`auth`], [`config`], [`error`], [`limits`], [`stripes`], [`cli`], [`app`], [`shutdown`].
 
 pub mod api;
 pub mod app;
@@ -27,4 +27,5 @@ pub mod relay;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod stripes;
 pub mod ws;

@@ -6,24 +6,37 @@
 use tokio::sync::mpsc;
 
 use crate::app::AppState;
-use crate::registry::Transition;
 use crate::relay::{Audience, Lane};
 use crate::service::ServiceError;
 use crate::store::models::{naive, ts};
 use crate::ws::frames::{Presence, ServerFrame, Ts};
 
-/// Transitions queued between the registry and the presence task.
+/// Transitions queued for the presence task; senders wait when it is full (nothing is
+/// dropped, and the wait slows only session opens and closes).
 pub const TRANSITION_QUEUE: usize = 16_384;
-/// Most users one lookup may name.
-pub const MAX_LOOKUP: usize = 500;
 
-/// Queues a transition for the presence task. Presence is advisory: if the task is far
-/// behind, dropping one beats blocking a socket; the user's next open or close corrects it.
-pub fn transition(tx: &mpsc::Sender<Transition>, t: Transition) {
-    if tx.try_send(t).is_err() {
-        log::warn!("presence queue full; a presence event was dropped");
+/// A user came online or went offline anywhere in the cluster, as the relay decided.
+#[derive(Debug)]
+pub enum Transition {
+    /// The user's first session anywhere opened; `name` is from their token.
+    Online {
+        user_id: String,
+        name: Option<String>,
+    },
+    /// The user's last session anywhere closed (or died with its node).
+    Offline { user_id: String, at: Ts },
+    /// Answered once everything queued before it is handled (drain).
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Where relays send transitions; waits when the queue is full rather than losing one.
+pub async fn tell(tx: &mpsc::Sender<Transition>, t: Transition) {
+    if tx.send(t).await.is_err() {
+        log::warn!("presence task gone; a presence change was not announced");
     }
 }
+/// Most users one lookup may name.
+pub const MAX_LOOKUP: usize = 500;
 
 /// Presence of each of `user_ids`, in order.
 pub async fn lookup(state: &AppState, user_ids: &[String]) -> Result<Vec<Presence>, ServiceError> {
@@ -71,6 +84,14 @@ async fn announce(state: &AppState, p: Presence) {
 }
 
 async fn offline(state: &AppState, user_id: String, at: Ts) {
+    log::debug!("{user_id} offline");
+    // Announce first, as for online, so the two go out in the order they were decided.
+    let p = Presence {
+        user_id: user_id.clone(),
+        online: false,
+        last_seen: Some(at),
+    };
+    announce(state, p).await;
     let now = naive(Ts::now());
     if let Err(e) = state
         .store
@@ -79,13 +100,6 @@ async fn offline(state: &AppState, user_id: String, at: Ts) {
     {
         log::warn!("presence: cannot record last_seen of {user_id}: {e}");
     }
-    log::debug!("{user_id} offline");
-    let p = Presence {
-        user_id,
-        online: false,
-        last_seen: Some(at),
-    };
-    announce(state, p).await;
 }
 
 /// Turns transitions into stored last-seen times and `presence` events, one at a time so a
@@ -110,10 +124,7 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Transition>) {
                     log::warn!("presence: cannot record {user_id}: {e}");
                 }
             }
-            Transition::Offline { user_id, at } | Transition::Gone { user_id, at } => {
-                offline(&state, user_id, at).await;
-            }
-            Transition::Watched { user_id, on } => state.relay.watch(&user_id, on).await,
+            Transition::Offline { user_id, at } => offline(&state, user_id, at).await,
             Transition::Flush(done) => {
                 let _ = done.send(());
             }

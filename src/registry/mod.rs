@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use tokio::sync::mpsc;
 
 use crate::relay::{ENVELOPE_VERSION, Envelope, Payload};
-use crate::ws::frames::{Ts, close};
+use crate::ws::frames::close;
 use crate::ws::outbox::{Outbox, Pushed};
 
 /// Envelopes the registry's mailbox holds before publishers wait.
@@ -23,22 +22,10 @@ const MAILBOX: usize = 4096;
 /// Multi-part envelopes remembered for delivering each once per session.
 const RECENT_IDS: usize = 1024;
 
-/// What presence needs to hear about, in the order it happened.
-#[derive(Debug)]
-pub enum Transition {
-    /// The user's first session anywhere opened; `name` is from their token.
-    Online {
-        user_id: String,
-        name: Option<String>,
-    },
-    /// The user's last session anywhere closed.
-    Offline { user_id: String, at: Ts },
-    /// The user's last session anywhere went with a dead node (found by the relay).
-    Gone { user_id: String, at: Ts },
-    /// The first local watcher of `user_id` arrived (`on`) or the last one left.
-    Watched { user_id: String, on: bool },
-    /// Answered once everything queued before it is handled (drain).
-    Flush(tokio::sync::oneshot::Sender<()>),
+/// One user's share of a message event, waiting for its turn.
+struct Part {
+    env: Arc<Envelope>,
+    user: String,
 }
 
 struct Entry {
@@ -55,27 +42,25 @@ pub struct SessionRegistry {
     /// Watched user → sessions watching them.
     watchers: HashMap<String, HashSet<String>>,
     max_per_user: usize,
-    transitions: mpsc::Sender<Transition>,
     draining: bool,
     /// Frames shed or sessions closed for being slow, for logs and metrics.
     shed: u64,
     /// Recent multi-part envelope ids and the sessions each already reached.
     recent: std::collections::VecDeque<(String, HashSet<String>)>,
-    /// Per-thread seq order of `message` events.
-    reorder: reorder::Reorder,
+    /// Seq order of message events, per thread and user.
+    reorder: reorder::Reorder<Part>,
     /// Whether a timer to let held messages through is pending.
     reorder_timer: bool,
 }
 
 impl SessionRegistry {
-    /// A registry allowing `max_per_user` sessions per user, reporting presence transitions.
-    pub fn new(max_per_user: usize, transitions: mpsc::Sender<Transition>) -> Self {
+    /// A registry allowing `max_per_user` sessions per user.
+    pub fn new(max_per_user: usize) -> Self {
         SessionRegistry {
             sessions: HashMap::new(),
             by_user: HashMap::new(),
             watchers: HashMap::new(),
             max_per_user,
-            transitions,
             draining: false,
             shed: 0,
             recent: std::collections::VecDeque::new(),
@@ -84,26 +69,24 @@ impl SessionRegistry {
         }
     }
 
-    fn transition(&self, t: Transition) {
-        // Watch subscriptions are advisory; if the presence task is far behind, losing one
-        // beats blocking the registry.
-        if self.transitions.try_send(t).is_err() {
-            log::warn!("presence transition queue full; a presence event was dropped");
-        }
-    }
-
-    /// Forgets a session and its watches (not its place in `by_user`).
-    fn detach(&mut self, session_id: &str) -> Option<Entry> {
-        let entry = self.sessions.remove(session_id)?;
-        for watched in &entry.watching {
-            if self.unwatch(watched, session_id) {
-                self.transition(Transition::Watched {
-                    user_id: watched.clone(),
-                    on: false,
-                });
+    /// Forgets a session and its watches; returns the users this node no longer watches.
+    fn detach(&mut self, session_id: &str) -> Vec<String> {
+        let Some(entry) = self.sessions.remove(session_id) else {
+            return Vec::new();
+        };
+        let edges = entry
+            .watching
+            .iter()
+            .filter(|w| self.unwatch(w, session_id))
+            .cloned()
+            .collect();
+        if let Some(list) = self.by_user.get_mut(&entry.user_id) {
+            list.retain(|s| s != session_id);
+            if list.is_empty() {
+                self.by_user.remove(&entry.user_id);
             }
         }
-        Some(entry)
+        edges
     }
 
     /// Drops one watch; true when it was this node's last watcher of `watched`.
@@ -117,22 +100,6 @@ impl SessionRegistry {
         }
         self.watchers.remove(watched);
         true
-    }
-
-    fn remove(&mut self, session_id: &str) {
-        let Some(entry) = self.detach(session_id) else {
-            return;
-        };
-        let now_empty = match self.by_user.get_mut(&entry.user_id) {
-            Some(list) => {
-                list.retain(|s| s != session_id);
-                list.is_empty()
-            }
-            None => false,
-        };
-        if now_empty {
-            self.by_user.remove(&entry.user_id);
-        }
     }
 
     fn targets(&self, env: &Envelope) -> HashSet<&str> {
@@ -191,8 +158,8 @@ impl Actor for SessionRegistry {
         ctx.set_mailbox_capacity(MAILBOX);
         // Forget the order state of quiet threads even when nothing is held.
         ctx.run_interval(Duration::from_secs(30), |act, _| {
-            for e in act.reorder.expire() {
-                act.deliver_now(&e);
+            for p in act.reorder.expire() {
+                act.deliver_now(&p.env, Some(&p.user));
             }
         });
     }
@@ -222,8 +189,10 @@ impl Handler<Register> for SessionRegistry {
         // Over the cap: the oldest go, so a user who opens a new tab is never refused.
         let excess = list.len().saturating_sub(self.max_per_user);
         let evicted: Vec<String> = list.drain(..excess).collect();
+        // They stay registered until their sockets close (and unregister, releasing their
+        // watches); they no longer count against the cap.
         for old in evicted {
-            if let Some(e) = self.detach(&old) {
+            if let Some(e) = self.sessions.get(&old) {
                 log::info!(
                     "session {old} of {} replaced (over the session cap)",
                     msg.user_id
@@ -243,18 +212,19 @@ impl Handler<Register> for SessionRegistry {
     }
 }
 
-/// Removes a session (its socket closed).
+/// Removes a session (its socket closed). Replies with the users this node no longer
+/// watches, for the relay to unsubscribe.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Vec<String>")]
 pub struct Unregister {
     pub session_id: String,
 }
 
 impl Handler<Unregister> for SessionRegistry {
-    type Result = ();
+    type Result = Vec<String>;
 
-    fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
-        self.remove(&msg.session_id);
+    fn handle(&mut self, msg: Unregister, _: &mut Self::Context) -> Vec<String> {
+        self.detach(&msg.session_id)
     }
 }
 
@@ -274,15 +244,20 @@ impl Handler<Deliver> for SessionRegistry {
             log::warn!("dropping an envelope of unknown version {}", env.v);
             return;
         }
-        let ready = match &env.order {
-            Some(o) => {
-                let (thread, seq) = (o.thread_id.clone(), o.seq);
-                self.reorder.accept(&thread, seq, env)
+        match (&env.order, env.audience.users.as_slice()) {
+            (Some(o), users) if !users.is_empty() => {
+                for user in users {
+                    let key = format!("{}\u{1f}{user}", o.thread_id);
+                    let part = Part {
+                        env: env.clone(),
+                        user: user.clone(),
+                    };
+                    for p in self.reorder.accept(&key, o.seq, o.follows, part) {
+                        self.deliver_now(&p.env, Some(&p.user));
+                    }
+                }
             }
-            None => vec![env],
-        };
-        for e in ready {
-            self.deliver_now(&e);
+            _ => self.deliver_now(&env, None),
         }
         self.arm_reorder_timer(ctx);
     }
@@ -296,16 +271,29 @@ impl SessionRegistry {
         self.reorder_timer = true;
         ctx.run_later(reorder::FIRST_HOLD / 4, |act, ctx| {
             act.reorder_timer = false;
-            for e in act.reorder.expire() {
-                act.deliver_now(&e);
+            for p in act.reorder.expire() {
+                act.deliver_now(&p.env, Some(&p.user));
             }
             act.arm_reorder_timer(ctx);
         });
     }
 
-    /// Pushes an envelope's frame (or close) to the local sessions it addresses.
-    fn deliver_now(&mut self, env: &Envelope) {
-        let mut targets: Vec<String> = self.targets(env).into_iter().map(str::to_string).collect();
+    /// Pushes an envelope's frame (or close) to the local sessions it addresses (only to
+    /// `user`'s, when given).
+    fn deliver_now(&mut self, env: &Envelope, user: Option<&str>) {
+        let mut targets: Vec<String> = match user {
+            Some(u) => self
+                .by_user
+                .get(u)
+                .map(|list| {
+                    list.iter()
+                        .filter(|s| env.audience.except_session.as_ref() != Some(*s))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => self.targets(env).into_iter().map(str::to_string).collect(),
+        };
         if let Some(id) = &env.id {
             targets = self.first_time(id, targets);
         }
@@ -347,10 +335,14 @@ impl SessionRegistry {
     }
 }
 
+/// Most users one session may watch at once.
+pub const MAX_WATCHES: usize = 1000;
+
 /// Starts or stops a session watching users' presence. Replies with the users whose first
-/// watcher on this node just arrived (or last one just left), for the relay to subscribe.
+/// watcher on this node just arrived (or last one just left), for the relay to subscribe, or
+/// with `Err` when the session would watch more than `MAX_WATCHES` users.
 #[derive(Message)]
-#[rtype(result = "Vec<String>")]
+#[rtype(result = "Result<Vec<String>, usize>")]
 pub struct Watch {
     pub session_id: String,
     pub user_ids: Vec<String>,
@@ -358,12 +350,23 @@ pub struct Watch {
 }
 
 impl Handler<Watch> for SessionRegistry {
-    type Result = Vec<String>;
+    type Result = Result<Vec<String>, usize>;
 
-    fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Vec<String> {
+    fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Result<Vec<String>, usize> {
         let Some(entry) = self.sessions.get_mut(&msg.session_id) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        if msg.watch {
+            let new = msg
+                .user_ids
+                .iter()
+                .filter(|u| !entry.watching.contains(*u))
+                .collect::<HashSet<_>>()
+                .len();
+            if entry.watching.len() + new > MAX_WATCHES {
+                return Err(MAX_WATCHES);
+            }
+        }
         let mut changed = Vec::new();
         for u in msg.user_ids {
             if msg.watch {
@@ -386,7 +389,7 @@ impl Handler<Watch> for SessionRegistry {
                 edges.push(u);
             }
         }
-        edges
+        Ok(edges)
     }
 }
 

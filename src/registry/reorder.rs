@@ -1,4 +1,7 @@
-//! Puts `message` events back in seq order per thread before they reach sessions.
+//! Puts `message` events back in seq order before they reach sessions, per thread and user
+//! (each user's events of a thread may come as their own part from Redis, so that is the
+//! unit whose order can be lost). `message_updated`/`message_deleted` follow their message
+//! when it is still held, so an edit never overtakes what it edits.
 //!
 //! One node publishes its messages in seq order (the sequencer holds a thread's turn until the
 //! event is handed on), but two nodes writing the same thread can publish 6 just before 5:
@@ -12,10 +15,7 @@
 //! node; a thread's very first message (seq 1) never waits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use crate::relay::Envelope;
 
 /// Longest a message waits for the ones before it.
 pub const HOLD: Duration = Duration::from_millis(250);
@@ -24,25 +24,42 @@ pub const FIRST_HOLD: Duration = Duration::from_millis(100);
 /// A thread quiet this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
-struct ThreadOrder {
+struct ThreadOrder<T> {
     last: i64,
-    /// Held messages by seq (several envelopes when one event came in per-user parts),
-    /// with the time the first may wait until.
-    held: BTreeMap<i64, (Vec<Arc<Envelope>>, Instant)>,
+    /// Held items by seq (a message and whatever follows it), with the time the first may
+    /// wait until.
+    held: BTreeMap<i64, (Vec<T>, Instant)>,
     touched: Instant,
 }
 
-/// Per-thread ordering state.
-#[derive(Default)]
-pub struct Reorder {
-    threads: HashMap<String, ThreadOrder>,
+/// Ordering state per key (thread and user).
+pub struct Reorder<T> {
+    threads: HashMap<String, ThreadOrder<T>>,
 }
 
-impl Reorder {
-    /// Takes one message envelope; returns those now ready, in order.
-    pub fn accept(&mut self, thread_id: &str, seq: i64, env: Arc<Envelope>) -> Vec<Arc<Envelope>> {
+impl<T> Default for Reorder<T> {
+    fn default() -> Self {
+        Reorder {
+            threads: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Reorder<T> {
+    /// Takes one item: a message at `seq` or (with `follows`) something about the message at
+    /// `seq`. Returns the items now ready, in order.
+    pub fn accept(&mut self, key: &str, seq: i64, follows: bool, item: T) -> Vec<T> {
         let now = Instant::now();
-        let Some(t) = self.threads.get_mut(thread_id) else {
+        if follows {
+            return match self.threads.get_mut(key).and_then(|t| t.held.get_mut(&seq)) {
+                Some((items, _)) => {
+                    items.push(item);
+                    Vec::new()
+                }
+                None => vec![item],
+            };
+        }
+        let Some(t) = self.threads.get_mut(key) else {
             let mut t = ThreadOrder {
                 // As if seq - 1 were missing: it may be a moment behind.
                 last: seq - 2,
@@ -51,28 +68,28 @@ impl Reorder {
             };
             if seq <= 1 {
                 t.last = seq;
-                self.threads.insert(thread_id.to_string(), t);
-                return vec![env];
+                self.threads.insert(key.to_string(), t);
+                return vec![item];
             }
-            t.held.insert(seq, (vec![env], now + FIRST_HOLD));
-            self.threads.insert(thread_id.to_string(), t);
+            t.held.insert(seq, (vec![item], now + FIRST_HOLD));
+            self.threads.insert(key.to_string(), t);
             return Vec::new();
         };
         t.touched = now;
         if seq <= t.last {
             // Late (its gap was already let through): deliver now rather than never.
-            return vec![env];
+            return vec![item];
         }
         t.held
             .entry(seq)
             .or_insert_with(|| (Vec::new(), now + HOLD))
             .0
-            .push(env);
+            .push(item);
         Self::ready(t, false)
     }
 
     /// Lets through what has waited `HOLD`, and forgets quiet threads. Returns what is ready.
-    pub fn expire(&mut self) -> Vec<Arc<Envelope>> {
+    pub fn expire(&mut self) -> Vec<T> {
         let now = Instant::now();
         let mut out = Vec::new();
         for t in self.threads.values_mut() {
@@ -94,7 +111,7 @@ impl Reorder {
     }
 
     /// Pops the consecutive run after `last`; with `skip_gap`, first jumps the gap.
-    fn ready(t: &mut ThreadOrder, skip_gap: bool) -> Vec<Arc<Envelope>> {
+    fn ready(t: &mut ThreadOrder<T>, skip_gap: bool) -> Vec<T> {
         let mut out = Vec::new();
         if skip_gap {
             if let Some((&first, _)) = t.held.iter().next() {
@@ -112,63 +129,52 @@ impl Reorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::{Audience, ENVELOPE_VERSION, Payload};
-
-    fn env(n: i64) -> Arc<Envelope> {
-        Arc::new(Envelope {
-            v: ENVELOPE_VERSION,
-            id: None,
-            origin: format!("{n}"),
-            audience: Audience::default(),
-            payload: Payload::Close {
-                code: 0,
-                reason: String::new(),
-            },
-            order: None,
-        })
-    }
-
-    fn origins(v: Vec<Arc<Envelope>>) -> Vec<String> {
-        v.iter().map(|e| e.origin.clone()).collect()
-    }
 
     #[test]
     fn the_first_message_seen_waits_briefly_for_the_one_before() {
         let mut r = Reorder::default();
-        assert_eq!(origins(r.accept("a", 1, env(1))), vec!["1"]);
-        assert!(r.accept("b", 5, env(5)).is_empty());
-        // Parts of one event (one per user) travel as separate envelopes with the same seq.
-        assert!(r.accept("b", 5, env(50)).is_empty());
-        assert_eq!(origins(r.accept("b", 4, env(4))), vec!["4", "5", "50"]);
-        assert!(r.accept("c", 9, env(9)).is_empty());
+        assert_eq!(r.accept("a", 1, false, 1), vec![1]);
+        assert!(r.accept("b", 5, false, 5).is_empty());
+        // Parts of one event (one per user) travel as separate items with the same seq.
+        assert!(r.accept("b", 5, false, 50).is_empty());
+        assert_eq!(r.accept("b", 4, false, 4), vec![4, 5, 50]);
+        assert!(r.accept("c", 9, false, 9).is_empty());
         std::thread::sleep(FIRST_HOLD);
-        assert_eq!(origins(r.expire()), vec!["9"]);
+        assert_eq!(r.expire(), vec![9]);
     }
 
     #[test]
     fn a_message_after_a_gap_waits_for_the_gap() {
         let mut r = Reorder::default();
-        assert_eq!(origins(r.accept("t", 1, env(1))), vec!["1"]);
-        assert_eq!(origins(r.accept("t", 2, env(2))), vec!["2"]);
-        assert_eq!(origins(r.accept("t", 3, env(3))), vec!["3"]);
-        assert_eq!(origins(r.accept("t", 4, env(4))), vec!["4"]);
-        assert_eq!(origins(r.accept("t", 5, env(5))), vec!["5"]);
-        assert!(r.accept("t", 7, env(7)).is_empty());
+        for n in 1..=5 {
+            assert_eq!(r.accept("t", n, false, n), vec![n]);
+        }
+        assert!(r.accept("t", 7, false, 7).is_empty());
         assert!(r.waiting());
-        assert_eq!(origins(r.accept("t", 6, env(6))), vec!["6", "7"]);
+        assert_eq!(r.accept("t", 6, false, 6), vec![6, 7]);
         assert!(!r.waiting());
-        assert_eq!(origins(r.accept("t", 8, env(8))), vec!["8"]);
+        assert_eq!(r.accept("t", 8, false, 8), vec![8]);
+    }
+
+    #[test]
+    fn an_edit_follows_its_held_message_and_passes_otherwise() {
+        let mut r = Reorder::default();
+        r.accept("t", 1, false, 1);
+        assert!(r.accept("t", 3, false, 3).is_empty());
+        assert!(r.accept("t", 3, true, 30).is_empty());
+        assert_eq!(r.accept("t", 1, true, 10), vec![10]);
+        assert_eq!(r.accept("t", 2, false, 2), vec![2, 3, 30]);
     }
 
     #[test]
     fn an_unfilled_gap_is_let_through_after_the_hold() {
         let mut r = Reorder::default();
-        r.accept("t", 1, env(1));
-        assert!(r.accept("t", 3, env(3)).is_empty());
+        r.accept("t", 1, false, 1);
+        assert!(r.accept("t", 3, false, 3).is_empty());
         assert!(r.expire().is_empty());
         std::thread::sleep(HOLD);
-        assert_eq!(origins(r.expire()), vec!["3"]);
+        assert_eq!(r.expire(), vec![3]);
         // 2 arrives late: delivered anyway.
-        assert_eq!(origins(r.accept("t", 2, env(2))), vec!["2"]);
+        assert_eq!(r.accept("t", 2, false, 2), vec![2]);
     }
 }

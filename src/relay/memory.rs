@@ -10,10 +10,17 @@ use std::time::Duration;
 use actix::Addr;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
 
 use super::{Envelope, Relay, RelayError};
 use crate::limits::RateLimiter;
+use crate::presence::{self, Transition};
 use crate::registry::{Deliver, SessionRegistry};
+use crate::stripes::Stripes;
+use crate::ws::frames::Ts;
+
+/// Per-user turns for opening and closing sessions.
+const USER_STRIPES: usize = 256;
 
 /// Delivers to the local registry only.
 pub struct MemoryRelay {
@@ -21,16 +28,36 @@ pub struct MemoryRelay {
     limiter: RateLimiter,
     /// Open sessions per user: the whole cluster, on one node.
     sessions: Mutex<HashMap<String, usize>>,
+    turns: Stripes,
+    transitions: mpsc::Sender<Transition>,
 }
 
 impl MemoryRelay {
     /// A relay into `registry`, with the per-user send rate held in memory.
-    pub fn new(registry: Addr<SessionRegistry>, limiter: RateLimiter) -> Self {
+    pub fn new(
+        registry: Addr<SessionRegistry>,
+        limiter: RateLimiter,
+        transitions: mpsc::Sender<Transition>,
+    ) -> Self {
         MemoryRelay {
             registry,
             limiter,
             sessions: Mutex::new(HashMap::new()),
+            turns: Stripes::new(USER_STRIPES),
+            transitions,
         }
+    }
+
+    /// Adds `delta` to the user's open sessions; returns the new count.
+    fn count(&self, user: &str, delta: isize) -> usize {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(user.to_string()).or_insert(0);
+        *n = n.saturating_add_signed(delta);
+        let now = *n;
+        if now == 0 {
+            map.remove(user);
+        }
+        now
     }
 }
 
@@ -56,27 +83,39 @@ impl Relay for MemoryRelay {
     }
 
     // On one node the registry enforces the cap; here only the counts for presence.
-    fn session_opened<'a>(&'a self, user: &'a str, _: &'a str) -> BoxFuture<'a, bool> {
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(user.to_string()).or_insert(0);
-        *n += 1;
-        let first = *n == 1;
-        async move { first }.boxed()
+    fn session_opened<'a>(
+        &'a self,
+        user: &'a str,
+        _: &'a str,
+        name: Option<String>,
+    ) -> BoxFuture<'a, ()> {
+        async move {
+            // Held until the transition is queued: a user's online and offline are queued in
+            // the order they were decided.
+            let _turn = self.turns.lock(user).await;
+            if self.count(user, 1) == 1 {
+                let t = Transition::Online {
+                    user_id: user.to_string(),
+                    name,
+                };
+                presence::tell(&self.transitions, t).await;
+            }
+        }
+        .boxed()
     }
 
-    fn session_closed<'a>(&'a self, user: &'a str, _: &'a str) -> BoxFuture<'a, bool> {
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let last = match map.get_mut(user) {
-            Some(n) => {
-                *n = n.saturating_sub(1);
-                *n == 0
+    fn session_closed<'a>(&'a self, user: &'a str, _: &'a str) -> BoxFuture<'a, ()> {
+        async move {
+            let _turn = self.turns.lock(user).await;
+            if self.count(user, -1) == 0 {
+                let t = Transition::Offline {
+                    user_id: user.to_string(),
+                    at: Ts::now(),
+                };
+                presence::tell(&self.transitions, t).await;
             }
-            None => false,
-        };
-        if last {
-            map.remove(user);
         }
-        async move { last }.boxed()
+        .boxed()
     }
 
     fn local_sessions(&self) -> usize {

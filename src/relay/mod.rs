@@ -33,16 +33,20 @@ pub struct Envelope {
     pub audience: Audience,
     /// What they get.
     pub payload: Payload,
-    /// For `message` events: the thread and seq, so every node hands them on in seq order.
+    /// For message events: the thread and seq, so every node hands them on in seq order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<Order>,
 }
 
-/// A `message` event's place in its thread.
+/// A message event's place in its thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub thread_id: String,
     pub seq: i64,
+    /// Set for `message_updated`/`message_deleted`: it follows its message rather than
+    /// taking a place of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follows: bool,
 }
 
 /// The sessions an envelope is for: the union of `users`' sessions and the sessions watching
@@ -120,6 +124,13 @@ impl Envelope {
                 ServerFrame::Message { message } => Some(Order {
                     thread_id: message.thread_id.clone(),
                     seq: message.seq,
+                    follows: false,
+                }),
+                ServerFrame::MessageUpdated { message }
+                | ServerFrame::MessageDeleted { message } => Some(Order {
+                    thread_id: message.thread_id.clone(),
+                    seq: message.seq,
+                    follows: true,
                 }),
                 _ => None,
             },
@@ -151,12 +162,18 @@ pub trait Relay: Send + Sync + 'static {
     fn health(&self) -> BoxFuture<'_, Result<(), RelayError>>;
     /// A session opened on this node. Resolves once the node receives the user's events and
     /// the user counts as online everywhere, so nothing published after `hello` is missed and
-    /// lookups agree. Enforces the per-user cap cluster-wide. True when it is the user's
-    /// first session anywhere.
-    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool>;
-    /// A session on this node closed. True when it was the user's last anywhere.
-    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool>;
-    /// Sessions this node has told the relay about and not yet closed.
+    /// lookups agree. Enforces the per-user cap cluster-wide, and tells presence when this is
+    /// the user's first session anywhere. One user's opens and closes are handled one at a
+    /// time, in the order they come.
+    fn session_opened<'a>(
+        &'a self,
+        user: &'a str,
+        session: &'a str,
+        name: Option<String>,
+    ) -> BoxFuture<'a, ()>;
+    /// A session on this node closed; tells presence when it was the user's last anywhere.
+    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()>;
+    /// Sessions this node has opened and not yet finished closing.
     fn local_sessions(&self) -> usize;
     /// This node's first watcher of `user` arrived (`on`), or its last one left.
     fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()>;

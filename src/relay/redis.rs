@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use deadpool_redis::{Config as PoolConfig, Pool, PoolConfig as PoolSize, Runtime, Timeouts};
@@ -34,7 +34,9 @@ use tokio::sync::mpsc;
 use super::subscriber::{Ping, REDIS_TIMEOUT, RedisSubscriber, Subscription};
 use super::{Audience, ENVELOPE_VERSION, Envelope, Payload, Relay, RelayError};
 use crate::limits::RateLimiter;
-use crate::registry::{Deliver, SessionRegistry, Transition};
+use crate::presence::{self, Transition};
+use crate::registry::{Deliver, SessionRegistry};
+use crate::stripes::Stripes;
 use crate::ws::frames::{Ts, close};
 
 /// How often a node refreshes its liveness and looks for dead nodes.
@@ -46,6 +48,8 @@ const NODE_TTL_MS: u64 = 4000;
 const REAP_LOCK_MS: u64 = 10_000;
 /// Pooled connections for publishing and shared state.
 const POOL_SIZE: usize = 16;
+/// Per-user turns for opening and closing sessions.
+const USER_STRIPES: usize = 256;
 
 fn user_channel(user: &str) -> String {
     format!("sb:u:{user}")
@@ -89,8 +93,10 @@ if now < tat - tau then return math.ceil(tat - tau - now) end
 redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tau + interval) + 1000)
 return 0";
 
-/// Removes a dead node from a user's sets; 1 when the user has no node left.
+/// Removes a dead node from a user's sets; 1 when the user has no node left, -1 (and nothing
+/// done) when the node's liveness key is back, so a slow node is never reaped by mistake.
 const REAP: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local removed = redis.call('SREM', KEYS[1], ARGV[1])
 local prefix = ARGV[1] .. '|'
 for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -122,6 +128,12 @@ pub struct RedisRelay {
     max_sessions: usize,
     transitions: mpsc::Sender<Transition>,
     scripts: Scripts,
+    /// Per-user turns for opening and closing sessions.
+    turns: Stripes,
+    /// Users announced offline from this node's view alone while Redis was down.
+    offline_while_down: Mutex<HashSet<String>>,
+    /// When Redis last came back: peers get a liveness TTL to refresh before any reaping.
+    recovered_at: Mutex<Option<Instant>>,
 }
 
 struct Scripts {
@@ -184,6 +196,9 @@ impl RedisRelay {
                 rate: Script::new(RATE),
                 reap: Script::new(REAP),
             },
+            turns: Stripes::new(USER_STRIPES),
+            offline_while_down: Mutex::new(HashSet::new()),
+            recovered_at: Mutex::new(None),
         });
         let ticker = Arc::downgrade(&relay);
         tokio::spawn(async move {
@@ -270,28 +285,38 @@ impl RedisRelay {
         .map_or(true, |edge| edge == 1)
     }
 
+    /// (Un)subscribes the subscriber connection. Skipped while Redis is down: recovery
+    /// subscribes again to every channel this node needs.
     async fn subscribe(&self, channel: String, on: bool) {
-        let r = self
-            .subscriber
-            .send(Subscription { channel, on })
-            .await
-            .unwrap_or(Err(RelayError::RegistryGone));
+        if !self.is_up() {
+            return;
+        }
+        let r = self.ask_subscriber(Subscription { channel, on }).await;
         if let Err(e) = r {
             self.down(&e);
         }
     }
 
+    /// Sends the subscriber a command, bounded by the Redis timeout.
+    async fn ask_subscriber<M>(&self, msg: M) -> Result<(), RelayError>
+    where
+        M: actix::Message<Result = Result<(), RelayError>> + Send + 'static,
+        RedisSubscriber: actix::Handler<M>,
+    {
+        match tokio::time::timeout(REDIS_TIMEOUT, self.subscriber.send(msg)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(RelayError::RegistryGone),
+            Err(_) => Err(RelayError::Unavailable("subscriber timed out".into())),
+        }
+    }
+
     /// Liveness, recovery after an outage or a lost keyspace, and reaping dead nodes.
     async fn tick(&self, first: bool) {
-        let sub_ok = self
-            .subscriber
-            .send(Ping)
-            .await
-            .unwrap_or(Err(RelayError::RegistryGone));
         let mut conn = match self.conn().await {
             Ok(c) => c,
             Err(e) => return self.down(&e),
         };
+        // Liveness first, so a slow subscriber cannot let the key expire.
         let me = format!("sb:node:{}", self.node_id);
         let previous: Result<Option<String>, RelayError> = self
             .timed(
@@ -305,18 +330,15 @@ impl RedisRelay {
             )
             .await;
         let Ok(previous) = previous else { return };
-        if let Err(e) = sub_ok {
+        if let Err(e) = self.ask_subscriber(Ping).await {
             return self.down(&e);
         }
         let was_down = !self.up.swap(true, Ordering::SeqCst);
         if was_down {
             log::info!("redis is back: re-registering this node's users and sessions");
+            *self.recovered_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
-        if !first && (was_down || previous.is_none()) {
-            // Redis restarted (lost our keys), or we were silent long enough to be reaped.
-            self.reassert(&mut conn).await;
-        }
-        if self
+        let Ok(added) = self
             .timed(
                 redis::cmd("SADD")
                     .arg("sb:nodes")
@@ -324,11 +346,23 @@ impl RedisRelay {
                     .query_async::<i64>(&mut conn),
             )
             .await
-            .is_err()
-        {
+        else {
             return;
+        };
+        // First tick: a predecessor with this NODE_ID may have left users behind. Otherwise:
+        // an outage, a lost keyspace (our key was gone), or a peer reaped us (we were not in
+        // sb:nodes any more).
+        if first || was_down || previous.is_none() || added == 1 {
+            self.reassert(&mut conn).await;
         }
-        self.reap_dead(&mut conn).await;
+        let settling = self
+            .recovered_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(NODE_TTL_MS));
+        if !settling {
+            self.reap_dead(&mut conn).await;
+        }
     }
 
     /// Makes Redis agree with this node again after an outage, a restart that lost the
@@ -384,7 +418,44 @@ impl RedisRelay {
             }
             let _ = self.timed(pipe.query_async::<()>(conn)).await;
         }
-        log::info!("re-registered {} user(s) with redis", sessions.len());
+        // Subscriptions made while Redis was down were skipped; the connection manager only
+        // restores the ones Redis had confirmed. SUBSCRIBE is idempotent.
+        let watched: Vec<String> = {
+            let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            local.watched.keys().cloned().collect()
+        };
+        for user in sessions.keys() {
+            self.subscribe(user_channel(user), true).await;
+        }
+        for user in &watched {
+            self.subscribe(watch_channel(user), true).await;
+        }
+        // Offline announced from this node's view alone, for users still online elsewhere.
+        let doubtful: Vec<String> = self
+            .offline_while_down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for user in doubtful.iter().filter(|u| !sessions.contains_key(*u)) {
+            let nodes: Result<i64, _> = self
+                .timed(
+                    redis::cmd("SCARD")
+                        .arg(format!("sb:on:{user}"))
+                        .query_async(conn),
+                )
+                .await;
+            if matches!(nodes, Ok(n) if n > 0) {
+                self.tell(Transition::Online {
+                    user_id: user.clone(),
+                    name: None,
+                })
+                .await;
+            }
+        }
+        if !sessions.is_empty() || !listed.is_empty() {
+            log::info!("re-registered {} user(s) with redis", sessions.len());
+        }
     }
 
     /// Removes this node from a user's sets (REAP on ourselves); true if it was their last.
@@ -395,6 +466,8 @@ impl RedisRelay {
                     .reap
                     .key(format!("sb:on:{user}"))
                     .key(format!("sb:sess:{user}"))
+                    // No liveness check when withdrawing ourselves.
+                    .key("sb:never")
                     .arg(&self.node_id)
                     .invoke_async(conn),
             )
@@ -411,9 +484,7 @@ impl RedisRelay {
     }
 
     async fn tell(&self, t: Transition) {
-        if self.transitions.send(t).await.is_err() {
-            log::warn!("presence task gone; a presence change was not announced");
-        }
+        presence::tell(&self.transitions, t).await;
     }
 
     async fn reap_dead(&self, conn: &mut deadpool_redis::Connection) {
@@ -474,17 +545,26 @@ impl RedisRelay {
                         .reap
                         .key(format!("sb:on:{user}"))
                         .key(format!("sb:sess:{user}"))
+                        .key(format!("sb:node:{node}"))
                         .arg(node)
                         .invoke_async(conn),
                 )
                 .await;
-            if matches!(gone, Ok(1)) {
-                offline += 1;
-                self.tell(Transition::Gone {
-                    user_id: user.clone(),
-                    at: Ts::now(),
-                })
-                .await;
+            match gone {
+                Ok(1) => {
+                    offline += 1;
+                    self.tell(Transition::Offline {
+                        user_id: user.clone(),
+                        at: Ts::now(),
+                    })
+                    .await;
+                }
+                // It refreshed its liveness after all: it is not dead.
+                Ok(-1) => {
+                    log::info!("node {node} is alive again; not reaping it");
+                    return;
+                }
+                _ => {}
             }
         }
         let mut pipe = redis::pipe();
@@ -616,8 +696,16 @@ impl Relay for RedisRelay {
         .boxed()
     }
 
-    fn session_opened<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool> {
+    fn session_opened<'a>(
+        &'a self,
+        user: &'a str,
+        session: &'a str,
+        name: Option<String>,
+    ) -> BoxFuture<'a, ()> {
         async move {
+            // One user's opens and closes, one at a time: the local count, the Redis sets and
+            // the transitions then agree on the order.
+            let _turn = self.turns.lock(user).await;
             let first_here = {
                 let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
                 let set = local.sessions.entry(user.to_string()).or_default();
@@ -627,67 +715,95 @@ impl Relay for RedisRelay {
             if first_here {
                 self.subscribe(user_channel(user), true).await;
             }
-            let Some(mut conn) = self.up_conn().await else {
+            let first_anywhere = match self.up_conn().await {
                 // Without Redis this node can only speak for itself.
-                return first_here;
+                None => first_here,
+                Some(mut conn) => {
+                    let first = first_here
+                        && self
+                            .presence_edge(&self.scripts.arrive, user, &mut conn)
+                            .await;
+                    let excess: Result<Vec<String>, _> = self
+                        .timed(
+                            self.scripts
+                                .open
+                                .key(format!("sb:sess:{user}"))
+                                .arg(format!("{}|{session}", self.node_id))
+                                .arg(chrono::Utc::now().timestamp_millis())
+                                .arg(self.max_sessions)
+                                .invoke_async(&mut conn),
+                        )
+                        .await;
+                    if let Ok(excess) = excess {
+                        self.close_sessions(user, excess).await;
+                    }
+                    first
+                }
             };
-            let first_anywhere = first_here
-                && self
-                    .presence_edge(&self.scripts.arrive, user, &mut conn)
-                    .await;
-            let excess: Result<Vec<String>, _> = self
-                .timed(
-                    self.scripts
-                        .open
-                        .key(format!("sb:sess:{user}"))
-                        .arg(format!("{}|{session}", self.node_id))
-                        .arg(chrono::Utc::now().timestamp_millis())
-                        .arg(self.max_sessions)
-                        .invoke_async(&mut conn),
-                )
+            if first_anywhere {
+                self.tell(Transition::Online {
+                    user_id: user.to_string(),
+                    name,
+                })
                 .await;
-            if let Ok(excess) = excess {
-                self.close_sessions(user, excess).await;
             }
-            first_anywhere
         }
         .boxed()
     }
 
-    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, bool> {
+    fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()> {
         async move {
+            let _turn = self.turns.lock(user).await;
             let last_here = {
-                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-                match local.sessions.get_mut(user) {
-                    Some(set) => {
-                        set.remove(session);
-                        let empty = set.is_empty();
-                        if empty {
-                            local.sessions.remove(user);
-                        }
-                        empty
-                    }
-                    None => false,
-                }
+                let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                local
+                    .sessions
+                    .get(user)
+                    .is_some_and(|set| set.len() == 1 && set.contains(session))
             };
             if last_here {
                 self.subscribe(user_channel(user), false).await;
             }
-            let Some(mut conn) = self.up_conn().await else {
-                return last_here;
+            let last_anywhere = match self.up_conn().await {
+                None => {
+                    if last_here {
+                        self.offline_while_down
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(user.to_string());
+                    }
+                    last_here
+                }
+                Some(mut conn) => {
+                    let _ = self
+                        .timed(
+                            redis::cmd("ZREM")
+                                .arg(format!("sb:sess:{user}"))
+                                .arg(format!("{}|{session}", self.node_id))
+                                .query_async::<i64>(&mut conn),
+                        )
+                        .await;
+                    last_here
+                        && self
+                            .presence_edge(&self.scripts.leave, user, &mut conn)
+                            .await
+                }
             };
-            let _ = self
-                .timed(
-                    redis::cmd("ZREM")
-                        .arg(format!("sb:sess:{user}"))
-                        .arg(format!("{}|{session}", self.node_id))
-                        .query_async::<i64>(&mut conn),
-                )
+            if last_anywhere {
+                self.tell(Transition::Offline {
+                    user_id: user.to_string(),
+                    at: Ts::now(),
+                })
                 .await;
-            last_here
-                && self
-                    .presence_edge(&self.scripts.leave, user, &mut conn)
-                    .await
+            }
+            // Counted as local until here, so a drain waits for this close to be told.
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(set) = local.sessions.get_mut(user) {
+                set.remove(session);
+                if set.is_empty() {
+                    local.sessions.remove(user);
+                }
+            }
         }
         .boxed()
     }
@@ -771,9 +887,28 @@ impl Relay for RedisRelay {
 
     fn leave(&self) -> BoxFuture<'_, ()> {
         async move {
-            let Ok(mut conn) = self.conn().await else {
+            let Some(mut conn) = self.up_conn().await else {
                 return;
             };
+            // Sessions the drain did not see close (grace ran out) are withdrawn too, so no
+            // user is left online with no node to reap them.
+            let listed: Vec<String> = self
+                .timed(
+                    redis::cmd("SMEMBERS")
+                        .arg(format!("sb:nu:{}", self.node_id))
+                        .query_async(&mut conn),
+                )
+                .await
+                .unwrap_or_default();
+            for user in &listed {
+                if self.withdraw(&mut conn, user).await {
+                    self.tell(Transition::Offline {
+                        user_id: user.clone(),
+                        at: Ts::now(),
+                    })
+                    .await;
+                }
+            }
             let mut pipe = redis::pipe();
             pipe.cmd("DEL")
                 .arg(format!("sb:node:{}", self.node_id))

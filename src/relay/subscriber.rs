@@ -63,7 +63,10 @@ impl RedisSubscriber {
             .set_automatic_resubscription()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_max_delay(Duration::from_secs(1));
+            .set_max_delay(Duration::from_secs(1))
+            // Fail fast while Redis is away: the relay's tick keeps trying every second, and
+            // no request should wait out a long reconnect schedule.
+            .set_number_of_retries(1);
         let client =
             redis::Client::open(resp3(url)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         let conn = ConnectionManager::new_lazy_with_config(client, config)

@@ -1,9 +1,5 @@
 //! Sending, editing, deleting and reading messages.
 
-use std::sync::Arc;
-
-use tokio::sync::Mutex;
-
 use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
 use crate::app::AppState;
 use crate::relay::{Audience, Lane};
@@ -17,33 +13,6 @@ const HISTORY_DEFAULT: i64 = 50;
 pub const HISTORY_MAX: i64 = 200;
 /// Longest `client_id`, in chars.
 const MAX_CLIENT_ID_CHARS: usize = 128;
-
-/// Stripes of per-thread locks held from seq assignment to publish, so that `message` events
-/// leave this node in seq order. The database serialises seq assignment anyway (the thread
-/// row lock), so the stripes add no contention of their own.
-pub struct Sequencer {
-    stripes: Vec<Arc<Mutex<()>>>,
-}
-
-impl Sequencer {
-    /// A sequencer with `n` stripes.
-    pub fn new(n: usize) -> Self {
-        Sequencer {
-            stripes: (0..n.max(1)).map(|_| Arc::new(Mutex::new(()))).collect(),
-        }
-    }
-
-    fn stripe(&self, thread_id: &str) -> Arc<Mutex<()>> {
-        let h = thread_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        let i = usize::try_from(h % self.stripes.len() as u64).unwrap_or(0);
-        self.stripes
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Mutex::new(())))
-    }
-}
 
 fn check_body(state: &AppState, body: &str) -> Result<(), ServiceError> {
     let max = state.config.max_body_chars;
@@ -142,9 +111,10 @@ pub async fn store_and_publish(
         }
     }
     let thread_id = row.thread_id.clone();
-    let stripe = state.sequencer.stripe(&thread_id);
-    // Held until the event is handed to the relay: seq order in, seq order out.
-    let _turn = stripe.lock().await;
+    // The thread's turn is held until the event is handed to the relay, so `message` events
+    // leave this node in seq order. The database serialises seq assignment anyway (the
+    // thread row lock), so the turn adds no contention of its own.
+    let _turn = state.sequencer.lock(&thread_id).await;
     match state.store.insert_message(row).await? {
         Inserted::Duplicate(original) => Ok(original.into()),
         Inserted::New(stored) => {

@@ -47,12 +47,12 @@ pub async fn handle(state: &AppState, caller: &Caller, frame: ClientFrame) -> Op
                         format!("at most {} users per watch", presence::MAX_LOOKUP),
                     ));
                 }
-                watch(state, caller, f.user_ids.clone(), true).await;
+                watch(state, caller, f.user_ids.clone(), true).await?;
                 let presence = presence::lookup(state, &f.user_ids).await?;
                 Some(Reply::Presence { presence })
             }
             ClientFrame::UnwatchPresence(f) => {
-                watch(state, caller, f.user_ids, false).await;
+                watch(state, caller, f.user_ids, false).await?;
                 Some(Reply::Empty {})
             }
             // Answered by the socket actor without a round trip through here.
@@ -69,9 +69,14 @@ pub async fn handle(state: &AppState, caller: &Caller, frame: ClientFrame) -> Op
 
 /// Registers the session's watches, then (for a user this node now watches for the first
 /// time, or no longer watches) has the relay subscribe or unsubscribe before the ack goes out.
-async fn watch(state: &AppState, caller: &Caller, user_ids: Vec<String>, on: bool) {
+async fn watch(
+    state: &AppState,
+    caller: &Caller,
+    user_ids: Vec<String>,
+    on: bool,
+) -> Result<(), ApiError> {
     let Some(session_id) = caller.session_id.clone() else {
-        return;
+        return Ok(());
     };
     let edges = state
         .registry
@@ -81,8 +86,15 @@ async fn watch(state: &AppState, caller: &Caller, user_ids: Vec<String>, on: boo
             watch: on,
         })
         .await
-        .unwrap_or_default();
+        .unwrap_or(Ok(Vec::new()))
+        .map_err(|max| {
+            ApiError::new(
+                crate::error::ErrorCode::TooLarge,
+                format!("a session may watch at most {max} users"),
+            )
+        })?;
     for user in edges {
         state.relay.watch(&user, on).await;
     }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use bytestring::ByteString;
@@ -17,6 +18,9 @@ use crate::ws::frames::close;
 
 /// Distinct lossy keys (typing per thread and user, presence per user) kept per session.
 const LOSSY_KEYS: usize = 64;
+/// How long a graceful close (drain, replaced, revoked) waits for queued frames to be
+/// written before it goes first anyway.
+const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the writer should do next.
 #[derive(Debug, PartialEq)]
@@ -49,8 +53,9 @@ struct State {
     lossy: VecDeque<(String, ByteString)>,
     ping: bool,
     pong: Option<Bytes>,
-    /// A close that waits for the queued frames to be written first.
+    /// A close that waits for the queued frames to be written first, and since when.
     close_after: Option<(u16, String)>,
+    close_after_at: Option<tokio::time::Instant>,
     /// A close that goes before anything still queued.
     close_now: Option<(u16, String)>,
     closed: bool,
@@ -149,9 +154,11 @@ impl Outbox {
         self.with(|s| {
             if s.close_after.is_none() {
                 s.close_after = Some((code, reason.to_string()));
+                s.close_after_at = Some(tokio::time::Instant::now());
             }
         });
         self.wake.notify_one();
+        self.urgent.notify_one();
     }
 
     /// Closes before anything still queued (too slow, token expired, frame too big, silence).
@@ -209,13 +216,29 @@ impl Outbox {
         }
     }
 
-    /// Resolves when a close that must pre-empt pending writes is asked for.
+    /// Resolves when a close must pre-empt pending writes: one asked for as urgent, or a
+    /// graceful one that has waited `CLOSE_FLUSH_LIMIT` behind a client that does not read.
     pub async fn urgent(&self) {
         loop {
-            if self.with(|s| s.close_now.is_some()) {
+            let (now, since) = self.with(|s| (s.close_now.is_some(), s.close_after_at));
+            if now {
                 return;
             }
-            self.urgent.notified().await;
+            match since {
+                Some(at) if self.with(|s| s.close_after.is_some()) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at + CLOSE_FLUSH_LIMIT) => {
+                            self.with(|s| {
+                                if let Some(c) = s.close_after.take() {
+                                    s.close_now = Some(c);
+                                }
+                            });
+                        }
+                        () = self.urgent.notified() => {}
+                    }
+                }
+                _ => self.urgent.notified().await,
+            }
         }
     }
 
@@ -265,6 +288,20 @@ mod tests {
         assert_eq!(o.push(&Lane::Durable, "c".into()), Pushed::Overflow);
         assert_eq!(o.try_next(), Some(Next::Close(4008, "too slow".into())));
         assert_eq!(o.push(&Lane::Durable, "d".into()), Pushed::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn graceful_close_goes_first_once_it_has_waited_long_enough() {
+        let o = Outbox::new(4);
+        o.push(&Lane::Durable, "stuck".into());
+        o.close(1001, "shutting down");
+        tokio::time::timeout(CLOSE_FLUSH_LIMIT * 2, o.urgent())
+            .await
+            .unwrap();
+        assert_eq!(
+            o.try_next(),
+            Some(Next::Close(1001, "shutting down".into()))
+        );
     }
 
     #[test]

@@ -17,11 +17,10 @@ use tokio::sync::mpsc;
 use crate::app::AppState;
 use crate::auth::Claims;
 use crate::error::{ApiError, ErrorCode};
-use crate::presence;
-use crate::registry::{Register, Transition, Unregister};
+use crate::registry::{Register, Unregister};
 use crate::service::Caller;
 use crate::ws::dispatch;
-use crate::ws::frames::{ClientFrame, FrameHead, MAX_REF_CHARS, ServerFrame, Ts, close};
+use crate::ws::frames::{ClientFrame, FrameHead, MAX_REF_CHARS, ServerFrame, close};
 use crate::ws::outbox::{Next, Outbox, Pushed};
 
 /// Client frames waiting for the session's worker; past this the client is told to slow down.
@@ -130,10 +129,11 @@ impl WsSession {
 
     fn heartbeat(&self, ctx: &mut Context<Self>) {
         let every = self.state.config.heartbeat;
-        ctx.run_interval(every, move |act, _| {
+        ctx.run_interval(every, move |act, ctx| {
             if act.last_heard.elapsed() > every * SILENT_INTERVALS {
                 log::info!("session {} of {} silent; dropped", act.id, act.claims.sub);
                 act.outbox.close_now(close::NORMAL, "no heartbeat");
+                ctx.stop();
             } else {
                 act.outbox.ping();
             }
@@ -143,7 +143,10 @@ impl WsSession {
     fn expire_with_token(&self, ctx: &mut Context<Self>) {
         let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
         // The same leeway the upgrade allowed, so a token accepted late is not closed at once.
-        let until = self.claims.exp + self.state.config.jwt_leeway_s;
+        let until = self
+            .claims
+            .exp
+            .saturating_add(self.state.config.jwt_leeway_s);
         let left = Duration::from_secs(until.saturating_sub(now));
         ctx.run_later(left, |act, _| {
             log::info!(
@@ -190,29 +193,16 @@ impl Actor for WsSession {
         // so `hello` goes first and nothing published after it is missed. No client frame is
         // read until both are done.
         let (registry, relay) = (self.state.registry.clone(), self.state.relay.clone());
-        let presence = self.state.presence.clone();
         let (user, sid, name) = (
             self.claims.sub.clone(),
             self.id.clone(),
             self.claims.name.clone(),
         );
         async move {
-            let first = relay.session_opened(&user, &sid).await;
+            relay.session_opened(&user, &sid, name).await;
             if registry.send(register).await != Ok(true) {
-                if relay.session_closed(&user, &sid).await {
-                    let at = Ts::now();
-                    presence::transition(&presence, Transition::Offline { user_id: user, at });
-                }
+                relay.session_closed(&user, &sid).await;
                 return false;
-            }
-            if first {
-                presence::transition(
-                    &presence,
-                    Transition::Online {
-                        user_id: user,
-                        name,
-                    },
-                );
             }
             true
         }
@@ -250,17 +240,19 @@ impl Actor for WsSession {
         if !self.registered {
             return;
         }
-        self.state.registry.do_send(Unregister {
-            session_id: self.id.clone(),
-        });
-        let relay = self.state.relay.clone();
-        let presence = self.state.presence.clone();
+        let (registry, relay) = (self.state.registry.clone(), self.state.relay.clone());
         let (user, sid) = (self.claims.sub.clone(), self.id.clone());
         tokio::spawn(async move {
-            if relay.session_closed(&user, &sid).await {
-                let at = Ts::now();
-                presence::transition(&presence, Transition::Offline { user_id: user, at });
+            let unwatched = registry
+                .send(Unregister {
+                    session_id: sid.clone(),
+                })
+                .await
+                .unwrap_or_default();
+            for watched in unwatched {
+                relay.watch(&watched, false).await;
             }
+            relay.session_closed(&user, &sid).await;
         });
         log::info!("session {} closed for {}", self.id, self.claims.sub);
     }
@@ -361,14 +353,20 @@ pub async fn write(
     loop {
         let next = outbox.next().await;
         let sent = match next {
-            Next::Text(t) => {
-                tokio::select! {
-                    r = session.text(t) => r.is_ok(),
-                    () = outbox.urgent() => true,
-                }
-            }
-            Next::Ping => session.ping(b"").await.is_ok(),
-            Next::Pong(p) => session.pong(&p).await.is_ok(),
+            // Every write gives way to a close that must go first: a client that does not
+            // read must not keep its writer (and so its session) forever.
+            Next::Text(t) => tokio::select! {
+                r = session.text(t) => r.is_ok(),
+                () = outbox.urgent() => true,
+            },
+            Next::Ping => tokio::select! {
+                r = session.ping(b"") => r.is_ok(),
+                () = outbox.urgent() => true,
+            },
+            Next::Pong(p) => tokio::select! {
+                r = session.pong(&p) => r.is_ok(),
+                () = outbox.urgent() => true,
+            },
             Next::Close(code, reason) => {
                 let reason = CloseReason {
                     code: CloseCode::from(code),
