@@ -246,6 +246,25 @@ async fn a_killed_node_s_users_go_offline_for_watchers() {
 }
 
 #[tokio::test]
+async fn a_node_restarted_under_the_same_name_withdraws_what_its_predecessor_left() {
+    let mut c = Cluster::start(2, &[]).await;
+    let mut carol = c.node(0).ws("carol").await;
+    carol
+        .ok(json!({"type":"watch_presence","user_ids":["dave"]}))
+        .await;
+    let _dave = c.node(1).ws("dave").await;
+    assert_eq!(carol.presence_of("dave").await["online"], true);
+    c.nodes[1].signal("KILL");
+    // Back at once, before its liveness key could expire: nobody reaps the old one.
+    c.add_node("node1", &[]).await;
+    let restarted = Instant::now();
+    assert_eq!(carol.presence_of("dave").await["online"], false);
+    eprintln!("offline {:?} after the restart", restarted.elapsed());
+    let (_, l) = c.node(0).http("carol").get("/presence?user_ids=dave").await;
+    assert_eq!(l[0]["online"], false);
+}
+
+#[tokio::test]
 async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
     let mut c = Cluster::start(2, &[]).await;
     let mut alice = c.node(0).ws("alice").await;
@@ -258,6 +277,9 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
     // Commits and acks go on without Redis; the node stays up.
     let during = alice.say(&tid, "during").await;
     assert_eq!(during["seq"], 2);
+    // carol's first session on node1 opens while Redis is away.
+    let mut carol = c.node(1).ws("carol").await;
+    let carol_tid = c.node(0).http("alice").direct("carol").await;
     let http = reqwest::Client::new();
     let mut saw_503 = false;
     for _ in 0..50 {
@@ -301,6 +323,22 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
     let took = restarted.elapsed();
     eprintln!("cross-node delivery resumed {took:?} after Redis restarted");
     let (_, got) = resumed.expect("delivery never resumed");
+    // carol's node subscribed to her channel when Redis came back.
+    let mut got_carol = false;
+    for i in 0..20 {
+        alice.say(&carol_tid, &format!("to carol {i}")).await;
+        if tokio::time::timeout(Duration::from_millis(250), carol.event("message"))
+            .await
+            .is_ok()
+        {
+            got_carol = true;
+            break;
+        }
+    }
+    assert!(
+        got_carol,
+        "a session opened during the outage never got cross-node events"
+    );
     // bob sees a gap (he missed "during") and fills it from history: nothing acked is lost.
     let last = got["message"]["seq"].as_i64().unwrap();
     let h = bob

@@ -40,6 +40,20 @@ both! {
         drop(again);
     }
 
+    async fn a_session_watches_at_most_a_thousand_users(b) {
+        let s = Server::start(b).await;
+        let mut c = s.ws("carol").await;
+        let first: Vec<String> = (0..500).map(|i| format!("a{i}")).collect();
+        let second: Vec<String> = (0..500).map(|i| format!("b{i}")).collect();
+        c.ok(json!({"type":"watch_presence","user_ids":first})).await;
+        c.ok(json!({"type":"watch_presence","user_ids":second})).await;
+        c.err(json!({"type":"watch_presence","user_ids":["one-too-many"]}), "too_large").await;
+        // Watching someone already watched, or unwatching, still works.
+        c.ok(json!({"type":"watch_presence","user_ids":["a1"]})).await;
+        c.ok(json!({"type":"unwatch_presence","user_ids":["a1"]})).await;
+        c.ok(json!({"type":"watch_presence","user_ids":["one-more"]})).await;
+    }
+
     async fn direct_partners_see_presence_without_watching(b) {
         let s = Server::start(b).await;
         s.http("alice").direct("bob").await;
