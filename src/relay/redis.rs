@@ -134,6 +134,8 @@ pub struct RedisRelay {
     offline_while_down: Mutex<HashSet<String>>,
     /// When Redis last came back: peers get a liveness TTL to refresh before any reaping.
     recovered_at: Mutex<Option<Instant>>,
+    /// Set by `leave`: the tick stops, so the node does not re-register on its way out.
+    left: AtomicBool,
 }
 
 struct Scripts {
@@ -199,6 +201,7 @@ impl RedisRelay {
             turns: Stripes::new(USER_STRIPES),
             offline_while_down: Mutex::new(HashSet::new()),
             recovered_at: Mutex::new(None),
+            left: AtomicBool::new(false),
         });
         let ticker = Arc::downgrade(&relay);
         tokio::spawn(async move {
@@ -312,6 +315,9 @@ impl RedisRelay {
 
     /// Liveness, recovery after an outage or a lost keyspace, and reaping dead nodes.
     async fn tick(&self, first: bool) {
+        if self.left.load(Ordering::SeqCst) {
+            return;
+        }
         let mut conn = match self.conn().await {
             Ok(c) => c,
             Err(e) => return self.down(&e),
@@ -337,6 +343,9 @@ impl RedisRelay {
         if was_down {
             log::info!("redis is back: re-registering this node's users and sessions");
             *self.recovered_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+        if self.left.load(Ordering::SeqCst) {
+            return;
         }
         let Ok(added) = self
             .timed(
@@ -887,6 +896,7 @@ impl Relay for RedisRelay {
 
     fn leave(&self) -> BoxFuture<'_, ()> {
         async move {
+            self.left.store(true, Ordering::SeqCst);
             let Some(mut conn) = self.up_conn().await else {
                 return;
             };

@@ -148,13 +148,15 @@ impl WsSession {
             .exp
             .saturating_add(self.state.config.jwt_leeway_s);
         let left = Duration::from_secs(until.saturating_sub(now));
-        ctx.run_later(left, |act, _| {
+        ctx.run_later(left, |act, ctx| {
             log::info!(
                 "session {} of {}: token expired (4001)",
                 act.id,
                 act.claims.sub
             );
             act.outbox.close_now(close::TOKEN_EXPIRED, "token expired");
+            // Read nothing more on an expired token.
+            ctx.stop();
         });
     }
 }
