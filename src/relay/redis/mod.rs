@@ -31,79 +31,30 @@ use futures_util::future::BoxFuture;
 use redis::Script;
 use tokio::sync::mpsc;
 
-use super::subscriber::{Ping, REDIS_TIMEOUT, RedisSubscriber, Subscription};
-use super::{Audience, ENVELOPE_VERSION, Envelope, Payload, Relay, RelayError};
+mod liveness;
+mod routing;
+mod scripts;
+
 use crate::limits::RateLimiter;
 use crate::presence::{self, Transition};
 use crate::registry::{Deliver, SessionRegistry};
+use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
+use crate::relay::{Audience, ENVELOPE_VERSION, Envelope, Payload, Relay, RelayError};
 use crate::stripes::Stripes;
 use crate::ws::frames::{Ts, close};
+use scripts::{Scripts, user_channel, watch_channel};
 
 /// How often a node refreshes its liveness and looks for dead nodes.
 const TICK: Duration = Duration::from_secs(1);
 /// Liveness TTL: a node silent this long is dead. With `TICK`, watchers learn of a dead
 /// node's users going offline within about 5 s.
-const NODE_TTL_MS: u64 = 4000;
+pub(crate) const NODE_TTL_MS: u64 = 4000;
 /// How long one node holds the right to reap a dead one.
-const REAP_LOCK_MS: u64 = 10_000;
+pub(crate) const REAP_LOCK_MS: u64 = 10_000;
 /// Pooled connections for publishing and shared state.
 const POOL_SIZE: usize = 16;
 /// Per-user turns for opening and closing sessions.
 const USER_STRIPES: usize = 256;
-
-fn user_channel(user: &str) -> String {
-    format!("sb:u:{user}")
-}
-fn watch_channel(user: &str) -> String {
-    format!("sb:w:{user}")
-}
-
-/// SADD the node to the user's set; 1 when the user had no node before (first anywhere).
-const ARRIVE: &str = r"
-local before = redis.call('SCARD', KEYS[1])
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-if before == 0 then return 1 end
-return 0";
-
-/// SREM the node from the user's set; 1 when that removed the user's last node.
-const LEAVE: &str = r"
-local removed = redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[2])
-if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
-return 0";
-
-/// Adds a session and returns the oldest ones past the cap, removed.
-const OPEN: &str = r"
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
-if excess <= 0 then return {} end
-local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
-for _, m in ipairs(old) do redis.call('ZREM', KEYS[1], m) end
-return old";
-
-/// GCRA: 0 when a send may go now, else the milliseconds until one may.
-const RATE: &str = r"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tau = interval * (tonumber(ARGV[3]) - 1)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if now < tat - tau then return math.ceil(tat - tau - now) end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tau + interval) + 1000)
-return 0";
-
-/// Removes a dead node from a user's sets; 1 when the user has no node left, -1 (and nothing
-/// done) when the node's liveness key is back, so a slow node is never reaped by mistake.
-const REAP: &str = r"
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-local removed = redis.call('SREM', KEYS[1], ARGV[1])
-local prefix = ARGV[1] .. '|'
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if string.sub(m, 1, #prefix) == prefix then redis.call('ZREM', KEYS[2], m) end
-end
-if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
-return 0";
 
 #[derive(Default)]
 struct Local {
@@ -136,14 +87,6 @@ pub struct RedisRelay {
     recovered_at: Mutex<Option<Instant>>,
     /// Set by `leave`: the tick stops, so the node does not re-register on its way out.
     left: AtomicBool,
-}
-
-struct Scripts {
-    arrive: Script,
-    leave: Script,
-    open: Script,
-    rate: Script,
-    reap: Script,
 }
 
 /// What the Redis relay needs to start.
@@ -191,13 +134,7 @@ impl RedisRelay {
             rate_burst: opts.rate_burst.max(1),
             max_sessions: opts.max_sessions,
             transitions,
-            scripts: Scripts {
-                arrive: Script::new(ARRIVE),
-                leave: Script::new(LEAVE),
-                open: Script::new(OPEN),
-                rate: Script::new(RATE),
-                reap: Script::new(REAP),
-            },
+            scripts: Scripts::new(),
             turns: Stripes::new(USER_STRIPES),
             offline_while_down: Mutex::new(HashSet::new()),
             recovered_at: Mutex::new(None),
@@ -313,302 +250,8 @@ impl RedisRelay {
         }
     }
 
-    /// Liveness, recovery after an outage or a lost keyspace, and reaping dead nodes.
-    async fn tick(&self, first: bool) {
-        if self.left.load(Ordering::SeqCst) {
-            return;
-        }
-        let mut conn = match self.conn().await {
-            Ok(c) => c,
-            Err(e) => return self.down(&e),
-        };
-        // Liveness first, so a slow subscriber cannot let the key expire.
-        let me = format!("sb:node:{}", self.node_id);
-        let previous: Result<Option<String>, RelayError> = self
-            .timed(
-                redis::cmd("SET")
-                    .arg(&me)
-                    .arg("1")
-                    .arg("PX")
-                    .arg(NODE_TTL_MS)
-                    .arg("GET")
-                    .query_async(&mut conn),
-            )
-            .await;
-        let Ok(previous) = previous else { return };
-        if let Err(e) = self.ask_subscriber(Ping).await {
-            return self.down(&e);
-        }
-        let was_down = !self.up.swap(true, Ordering::SeqCst);
-        if was_down {
-            log::info!("redis is back: re-registering this node's users and sessions");
-            *self.recovered_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        }
-        if self.left.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(added) = self
-            .timed(
-                redis::cmd("SADD")
-                    .arg("sb:nodes")
-                    .arg(&self.node_id)
-                    .query_async::<i64>(&mut conn),
-            )
-            .await
-        else {
-            return;
-        };
-        // First tick: a predecessor with this NODE_ID may have left users behind. Otherwise:
-        // an outage, a lost keyspace (our key was gone), or a peer reaped us (we were not in
-        // sb:nodes any more).
-        if first || was_down || previous.is_none() || added == 1 {
-            self.reassert(&mut conn).await;
-        }
-        let settling = self
-            .recovered_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() < Duration::from_millis(NODE_TTL_MS));
-        if !settling {
-            self.reap_dead(&mut conn).await;
-        }
-    }
-
-    /// Makes Redis agree with this node again after an outage, a restart that lost the
-    /// keyspace, or a silence long enough to have been reaped: users who left meanwhile are
-    /// withdrawn (offline if it was their last node), users here are re-added (online if
-    /// another node had declared them gone), and each user's sessions are listed afresh.
-    async fn reassert(&self, conn: &mut deadpool_redis::Connection) {
-        let sessions: HashMap<String, Vec<String>> = {
-            let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            local
-                .sessions
-                .iter()
-                .map(|(u, s)| (u.clone(), s.iter().cloned().collect()))
-                .collect()
-        };
-        let listed: Vec<String> = self
-            .timed(
-                redis::cmd("SMEMBERS")
-                    .arg(format!("sb:nu:{}", self.node_id))
-                    .query_async(conn),
-            )
-            .await
-            .unwrap_or_default();
-        let now = Ts::now();
-        for user in listed.iter().filter(|u| !sessions.contains_key(*u)) {
-            if self.withdraw(conn, user).await {
-                self.tell(Transition::Offline {
-                    user_id: user.clone(),
-                    at: now,
-                })
-                .await;
-            }
-        }
-        for (user, sids) in &sessions {
-            // Clear this node's stale entries for the user, then add what is really here.
-            self.withdraw(conn, user).await;
-            let first = self.presence_edge(&self.scripts.arrive, user, conn).await;
-            // Not listed: another node may have declared them gone; say they are here.
-            if first && !listed.contains(user) {
-                self.tell(Transition::Online {
-                    user_id: user.clone(),
-                    name: None,
-                })
-                .await;
-            }
-            let mut pipe = redis::pipe();
-            for sid in sids {
-                pipe.cmd("ZADD")
-                    .arg(format!("sb:sess:{user}"))
-                    .arg(now.0.timestamp_millis())
-                    .arg(format!("{}|{sid}", self.node_id))
-                    .ignore();
-            }
-            let _ = self.timed(pipe.query_async::<()>(conn)).await;
-        }
-        // Subscriptions made while Redis was down were skipped; the connection manager only
-        // restores the ones Redis had confirmed. SUBSCRIBE is idempotent.
-        let watched: Vec<String> = {
-            let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            local.watched.keys().cloned().collect()
-        };
-        for user in sessions.keys() {
-            self.subscribe(user_channel(user), true).await;
-        }
-        for user in &watched {
-            self.subscribe(watch_channel(user), true).await;
-        }
-        // Offline announced from this node's view alone, for users still online elsewhere.
-        let doubtful: Vec<String> = self
-            .offline_while_down
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
-        for user in doubtful.iter().filter(|u| !sessions.contains_key(*u)) {
-            let nodes: Result<i64, _> = self
-                .timed(
-                    redis::cmd("SCARD")
-                        .arg(format!("sb:on:{user}"))
-                        .query_async(conn),
-                )
-                .await;
-            if matches!(nodes, Ok(n) if n > 0) {
-                self.tell(Transition::Online {
-                    user_id: user.clone(),
-                    name: None,
-                })
-                .await;
-            }
-        }
-        if !sessions.is_empty() || !listed.is_empty() {
-            log::info!("re-registered {} user(s) with redis", sessions.len());
-        }
-    }
-
-    /// Removes this node from a user's sets (REAP on ourselves); true if it was their last.
-    async fn withdraw(&self, conn: &mut deadpool_redis::Connection, user: &str) -> bool {
-        let gone: Result<i64, _> = self
-            .timed(
-                self.scripts
-                    .reap
-                    .key(format!("sb:on:{user}"))
-                    .key(format!("sb:sess:{user}"))
-                    // No liveness check when withdrawing ourselves.
-                    .key("sb:never")
-                    .arg(&self.node_id)
-                    .invoke_async(conn),
-            )
-            .await;
-        let _ = self
-            .timed(
-                redis::cmd("SREM")
-                    .arg(format!("sb:nu:{}", self.node_id))
-                    .arg(user)
-                    .query_async::<i64>(conn),
-            )
-            .await;
-        matches!(gone, Ok(1))
-    }
-
     async fn tell(&self, t: Transition) {
         presence::tell(&self.transitions, t).await;
-    }
-
-    async fn reap_dead(&self, conn: &mut deadpool_redis::Connection) {
-        let Ok(nodes) = self
-            .timed(
-                redis::cmd("SMEMBERS")
-                    .arg("sb:nodes")
-                    .query_async::<Vec<String>>(conn),
-            )
-            .await
-        else {
-            return;
-        };
-        for node in nodes.into_iter().filter(|n| *n != self.node_id) {
-            let alive: Result<bool, _> = self
-                .timed(
-                    redis::cmd("EXISTS")
-                        .arg(format!("sb:node:{node}"))
-                        .query_async(conn),
-                )
-                .await;
-            if alive.unwrap_or(true) {
-                continue;
-            }
-            let locked: Result<Option<String>, _> = self
-                .timed(
-                    redis::cmd("SET")
-                        .arg(format!("sb:reap:{node}"))
-                        .arg(&self.node_id)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(REAP_LOCK_MS)
-                        .query_async(conn),
-                )
-                .await;
-            if matches!(locked, Ok(Some(_))) {
-                self.reap(conn, &node).await;
-            }
-        }
-    }
-
-    async fn reap(&self, conn: &mut deadpool_redis::Connection, node: &str) {
-        let Ok(users) = self
-            .timed(
-                redis::cmd("SMEMBERS")
-                    .arg(format!("sb:nu:{node}"))
-                    .query_async::<Vec<String>>(conn),
-            )
-            .await
-        else {
-            return;
-        };
-        let mut offline = 0;
-        for user in &users {
-            let gone: Result<i64, _> = self
-                .timed(
-                    self.scripts
-                        .reap
-                        .key(format!("sb:on:{user}"))
-                        .key(format!("sb:sess:{user}"))
-                        .key(format!("sb:node:{node}"))
-                        .arg(node)
-                        .invoke_async(conn),
-                )
-                .await;
-            match gone {
-                Ok(1) => {
-                    offline += 1;
-                    self.tell(Transition::Offline {
-                        user_id: user.clone(),
-                        at: Ts::now(),
-                    })
-                    .await;
-                }
-                // It refreshed its liveness after all: it is not dead.
-                Ok(-1) => {
-                    log::info!("node {node} is alive again; not reaping it");
-                    return;
-                }
-                _ => {}
-            }
-        }
-        let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(format!("sb:nu:{node}")).ignore();
-        pipe.cmd("SREM").arg("sb:nodes").arg(node).ignore();
-        let _ = self.timed(pipe.query_async::<()>(conn)).await;
-        log::warn!(
-            "node {node} stopped refreshing its liveness: declared dead, {offline} of its {} user(s) now offline",
-            users.len()
-        );
-    }
-
-    /// The parts of an envelope, one per channel, each addressed so that a node delivers it
-    /// once per session.
-    fn parts(env: &Envelope) -> Vec<(String, Envelope)> {
-        let mut out = Vec::new();
-        for user in &env.audience.users {
-            let mut part = env.clone();
-            part.audience = Audience {
-                users: vec![user.clone()],
-                watchers_of: None,
-                except_session: env.audience.except_session.clone(),
-                sessions: Vec::new(),
-            };
-            out.push((user_channel(user), part));
-        }
-        if let Some(w) = &env.audience.watchers_of {
-            let mut part = env.clone();
-            part.audience = Audience {
-                watchers_of: Some(w.clone()),
-                ..Audience::default()
-            };
-            out.push((watch_channel(w), part));
-        }
-        out
     }
 
     async fn close_sessions(&self, user: &str, members: Vec<String>) {
@@ -655,7 +298,7 @@ impl RedisRelay {
 impl Relay for RedisRelay {
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>> {
         async move {
-            let parts = Self::parts(&envelope);
+            let parts = routing::parts(&envelope);
             self.registry
                 .send(Deliver {
                     envelope: Arc::new(envelope),
