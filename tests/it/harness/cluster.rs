@@ -1,0 +1,123 @@
+//! Several gateway processes on one Postgres database and a private Redis.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Backend, Server, TempDir, fresh_database};
+
+/// A private `redis-server` on a random port, for tests that stop, pause or restart it.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = RedisServer { port, child: None };
+        r.restart().await;
+        r
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> bool {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts it again on the same port (empty: it keeps nothing on disk).
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server is required for the cluster tests (apt-get install redis-server)",
+            );
+        self.child = Some(child);
+        for _ in 0..100 {
+            if self.cli(&["PING"]) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// Makes it answer no client for `d` (CLIENT PAUSE).
+    pub fn pause(&self, d: Duration) {
+        let ms = d.as_millis().to_string();
+        assert!(
+            self.cli(&["CLIENT", "PAUSE", &ms, "ALL"]),
+            "CLIENT PAUSE failed"
+        );
+    }
+
+    /// Kills it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Several gateway nodes sharing one Postgres database and one Redis.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    pub redis: RedisServer,
+    pub database_url: String,
+}
+
+impl Cluster {
+    /// `n` nodes, named node0.., each with `env` on top of the cluster settings.
+    pub async fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
+        let redis = RedisServer::start().await;
+        let dir = TempDir::new();
+        let database_url = fresh_database(Backend::Postgres, &dir.0).await;
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            redis,
+            database_url,
+        };
+        for i in 0..n {
+            c.add_node(&format!("node{i}"), env).await;
+        }
+        c
+    }
+
+    /// Starts one more node.
+    pub async fn add_node(&mut self, name: &str, env: &[(&str, &str)]) {
+        let url = self.redis.url();
+        let mut all: Vec<(&str, &str)> = vec![("REDIS_URL", url.as_str()), ("NODE_ID", name)];
+        all.extend_from_slice(env);
+        let node = Server::spawn(TempDir::new(), &self.database_url, &all).await;
+        self.nodes.push(node);
+    }
+
+    /// Node `i`.
+    pub fn node(&self, i: usize) -> &Server {
+        &self.nodes[i]
+    }
+}
