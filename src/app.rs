@@ -74,7 +74,8 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     let store = Store::connect(&config.database_url).await?;
     let auth = Auth::new(&config).map_err(StartError::Auth)?;
     let (tx, rx) = mpsc::channel(presence::TRANSITION_QUEUE);
-    let registry = SessionRegistry::new(config.max_sessions_per_user).start();
+    let registry =
+        SessionRegistry::new(config.max_sessions_per_user, config.redis_url.is_some()).start();
     let relay: Arc<dyn Relay> = match &config.redis_url {
         None => Arc::new(MemoryRelay::new(
             registry.clone(),
@@ -148,11 +149,12 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         // Withdraw this node (and anyone whose close did not finish) from the cluster now,
         // not when the liveness key expires; then let presence announce the offlines.
         let _ = tokio::time::timeout(Duration::from_secs(1), relay.leave()).await;
+        let until = deadline
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or(deadline);
         let (done, flushed) = tokio::sync::oneshot::channel();
-        if tx.send(Transition::Flush(done)).await.is_ok() {
-            let until = deadline
-                .checked_sub(Duration::from_secs(1))
-                .unwrap_or(deadline);
+        // Bounded both ways: a full presence queue must not hold the exit past the grace.
+        if let Ok(Ok(())) = tokio::time::timeout_at(until, tx.send(Transition::Flush(done))).await {
             let _ = tokio::time::timeout_at(until, flushed).await;
         }
         handle.stop(true).await;

@@ -85,13 +85,8 @@ async fn announce(state: &AppState, p: Presence) {
 
 async fn offline(state: &AppState, user_id: String, at: Ts) {
     log::debug!("{user_id} offline");
-    // Announce first, as for online, so the two go out in the order they were decided.
-    let p = Presence {
-        user_id: user_id.clone(),
-        online: false,
-        last_seen: Some(at),
-    };
-    announce(state, p).await;
+    // last_seen is stored before the event goes out, so a lookup made on receiving it
+    // agrees with it.
     let now = naive(Ts::now());
     if let Err(e) = state
         .store
@@ -100,6 +95,12 @@ async fn offline(state: &AppState, user_id: String, at: Ts) {
     {
         log::warn!("presence: cannot record last_seen of {user_id}: {e}");
     }
+    let p = Presence {
+        user_id,
+        online: false,
+        last_seen: Some(at),
+    };
+    announce(state, p).await;
 }
 
 /// Turns transitions into stored last-seen times and `presence` events, one at a time so a

@@ -51,11 +51,15 @@ pub struct SessionRegistry {
     reorder: reorder::Reorder<Part>,
     /// Whether a timer to let held messages through is pending.
     reorder_timer: bool,
+    /// Whether message events may arrive out of order (several nodes); on one node they
+    /// leave the sequencer in order and are delivered as they come.
+    ordered: bool,
 }
 
 impl SessionRegistry {
-    /// A registry allowing `max_per_user` sessions per user.
-    pub fn new(max_per_user: usize) -> Self {
+    /// A registry allowing `max_per_user` sessions per user; `ordered` when events come
+    /// from several nodes and must be put back in seq order.
+    pub fn new(max_per_user: usize, ordered: bool) -> Self {
         SessionRegistry {
             sessions: HashMap::new(),
             by_user: HashMap::new(),
@@ -66,6 +70,7 @@ impl SessionRegistry {
             recent: std::collections::VecDeque::new(),
             reorder: reorder::Reorder::default(),
             reorder_timer: false,
+            ordered,
         }
     }
 
@@ -157,11 +162,7 @@ impl Actor for SessionRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
         // Forget the order state of quiet threads even when nothing is held.
-        ctx.run_interval(Duration::from_secs(30), |act, _| {
-            for p in act.reorder.expire() {
-                act.deliver_now(&p.env, Some(&p.user));
-            }
-        });
+        ctx.run_interval(Duration::from_secs(30), |act, _| act.reorder.forget_quiet());
     }
 }
 
@@ -245,8 +246,14 @@ impl Handler<Deliver> for SessionRegistry {
             return;
         }
         match (&env.order, env.audience.users.as_slice()) {
-            (Some(o), users) if !users.is_empty() => {
-                for user in users {
+            (Some(o), users) if self.ordered && !users.is_empty() => {
+                // Only users with a session here: nothing can be delivered to the others, and
+                // keeping order for them would only cost memory.
+                let here: Vec<&String> = users
+                    .iter()
+                    .filter(|u| self.by_user.contains_key(*u))
+                    .collect();
+                for user in here {
                     let key = format!("{}\u{1f}{user}", o.thread_id);
                     let part = Part {
                         env: env.clone(),

@@ -35,12 +35,15 @@ struct ThreadOrder<T> {
 /// Ordering state per key (thread and user).
 pub struct Reorder<T> {
     threads: HashMap<String, ThreadOrder<T>>,
+    /// Keys with something held, so `waiting` and the expiry timer cost nothing otherwise.
+    holding: usize,
 }
 
 impl<T> Default for Reorder<T> {
     fn default() -> Self {
         Reorder {
             threads: HashMap::new(),
+            holding: 0,
         }
     }
 }
@@ -73,6 +76,7 @@ impl<T> Reorder<T> {
             }
             t.held.insert(seq, (vec![item], now + FIRST_HOLD));
             self.threads.insert(key.to_string(), t);
+            self.holding += 1;
             return Vec::new();
         };
         t.touched = now;
@@ -80,34 +84,52 @@ impl<T> Reorder<T> {
             // Late (its gap was already let through): deliver now rather than never.
             return vec![item];
         }
+        let was_holding = !t.held.is_empty();
         t.held
             .entry(seq)
             .or_insert_with(|| (Vec::new(), now + HOLD))
             .0
             .push(item);
-        Self::ready(t, false)
+        let out = Self::ready(t, false);
+        match (was_holding, t.held.is_empty()) {
+            (false, false) => self.holding += 1,
+            (true, true) => self.holding -= 1,
+            _ => {}
+        }
+        out
     }
 
-    /// Lets through what has waited `HOLD`, and forgets quiet threads. Returns what is ready.
+    /// Lets through what has waited long enough. Returns what is ready.
     pub fn expire(&mut self) -> Vec<T> {
+        if self.holding == 0 {
+            return Vec::new();
+        }
         let now = Instant::now();
         let mut out = Vec::new();
-        for t in self.threads.values_mut() {
+        for t in self.threads.values_mut().filter(|t| !t.held.is_empty()) {
             let overdue = t
                 .held
                 .values()
                 .next()
                 .is_some_and(|(_, until)| now >= *until);
             out.extend(Self::ready(t, overdue));
+            if t.held.is_empty() {
+                self.holding -= 1;
+            }
         }
+        out
+    }
+
+    /// Forgets keys quiet for `FORGET_AFTER` (a periodic sweep, so memory follows activity).
+    pub fn forget_quiet(&mut self) {
+        let now = Instant::now();
         self.threads
             .retain(|_, t| !t.held.is_empty() || now.duration_since(t.touched) < FORGET_AFTER);
-        out
     }
 
     /// Whether anything is waiting (so a timer is needed).
     pub fn waiting(&self) -> bool {
-        self.threads.values().any(|t| !t.held.is_empty())
+        self.holding > 0
     }
 
     /// Pops the consecutive run after `last`; with `skip_gap`, first jumps the gap.

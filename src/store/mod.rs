@@ -134,11 +134,13 @@ impl Store {
                     let url = url.to_string();
                     async move {
                         let mut c = SqliteConn::establish(&url).await?;
-                        // WAL lets readers run beside the one writer; FULL sync makes a
-                        // commit durable before its ack.
+                        // busy_timeout first, so even switching to WAL waits for a lock
+                        // instead of failing. WAL lets readers run beside the one writer;
+                        // FULL sync makes a commit durable before its ack.
                         c.batch_execute(&format!(
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                             PRAGMA foreign_keys=ON; PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS};"
+                            "PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}; \
+                             PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA foreign_keys=ON;"
                         ))
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

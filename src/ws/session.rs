@@ -236,7 +236,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        // Closing the work queue ends the worker after the frame it is on.
+        // Closing the work queue (and the outbox) ends the worker after the frame it is on.
         self.work = None;
         self.outbox.close(close::NORMAL, "");
         if !self.registered {
@@ -334,6 +334,10 @@ async fn work(
     mut rx: mpsc::Receiver<ClientFrame>,
 ) {
     while let Some(frame) = rx.recv().await {
+        // Frames still queued when the socket closes (4001, 4008, 1001...) are not acted on.
+        if outbox.is_closing() {
+            break;
+        }
         if let Some(reply) = dispatch::handle(&state, &caller, frame).await {
             outbox.reply(encode(&reply));
         }

@@ -14,7 +14,33 @@ use crate::relay::subscriber::Ping;
 use crate::ws::frames::Ts;
 
 impl RedisRelay {
-    /// Liveness, recovery after an outage or a lost keyspace, and reaping dead nodes.
+    /// Refreshes this node's liveness key; runs in its own loop so that long recovery or
+    /// reaping work can never let the key expire. Remembers when the key had been lost.
+    pub(super) async fn refresh_liveness(&self) {
+        if self.left.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut conn = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => return self.down(&e),
+        };
+        let previous: Result<Option<String>, RelayError> = self
+            .timed(
+                redis::cmd("SET")
+                    .arg(format!("sb:node:{}", self.node_id))
+                    .arg("1")
+                    .arg("PX")
+                    .arg(NODE_TTL_MS)
+                    .arg("GET")
+                    .query_async(&mut conn),
+            )
+            .await;
+        if matches!(previous, Ok(None)) {
+            self.key_lost.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Recovery after an outage or a lost keyspace, and reaping dead nodes.
     pub(super) async fn tick(&self, first: bool) {
         if self.left.load(Ordering::SeqCst) {
             return;
@@ -23,20 +49,6 @@ impl RedisRelay {
             Ok(c) => c,
             Err(e) => return self.down(&e),
         };
-        // Liveness first, so a slow subscriber cannot let the key expire.
-        let me = format!("sb:node:{}", self.node_id);
-        let previous: Result<Option<String>, RelayError> = self
-            .timed(
-                redis::cmd("SET")
-                    .arg(&me)
-                    .arg("1")
-                    .arg("PX")
-                    .arg(NODE_TTL_MS)
-                    .arg("GET")
-                    .query_async(&mut conn),
-            )
-            .await;
-        let Ok(previous) = previous else { return };
         if let Err(e) = self.ask_subscriber(Ping).await {
             return self.down(&e);
         }
@@ -62,7 +74,8 @@ impl RedisRelay {
         // First tick: a predecessor with this NODE_ID may have left users behind. Otherwise:
         // an outage, a lost keyspace (our key was gone), or a peer reaped us (we were not in
         // sb:nodes any more).
-        if first || was_down || previous.is_none() || added == 1 {
+        let key_lost = self.key_lost.swap(false, Ordering::SeqCst);
+        if first || was_down || key_lost || added == 1 {
             self.reassert(&mut conn).await;
         }
         let settling = self
@@ -97,21 +110,46 @@ impl RedisRelay {
             .await
             .unwrap_or_default();
         let now = Ts::now();
-        for user in listed.iter().filter(|u| !sessions.contains_key(*u)) {
-            if self.withdraw(conn, user).await {
-                self.tell(Transition::Offline {
-                    user_id: user.clone(),
-                    at: now,
-                })
-                .await;
+        // Every user's work is done in that user's turn, re-reading what is here: sessions
+        // keep opening and closing meanwhile, and their own steps must not interleave.
+        let mut users: Vec<&String> = listed.iter().chain(sessions.keys()).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            let _turn = self.turns.lock(user).await;
+            let here: Vec<String> = {
+                let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                local
+                    .sessions
+                    .get(user.as_str())
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default()
+            };
+            if here.is_empty() {
+                if self.withdraw(conn, user).await {
+                    self.tell(Transition::Offline {
+                        user_id: user.clone(),
+                        at: now,
+                    })
+                    .await;
+                }
+                continue;
             }
-        }
-        for (user, sids) in &sessions {
-            // Clear this node's stale entries for the user, then add what is really here.
-            self.withdraw(conn, user).await;
-            let first = self.presence_edge(&self.scripts.arrive, user, conn).await;
-            // Not listed: another node may have declared them gone; say they are here.
-            if first && !listed.contains(user) {
+            // Re-add what is really here, in one atomic step with dropping stale entries.
+            let first: Result<i64, _> = self
+                .timed(
+                    self.scripts
+                        .resync
+                        .key(format!("sb:on:{user}"))
+                        .key(format!("sb:sess:{user}"))
+                        .key(format!("sb:nu:{}", self.node_id))
+                        .arg(&self.node_id)
+                        .arg(user.as_str())
+                        .invoke_async(conn),
+                )
+                .await;
+            // No node had them: peers may have announced them offline; say they are here.
+            if matches!(first, Ok(1)) {
                 self.tell(Transition::Online {
                     user_id: user.clone(),
                     name: None,
@@ -119,7 +157,7 @@ impl RedisRelay {
                 .await;
             }
             let mut pipe = redis::pipe();
-            for sid in sids {
+            for sid in &here {
                 pipe.cmd("ZADD")
                     .arg(format!("sb:sess:{user}"))
                     .arg(now.0.timestamp_millis())
@@ -132,13 +170,31 @@ impl RedisRelay {
         // restores the ones Redis had confirmed. SUBSCRIBE is idempotent.
         let watched: Vec<String> = {
             let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            local.watched.keys().cloned().collect()
+            local
+                .watched
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(u, _)| u.clone())
+                .collect()
         };
         for user in sessions.keys() {
             self.subscribe(user_channel(user), true).await;
         }
         for user in &watched {
             self.subscribe(watch_channel(user), true).await;
+        }
+        let stale: Vec<String> = self
+            .stale_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for channel in stale {
+            let needed = sessions.keys().any(|u| user_channel(u) == channel)
+                || watched.iter().any(|u| watch_channel(u) == channel);
+            if !needed {
+                self.subscribe(channel, false).await;
+            }
         }
         // Offline announced from this node's view alone, for users still online elsewhere.
         let doubtful: Vec<String> = self
@@ -245,6 +301,7 @@ impl RedisRelay {
         };
         let mut offline = 0;
         for user in &users {
+            let _turn = self.turns.lock(user).await;
             let gone: Result<i64, _> = self
                 .timed(
                     self.scripts

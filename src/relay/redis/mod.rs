@@ -60,8 +60,9 @@ const USER_STRIPES: usize = 256;
 struct Local {
     /// Sessions on this node by user.
     sessions: HashMap<String, HashSet<String>>,
-    /// Watch channels and how many local watchers each has.
-    watched: HashMap<String, usize>,
+    /// Watch channels and how many local watchers each has (may dip below zero briefly when
+    /// an unwatch overtakes its watch).
+    watched: HashMap<String, i64>,
 }
 
 /// Relay and shared state through Redis.
@@ -87,6 +88,11 @@ pub struct RedisRelay {
     recovered_at: Mutex<Option<Instant>>,
     /// Set by `leave`: the tick stops, so the node does not re-register on its way out.
     left: AtomicBool,
+    /// Channels left while Redis was down, to unsubscribe once it is back.
+    stale_channels: Mutex<HashSet<String>>,
+    /// Set when this node's liveness key was found missing (Redis lost it, or we were silent
+    /// past its TTL): the tick then re-registers everything.
+    key_lost: AtomicBool,
 }
 
 /// What the Redis relay needs to start.
@@ -139,6 +145,17 @@ impl RedisRelay {
             offline_while_down: Mutex::new(HashSet::new()),
             recovered_at: Mutex::new(None),
             left: AtomicBool::new(false),
+            stale_channels: Mutex::new(HashSet::new()),
+            key_lost: AtomicBool::new(false),
+        });
+        let refresher = Arc::downgrade(&relay);
+        tokio::spawn(async move {
+            loop {
+                let Some(r) = refresher.upgrade() else { return };
+                r.refresh_liveness().await;
+                drop(r);
+                tokio::time::sleep(TICK).await;
+            }
         });
         let ticker = Arc::downgrade(&relay);
         tokio::spawn(async move {
@@ -205,14 +222,14 @@ impl RedisRelay {
         r
     }
 
-    /// Runs ARRIVE or LEAVE for `user` on this node: true when it was the user's first (or
-    /// last) node. Without an answer, this node's own view decides (true).
+    /// Runs ARRIVE or LEAVE for `user` on this node: whether it was the user's first (or
+    /// last) node; `None` when Redis did not answer.
     async fn presence_edge(
         &self,
         script: &Script,
         user: &str,
         conn: &mut deadpool_redis::Connection,
-    ) -> bool {
+    ) -> Option<bool> {
         self.timed(
             script
                 .key(format!("sb:on:{user}"))
@@ -222,13 +239,25 @@ impl RedisRelay {
                 .invoke_async::<i64>(conn),
         )
         .await
-        .map_or(true, |edge| edge == 1)
+        .ok()
+        .map(|edge| edge == 1)
     }
 
     /// (Un)subscribes the subscriber connection. Skipped while Redis is down: recovery
     /// subscribes again to every channel this node needs.
     async fn subscribe(&self, channel: String, on: bool) {
         if !self.is_up() {
+            // The connection manager will subscribe again to what it had, so an unsubscribe
+            // skipped now is remembered and done on recovery.
+            let mut stale = self
+                .stale_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if on {
+                stale.remove(&channel);
+            } else {
+                stale.insert(channel);
+            }
             return;
         }
         let r = self.ask_subscriber(Subscription { channel, on }).await;
@@ -254,7 +283,14 @@ impl RedisRelay {
         presence::tell(&self.transitions, t).await;
     }
 
-    async fn close_sessions(&self, user: &str, members: Vec<String>) {
+    /// Closes sessions evicted by the cap: locally, or through the owning node's channel.
+    /// Uses the caller's connection (taking a second one could starve the pool).
+    async fn close_sessions(
+        &self,
+        user: &str,
+        members: Vec<String>,
+        conn: &mut deadpool_redis::Connection,
+    ) {
         for m in members {
             let Some((node, sid)) = m.split_once('|') else {
                 continue;
@@ -280,14 +316,14 @@ impl RedisRelay {
                         envelope: Arc::new(env),
                     })
                     .await;
-            } else if let Ok(mut conn) = self.conn().await {
+            } else {
                 let json = serde_json::to_string(&env).unwrap_or_default();
                 let _ = self
                     .timed(
                         redis::cmd("PUBLISH")
                             .arg(user_channel(user))
                             .arg(json)
-                            .query_async::<i64>(&mut conn),
+                            .query_async::<i64>(conn),
                     )
                     .await;
             }
@@ -367,14 +403,20 @@ impl Relay for RedisRelay {
             if first_here {
                 self.subscribe(user_channel(user), true).await;
             }
-            let first_anywhere = match self.up_conn().await {
+            // After `leave`, Redis is not touched: nothing may re-add a node that left.
+            let conn = match self.left.load(Ordering::SeqCst) {
+                true => None,
+                false => self.up_conn().await,
+            };
+            let first_anywhere = match conn {
                 // Without Redis this node can only speak for itself.
                 None => first_here,
                 Some(mut conn) => {
                     let first = first_here
                         && self
                             .presence_edge(&self.scripts.arrive, user, &mut conn)
-                            .await;
+                            .await
+                            .unwrap_or(true);
                     let excess: Result<Vec<String>, _> = self
                         .timed(
                             self.scripts
@@ -387,7 +429,7 @@ impl Relay for RedisRelay {
                         )
                         .await;
                     if let Ok(excess) = excess {
-                        self.close_sessions(user, excess).await;
+                        self.close_sessions(user, excess, &mut conn).await;
                     }
                     first
                 }
@@ -416,7 +458,34 @@ impl Relay for RedisRelay {
             if last_here {
                 self.subscribe(user_channel(user), false).await;
             }
-            let last_anywhere = match self.up_conn().await {
+            let conn = match self.left.load(Ordering::SeqCst) {
+                true => None,
+                false => self.up_conn().await,
+            };
+            // `None`: decided from this node's view alone, to be checked again on recovery.
+            let decided = match conn {
+                None => None,
+                Some(mut conn) => {
+                    let removed = self
+                        .timed(
+                            redis::cmd("ZREM")
+                                .arg(format!("sb:sess:{user}"))
+                                .arg(format!("{}|{session}", self.node_id))
+                                .query_async::<i64>(&mut conn),
+                        )
+                        .await;
+                    match (removed, last_here) {
+                        (Err(_), _) => None,
+                        (Ok(_), false) => Some(false),
+                        (Ok(_), true) => {
+                            self.presence_edge(&self.scripts.leave, user, &mut conn)
+                                .await
+                        }
+                    }
+                }
+            };
+            let last_anywhere = match decided {
+                Some(last) => last,
                 None => {
                     if last_here {
                         self.offline_while_down
@@ -425,20 +494,6 @@ impl Relay for RedisRelay {
                             .insert(user.to_string());
                     }
                     last_here
-                }
-                Some(mut conn) => {
-                    let _ = self
-                        .timed(
-                            redis::cmd("ZREM")
-                                .arg(format!("sb:sess:{user}"))
-                                .arg(format!("{}|{session}", self.node_id))
-                                .query_async::<i64>(&mut conn),
-                        )
-                        .await;
-                    last_here
-                        && self
-                            .presence_edge(&self.scripts.leave, user, &mut conn)
-                            .await
                 }
             };
             if last_anywhere {
@@ -467,23 +522,28 @@ impl Relay for RedisRelay {
 
     fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()> {
         async move {
+            // Signed: an "off" that overtakes its "on" (a session closing while its worker
+            // still subscribes) nets out to no subscription instead of a stuck one.
             let change = {
                 let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
                 let n = local.watched.entry(user.to_string()).or_insert(0);
-                if on {
-                    *n += 1;
-                    *n == 1
-                } else {
-                    *n = n.saturating_sub(1);
-                    let last = *n == 0;
-                    if last {
-                        local.watched.remove(user);
-                    }
-                    last
+                let before = *n;
+                *n += if on { 1 } else { -1 };
+                let after = *n;
+                if after == 0 {
+                    local.watched.remove(user);
                 }
+                (before <= 0 && after > 0) || (before > 0 && after <= 0)
             };
             if change {
-                self.subscribe(watch_channel(user), on).await;
+                let needed = self
+                    .local
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .watched
+                    .get(user)
+                    .is_some_and(|n| *n > 0);
+                self.subscribe(watch_channel(user), needed).await;
             }
         }
         .boxed()

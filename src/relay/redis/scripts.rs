@@ -57,6 +57,20 @@ end
 if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
 return 0";
 
+/// Puts a node's entries for a user back in line in one step: drops its listed sessions
+/// (the caller re-adds the real ones) and makes sure the node is in the user's set. 1 when
+/// no node had the user before (so peers may have announced them offline).
+pub const RESYNC: &str = r"
+local prefix = ARGV[1] .. '|'
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if string.sub(m, 1, #prefix) == prefix then redis.call('ZREM', KEYS[2], m) end
+end
+local before = redis.call('SCARD', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+if before == 0 then return 1 end
+return 0";
+
 /// The scripts, loaded once per relay.
 pub struct Scripts {
     pub arrive: Script,
@@ -64,6 +78,7 @@ pub struct Scripts {
     pub open: Script,
     pub rate: Script,
     pub reap: Script,
+    pub resync: Script,
 }
 
 impl Scripts {
@@ -75,6 +90,7 @@ impl Scripts {
             open: Script::new(OPEN),
             rate: Script::new(RATE),
             reap: Script::new(REAP),
+            resync: Script::new(RESYNC),
         }
     }
 }
