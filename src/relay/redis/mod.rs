@@ -34,15 +34,16 @@ use tokio::sync::mpsc;
 mod liveness;
 mod routing;
 mod scripts;
+mod sessions;
 
 use crate::limits::RateLimiter;
 use crate::presence::{self, Transition};
 use crate::registry::{Deliver, SessionRegistry};
 use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
-use crate::relay::{Audience, ENVELOPE_VERSION, Envelope, Payload, Relay, RelayError};
+use crate::relay::{Envelope, Relay, RelayError};
 use crate::stripes::Stripes;
-use crate::ws::frames::{Ts, close};
-use scripts::{Scripts, user_channel, watch_channel};
+use crate::ws::frames::Ts;
+use scripts::{Scripts, watch_channel};
 
 /// How often a node refreshes its liveness and looks for dead nodes.
 const TICK: Duration = Duration::from_secs(1);
@@ -282,53 +283,6 @@ impl RedisRelay {
     async fn tell(&self, t: Transition) {
         presence::tell(&self.transitions, t).await;
     }
-
-    /// Closes sessions evicted by the cap: locally, or through the owning node's channel.
-    /// Uses the caller's connection (taking a second one could starve the pool).
-    async fn close_sessions(
-        &self,
-        user: &str,
-        members: Vec<String>,
-        conn: &mut deadpool_redis::Connection,
-    ) {
-        for m in members {
-            let Some((node, sid)) = m.split_once('|') else {
-                continue;
-            };
-            let env = Envelope {
-                v: ENVELOPE_VERSION,
-                id: None,
-                origin: self.node_id.clone(),
-                audience: Audience {
-                    sessions: vec![sid.to_string()],
-                    ..Audience::default()
-                },
-                payload: Payload::Close {
-                    code: close::REPLACED,
-                    reason: "too many sessions".into(),
-                },
-                order: None,
-            };
-            if node == self.node_id {
-                let _ = self
-                    .registry
-                    .send(Deliver {
-                        envelope: Arc::new(env),
-                    })
-                    .await;
-            } else {
-                let json = serde_json::to_string(&env).unwrap_or_default();
-                let _ = self
-                    .timed(
-                        redis::cmd("PUBLISH")
-                            .arg(user_channel(user))
-                            .arg(json)
-                            .query_async::<i64>(conn),
-                    )
-                    .await;
-            }
-        }
-    }
 }
 
 impl Relay for RedisRelay {
@@ -390,129 +344,11 @@ impl Relay for RedisRelay {
         session: &'a str,
         name: Option<String>,
     ) -> BoxFuture<'a, ()> {
-        async move {
-            // One user's opens and closes, one at a time: the local count, the Redis sets and
-            // the transitions then agree on the order.
-            let _turn = self.turns.lock(user).await;
-            let first_here = {
-                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-                let set = local.sessions.entry(user.to_string()).or_default();
-                set.insert(session.to_string());
-                set.len() == 1
-            };
-            if first_here {
-                self.subscribe(user_channel(user), true).await;
-            }
-            // After `leave`, Redis is not touched: nothing may re-add a node that left.
-            let conn = match self.left.load(Ordering::SeqCst) {
-                true => None,
-                false => self.up_conn().await,
-            };
-            let first_anywhere = match conn {
-                // Without Redis this node can only speak for itself.
-                None => first_here,
-                Some(mut conn) => {
-                    let first = first_here
-                        && self
-                            .presence_edge(&self.scripts.arrive, user, &mut conn)
-                            .await
-                            .unwrap_or(true);
-                    let excess: Result<Vec<String>, _> = self
-                        .timed(
-                            self.scripts
-                                .open
-                                .key(format!("sb:sess:{user}"))
-                                .arg(format!("{}|{session}", self.node_id))
-                                .arg(chrono::Utc::now().timestamp_millis())
-                                .arg(self.max_sessions)
-                                .invoke_async(&mut conn),
-                        )
-                        .await;
-                    if let Ok(excess) = excess {
-                        self.close_sessions(user, excess, &mut conn).await;
-                    }
-                    first
-                }
-            };
-            if first_anywhere {
-                self.tell(Transition::Online {
-                    user_id: user.to_string(),
-                    name,
-                })
-                .await;
-            }
-        }
-        .boxed()
+        self.open_session(user, session, name).boxed()
     }
 
     fn session_closed<'a>(&'a self, user: &'a str, session: &'a str) -> BoxFuture<'a, ()> {
-        async move {
-            let _turn = self.turns.lock(user).await;
-            let last_here = {
-                let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-                local
-                    .sessions
-                    .get(user)
-                    .is_some_and(|set| set.len() == 1 && set.contains(session))
-            };
-            if last_here {
-                self.subscribe(user_channel(user), false).await;
-            }
-            let conn = match self.left.load(Ordering::SeqCst) {
-                true => None,
-                false => self.up_conn().await,
-            };
-            // `None`: decided from this node's view alone, to be checked again on recovery.
-            let decided = match conn {
-                None => None,
-                Some(mut conn) => {
-                    let removed = self
-                        .timed(
-                            redis::cmd("ZREM")
-                                .arg(format!("sb:sess:{user}"))
-                                .arg(format!("{}|{session}", self.node_id))
-                                .query_async::<i64>(&mut conn),
-                        )
-                        .await;
-                    match (removed, last_here) {
-                        (Err(_), _) => None,
-                        (Ok(_), false) => Some(false),
-                        (Ok(_), true) => {
-                            self.presence_edge(&self.scripts.leave, user, &mut conn)
-                                .await
-                        }
-                    }
-                }
-            };
-            let last_anywhere = match decided {
-                Some(last) => last,
-                None => {
-                    if last_here {
-                        self.offline_while_down
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(user.to_string());
-                    }
-                    last_here
-                }
-            };
-            if last_anywhere {
-                self.tell(Transition::Offline {
-                    user_id: user.to_string(),
-                    at: Ts::now(),
-                })
-                .await;
-            }
-            // Counted as local until here, so a drain waits for this close to be told.
-            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(set) = local.sessions.get_mut(user) {
-                set.remove(session);
-                if set.is_empty() {
-                    local.sessions.remove(user);
-                }
-            }
-        }
-        .boxed()
+        self.close_session(user, session).boxed()
     }
 
     fn local_sessions(&self) -> usize {
