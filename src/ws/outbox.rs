@@ -241,16 +241,6 @@ impl Outbox {
             }
         }
     }
-
-    /// Durable frames waiting.
-    pub fn len(&self) -> usize {
-        self.with(|s| s.durable.len())
-    }
-
-    /// Whether nothing durable is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
