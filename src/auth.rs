@@ -3,6 +3,7 @@
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use jsonwebtoken::{
@@ -10,11 +11,10 @@ use jsonwebtoken::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, JwtKey};
-use crate::error::{ApiError, ErrorCode};
+use crate::config::{Config, JwtKey, decoding_key_from_pem};
 
 /// Why a token or key was refused. Messages are safe to show the client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("missing token: pass ?token= or Authorization: Bearer")]
     Missing,
@@ -24,6 +24,18 @@ pub enum AuthError {
     Invalid,
     #[error("a server API key is not accepted here")]
     WrongKind,
+    /// The verifier is missing from the app (a wiring bug, not the client's fault).
+    #[error("token verification is not configured")]
+    NotConfigured,
+}
+
+/// Why a key could not be used, or a token not signed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error("signing needs JWT_SECRET; with JWT_PUBLIC_KEY the host app signs tokens")]
+    NoSigningKey,
 }
 
 /// The claims the gateway reads from a user's token.
@@ -48,16 +60,6 @@ pub struct Claims {
     pub aud: Option<serde_json::Value>,
 }
 
-/// Parses a PEM public key as RSA, then as Ed25519.
-pub fn decoding_key_from_pem(pem: &[u8]) -> Result<(DecodingKey, Algorithm), String> {
-    if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
-        return Ok((k, Algorithm::RS256));
-    }
-    DecodingKey::from_ed_pem(pem)
-        .map(|k| (k, Algorithm::EdDSA))
-        .map_err(|e| e.to_string())
-}
-
 /// Verifies user tokens and, with a shared secret, signs them.
 #[derive(Clone)]
 pub struct Auth {
@@ -69,7 +71,7 @@ pub struct Auth {
 
 impl Auth {
     /// Builds the verifier from the configuration.
-    pub fn new(config: &Config) -> Result<Auth, String> {
+    pub fn new(config: &Config) -> Result<Auth, KeyError> {
         let (decoding, encoding, alg) = match &config.jwt_key {
             JwtKey::Secret { secret, .. } => (
                 DecodingKey::from_secret(secret),
@@ -124,12 +126,9 @@ impl Auth {
     }
 
     /// Signs a token for `sub` (only with a shared secret).
-    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
-        let key = self
-            .encoding
-            .as_ref()
-            .ok_or("signing needs JWT_SECRET; with JWT_PUBLIC_KEY the host app signs tokens")?;
-        encode(&Header::new(Algorithm::HS256), claims, key).map_err(|e| e.to_string())
+    pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
+        let key = self.encoding.as_ref().ok_or(KeyError::NoSigningKey)?;
+        Ok(encode(&Header::new(Algorithm::HS256), claims, key)?)
     }
 
     /// Whether `token` is the server API key (compared in constant time).
@@ -141,8 +140,21 @@ impl Auth {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares two secrets in time that depends on neither their contents nor the length of the
+/// expected one: both are hashed first, so a mismatch in length leaks nothing either.
+pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    let (a, b) = (digest(expected), digest(given));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn digest(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// The bearer token of a request: `Authorization: Bearer …`, else (when `query_ok`) `?token=`.
@@ -165,12 +177,34 @@ pub fn bearer_token(req: &HttpRequest, query_ok: bool) -> Option<String> {
     None
 }
 
+/// Whether the request's `Origin` may open a socket or stream (`ALLOWED_ORIGINS`). Clients
+/// that send no Origin (websocat, mobile apps, servers) are not browsers and are let through.
+pub fn origin_allowed(req: &HttpRequest, allowed: Option<&[String]>) -> bool {
+    let Some(allowed) = allowed else { return true };
+    match req.headers().get(actix_web::http::header::ORIGIN) {
+        None => true,
+        Some(o) => o.to_str().is_ok_and(|o| {
+            allowed
+                .iter()
+                .any(|a| a == "*" || a == o.trim_end_matches('/'))
+        }),
+    }
+}
+
+/// How long until a token's `exp`, plus the leeway the upgrade allowed (so a token accepted
+/// late is not closed at once).
+pub fn token_left(claims: &Claims, leeway_s: u64) -> Duration {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let until = claims.exp.saturating_add(leeway_s);
+    Duration::from_secs(until.saturating_sub(now))
+}
+
 /// An authenticated user on a REST route.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
 
 impl FromRequest for AuthUser {
-    type Error = ApiError;
+    type Error = AuthError;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
@@ -179,12 +213,12 @@ impl FromRequest for AuthUser {
 }
 
 /// Verifies the user token of a request, from the header or (when `query_ok`) the query.
-pub fn user_from_request(req: &HttpRequest, query_ok: bool) -> Result<Claims, ApiError> {
+pub fn user_from_request(req: &HttpRequest, query_ok: bool) -> Result<Claims, AuthError> {
     let auth = req
         .app_data::<web::Data<Auth>>()
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "auth not configured"))?;
+        .ok_or(AuthError::NotConfigured)?;
     let token = bearer_token(req, query_ok).ok_or(AuthError::Missing)?;
-    Ok(auth.verify(&token)?)
+    auth.verify(&token)
 }
 
 #[cfg(test)]

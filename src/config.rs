@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use jsonwebtoken::{Algorithm, DecodingKey};
+
 /// The development secret used when neither `JWT_SECRET` nor `JWT_PUBLIC_KEY` is set.
 pub const DEV_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
 
@@ -87,6 +89,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `TYPING_TIMEOUT_MS` (not in the contract; for tests): typing auto-stop delay.
     pub typing_timeout: Duration,
+    /// `METRICS_TOKEN`: bearer token for `/metrics`; `None` leaves it open.
+    pub metrics_token: Option<String>,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -173,12 +177,22 @@ fn read_public_key(raw: &str) -> Result<Vec<u8>, ConfigError> {
             hint,
         })?
     };
-    crate::auth::decoding_key_from_pem(&pem).map_err(|e| ConfigError {
+    decoding_key_from_pem(&pem).map_err(|e| ConfigError {
         var: "JWT_PUBLIC_KEY",
         problem: format!("not a usable public key ({e})"),
         hint,
     })?;
     Ok(pem)
+}
+
+/// Parses a PEM public key as RSA, then as Ed25519.
+pub fn decoding_key_from_pem(
+    pem: &[u8],
+) -> Result<(DecodingKey, Algorithm), jsonwebtoken::errors::Error> {
+    if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+        return Ok((k, Algorithm::RS256));
+    }
+    Ok((DecodingKey::from_ed_pem(pem)?, Algorithm::EdDSA))
 }
 
 impl Config {
@@ -315,6 +329,7 @@ impl Config {
             )?,
             shutdown_grace: Duration::from_secs(grace_s),
             typing_timeout: Duration::from_millis(typing_ms),
+            metrics_token: get(env, "METRICS_TOKEN"),
         })
     }
 

@@ -1,60 +1,14 @@
-//! The nine error codes of the contract and the one place where every layer's error becomes a
-//! code, an HTTP status, a JSON body and a WebSocket `error` frame.
+//! The one place where every layer's error becomes a contract code and message: an HTTP
+//! response with `{"error":{"code","message"}}` for REST, and an `error` frame for WebSocket
+//! sessions. Causes from the database or Redis are logged here and never shown to clients.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::protocol::rest::{ErrorBody, ErrorDetail};
+use crate::protocol::{BadFrame, ErrorCode, Ref, ServerFrame};
 use crate::service::ServiceError;
 use crate::store::StoreError;
-use crate::ws::frames::{Ref, ServerFrame};
-
-/// An error code from PROTOCOL.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    TooLarge,
-    RateLimited,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
-    /// The HTTP status that goes with the code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
 
 /// An error as a client sees it: code, message and, for `rate_limited`, when to retry.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -75,33 +29,28 @@ impl ApiError {
         }
     }
 
+    /// `rate_limited`, retry after `ms`.
+    pub fn rate_limited(message: impl Into<String>, ms: u64) -> Self {
+        ApiError {
+            retry_after_ms: Some(ms),
+            ..ApiError::new(ErrorCode::RateLimited, message)
+        }
+    }
+
     /// The WebSocket `error` frame for this error, echoing `reference`.
     pub fn to_frame(&self, reference: Option<Ref>) -> ServerFrame {
         ServerFrame::Error {
             reference,
-            code: self.code.as_str(),
+            code: self.code,
             message: self.message.clone(),
             retry_after_ms: self.retry_after_ms,
         }
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: ErrorCode,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after_ms: Option<u64>,
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -127,11 +76,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
             ServiceError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             ServiceError::TooLarge(m) => ApiError::new(ErrorCode::TooLarge, m),
-            ServiceError::RateLimited { retry_after_ms } => ApiError {
-                code: ErrorCode::RateLimited,
-                message: "sending too fast".into(),
-                retry_after_ms: Some(retry_after_ms),
-            },
+            ServiceError::RateLimited { retry_after_ms } => {
+                ApiError::rate_limited("sending too fast", retry_after_ms)
+            }
             ServiceError::Store(e) => e.into(),
         }
     }
@@ -152,7 +99,27 @@ impl From<StoreError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        ApiError::new(ErrorCode::Unauthorized, e.to_string())
+        match e {
+            AuthError::NotConfigured => ApiError::new(ErrorCode::Internal, "internal error"),
+            other => ApiError::new(ErrorCode::Unauthorized, other.to_string()),
+        }
+    }
+}
+
+impl From<BadFrame> for ApiError {
+    fn from(b: BadFrame) -> Self {
+        ApiError::new(ErrorCode::BadRequest, b.error.to_string())
+    }
+}
+
+// Extractors fail with `AuthError`; the response is the same JSON error body.
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        ApiError::from(self.clone()).status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        ApiError::from(self.clone()).error_response()
     }
 }
 
@@ -160,28 +127,6 @@ impl From<AuthError> for ApiError {
 mod tests {
     use super::*;
     use actix_web::body::MessageBody;
-
-    #[test]
-    fn codes_map_to_statuses() {
-        let cases = [
-            (ErrorCode::BadRequest, 400),
-            (ErrorCode::Unauthorized, 401),
-            (ErrorCode::Forbidden, 403),
-            (ErrorCode::NotFound, 404),
-            (ErrorCode::Conflict, 409),
-            (ErrorCode::TooLarge, 413),
-            (ErrorCode::RateLimited, 429),
-            (ErrorCode::Unavailable, 503),
-            (ErrorCode::Internal, 500),
-        ];
-        for (code, status) in cases {
-            assert_eq!(code.status().as_u16(), status, "{code:?}");
-            assert_eq!(
-                serde_json::to_value(code).unwrap(),
-                serde_json::json!(code.as_str())
-            );
-        }
-    }
 
     #[test]
     fn json_body_has_the_contract_shape() {
@@ -202,5 +147,24 @@ mod tests {
             serde_json::to_value(f).unwrap(),
             serde_json::json!({"type":"error","ref":"x","code":"forbidden","message":"not a member"})
         );
+    }
+
+    #[test]
+    fn rate_limited_carries_retry_after() {
+        let resp = ApiError::from(ServiceError::RateLimited {
+            retry_after_ms: 1500,
+        })
+        .error_response();
+        assert_eq!(resp.status().as_u16(), 429);
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "2");
+    }
+
+    #[test]
+    fn store_causes_never_reach_the_client() {
+        let e = ApiError::from(StoreError::Unavailable(
+            "connection refused at 10.0.0.5".into(),
+        ));
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert!(!e.message.contains("10.0.0.5"));
     }
 }

@@ -1,30 +1,38 @@
 //! Switchboard: a WebSocket-first real-time chat gateway.
 //!
-//! Layout, following a message from socket to database to sockets:
-//! - [`ws`]: `GET /ws`. [`ws::session`] is the actor per socket, [`ws::frames`] every wire
-//!   shape, [`ws::outbox`] the bounded queue in front of each socket, [`ws::dispatch`] frame →
-//!   service.
-//! - [`api`]: the REST routes (`/api/v1`), `/healthz` and `/readyz`.
-//! - [`service`]: what WS and REST share: messages, threads, receipts, typing.
-//! - [`store`]: the store seam over Postgres and SQLite; queries written once.
-//! - [`relay`]: the relay seam and the node's view of the cluster: [`relay::memory`] for one
-//!   node; [`relay::redis`] and its [`relay::subscriber`] actor for many.
-//! - [`registry`]: the session registry actor: user → sessions, watchers, caps, drain, and
-//!   per-thread seq order ([`registry::reorder`]).
-//! - [`presence`]: online/offline transitions, last seen, lookups.
-//! - [`auth`], [`config`], [`error`], [`limits`], [`stripes`], [`cli`], [`app`], [`shutdown`].
+//! Imports run one way, from the transports down to the wire types; no module imports one
+//! above it, and no two top-level modules import each other (docs/architecture.md draws it):
+//!
+//! ```text
+//! main, cli, app, shutdown            wiring
+//!   api/ (REST, SSE, ops)   ws/       transports
+//!     error                           every layer's error → contract code, once
+//!       service/                      messages, threads, receipts, typing, presence
+//!         context                     the shared handles, behind accessors
+//!           session/                  outbox; ordered attach/detach for every transport
+//!             relay/                  the relay seam: memory, redis, subscriber
+//!               registry/             local sessions, delivery, caps, seq reorder
+//!                 store/              the store seam over Postgres and SQLite
+//!                   envelope, auth, config, limits, metrics, stripes, expiring
+//!                     protocol/       the wire: frames, objects, codes (imports nothing)
+//! ```
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod context;
+pub mod envelope;
 pub mod error;
+pub mod expiring;
 pub mod limits;
-pub mod presence;
+pub mod metrics;
+pub mod protocol;
 pub mod registry;
 pub mod relay;
 pub mod service;
+pub mod session;
 pub mod shutdown;
 pub mod store;
 pub mod stripes;

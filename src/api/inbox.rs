@@ -1,40 +1,26 @@
 //! REST routes about the user's own inbox: unread counts and presence lookups.
 
-use std::collections::BTreeMap;
-
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ErrorCode};
-use crate::presence;
-use crate::service::{Caller, receipts};
-
-#[derive(Serialize)]
-struct Unread {
-    total: i64,
-    threads: BTreeMap<String, i64>,
-}
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::protocol::ErrorCode;
+use crate::protocol::rest::PresenceQuery;
+use crate::service::{Caller, presence, receipts};
 
 /// `GET /unread`
 pub async fn unread(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let (total, threads) = receipts::unread(&state, &Caller::rest(&user.sub)).await?;
-    Ok(HttpResponse::Ok().json(Unread { total, threads }))
-}
-
-/// Query of `GET /presence`.
-#[derive(Deserialize)]
-pub struct PresenceQuery {
-    user_ids: String,
+    let counts = receipts::unread(&app, &Caller::rest(&user.sub)).await?;
+    Ok(HttpResponse::Ok().json(counts))
 }
 
 /// `GET /presence?user_ids=a,b`
 pub async fn presence(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     _user: AuthUser,
     q: web::Query<PresenceQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -48,5 +34,5 @@ pub async fn presence(
     if ids.is_empty() {
         return Err(ApiError::new(ErrorCode::BadRequest, "user_ids is empty"));
     }
-    Ok(HttpResponse::Ok().json(presence::lookup(&state, &ids).await?))
+    Ok(HttpResponse::Ok().json(presence::lookup(&app, &ids).await?))
 }

@@ -7,7 +7,8 @@ pub mod threads;
 
 use actix_web::{HttpRequest, HttpResponse, error, web};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
+use crate::protocol::ErrorCode;
 
 /// Every route, top to bottom.
 pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
     .app_data(web::PathConfig::default().error_handler(path_error))
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
     .route("/ws", web::get().to(crate::ws::upgrade))
     .service(
         web::scope("/api/v1")

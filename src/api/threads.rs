@@ -2,70 +2,41 @@
 //! matching WebSocket frame.
 
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Deserializer, Serialize};
 
 use super::no_content;
-use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ErrorCode};
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::protocol::ErrorCode;
+use crate::protocol::rest::{
+    AddMembers, CreateThread, EditBody, ReadBody, SendBody, TypingBody, UpdateThread,
+};
+use crate::protocol::{HistoryQuery, MessageReply, SendRequest, ThreadsQuery};
 use crate::service::{Caller, messages, receipts, threads as svc, typing as typing_svc};
 use crate::store::Receipt;
-use crate::ws::frames::{HistoryQuery, Message, SendRequest, Thread, ThreadsQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-#[derive(Serialize)]
-struct ThreadPage {
-    threads: Vec<Thread>,
-    next: Option<String>,
-}
-
-#[derive(Serialize)]
-struct MessageBody {
-    message: Message,
-}
-
-#[derive(Serialize)]
-struct HistoryPage {
-    messages: Vec<Message>,
-    has_more: bool,
-}
-
 /// `GET /threads`
 pub async fn list_threads(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     q: web::Query<ThreadsQuery>,
 ) -> Result<HttpResponse> {
-    let (threads, next) = svc::list(&state, &Caller::rest(&user.sub), q.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(ThreadPage { threads, next }))
-}
-
-/// Body of `POST /threads`.
-#[derive(Deserialize)]
-pub struct CreateThread {
-    kind: String,
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    members: Vec<String>,
+    let page = svc::list(&app, &Caller::rest(&user.sub), q.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// `POST /threads`: 201 with a new thread, 200 with the existing direct thread.
 pub async fn create_thread(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     body: web::Json<CreateThread>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let (thread, created) = svc::create(
-        &state,
-        &Caller::rest(&user.sub),
-        &b.kind,
-        b.title,
-        b.members,
-    )
-    .await?;
+    let (thread, created) =
+        svc::create(&app, &Caller::rest(&user.sub), &b.kind, b.title, b.members).await?;
     Ok(if created {
         HttpResponse::Created().json(thread)
     } else {
@@ -75,24 +46,17 @@ pub async fn create_thread(
 
 /// `GET /threads/{id}`
 pub async fn get_thread(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let t = svc::get(&state, &Caller::rest(&user.sub), &id).await?;
+    let t = svc::get(&app, &Caller::rest(&user.sub), &id).await?;
     Ok(HttpResponse::Ok().json(t))
-}
-
-/// Body of `PATCH /threads/{id}`: `title` is required; `null` clears it.
-#[derive(Deserialize)]
-pub struct UpdateThread {
-    #[serde(default, deserialize_with = "present")]
-    title: Option<Option<String>>,
 }
 
 /// `PATCH /threads/{id}`
 pub async fn update_thread(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     body: web::Json<UpdateThread>,
@@ -100,25 +64,19 @@ pub async fn update_thread(
     let title = body.into_inner().title.ok_or_else(|| {
         ApiError::new(ErrorCode::BadRequest, "title is required (null clears it)")
     })?;
-    let t = svc::set_title(&state, &Caller::rest(&user.sub), &id, title).await?;
+    let t = svc::set_title(&app, &Caller::rest(&user.sub), &id, title).await?;
     Ok(HttpResponse::Ok().json(t))
-}
-
-/// Body of `POST /threads/{id}/members`.
-#[derive(Deserialize)]
-pub struct AddMembers {
-    user_ids: Vec<String>,
 }
 
 /// `POST /threads/{id}/members`
 pub async fn add_members(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     body: web::Json<AddMembers>,
 ) -> Result<HttpResponse> {
     let t = svc::add_members(
-        &state,
+        &app,
         &Caller::rest(&user.sub),
         &id,
         body.into_inner().user_ids,
@@ -129,44 +87,29 @@ pub async fn add_members(
 
 /// `DELETE /threads/{id}/members/{user_id}`
 pub async fn remove_member(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (id, member) = path.into_inner();
-    svc::remove_member(&state, &Caller::rest(&user.sub), &id, &member).await?;
+    svc::remove_member(&app, &Caller::rest(&user.sub), &id, &member).await?;
     Ok(no_content())
 }
 
 /// `GET /threads/{id}/messages`
 pub async fn history(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse> {
-    let (messages, has_more) =
-        messages::history(&state, &Caller::rest(&user.sub), &id, q.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(HistoryPage { messages, has_more }))
-}
-
-/// Body of `POST /threads/{id}/messages`: a send without `thread_id`/`to`.
-#[derive(Deserialize)]
-pub struct SendBody {
-    body: String,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    reply_to: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    let page = messages::history(&app, &Caller::rest(&user.sub), &id, q.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// `POST /threads/{id}/messages`
 pub async fn send_message(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     body: web::Json<SendBody>,
@@ -181,86 +124,52 @@ pub async fn send_message(
         reply_to: b.reply_to,
         metadata: b.metadata,
     };
-    let message = messages::send(&state, &Caller::rest(&user.sub), req).await?;
-    Ok(HttpResponse::Ok().json(MessageBody { message }))
-}
-
-/// Tells "absent" (`None`) from "null" (`Some(None)`).
-fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// Body of `PATCH /messages/{id}`.
-#[derive(Deserialize)]
-pub struct EditBody {
-    body: String,
-    #[serde(default, deserialize_with = "present")]
-    metadata: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+    let arrived = std::time::Instant::now();
+    let message = messages::send(&app, &Caller::rest(&user.sub), req).await?;
+    metrics::send_acked(arrived.elapsed());
+    Ok(HttpResponse::Ok().json(MessageReply { message }))
 }
 
 /// `PATCH /messages/{id}`
 pub async fn edit_message(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     body: web::Json<EditBody>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let message = messages::edit(&state, &Caller::rest(&user.sub), &id, b.body, b.metadata).await?;
-    Ok(HttpResponse::Ok().json(MessageBody { message }))
+    let message = messages::edit(&app, &Caller::rest(&user.sub), &id, b.body, b.metadata).await?;
+    Ok(HttpResponse::Ok().json(MessageReply { message }))
 }
 
 /// `DELETE /messages/{id}`
 pub async fn delete_message(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let message = messages::delete(&state, &Caller::rest(&user.sub), &id).await?;
-    Ok(HttpResponse::Ok().json(MessageBody { message }))
-}
-
-/// Body of `POST /threads/{id}/read`.
-#[derive(Deserialize)]
-pub struct ReadBody {
-    seq: i64,
+    let message = messages::delete(&app, &Caller::rest(&user.sub), &id).await?;
+    Ok(HttpResponse::Ok().json(MessageReply { message }))
 }
 
 /// `POST /threads/{id}/read`
 pub async fn mark_read(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     body: web::Json<ReadBody>,
 ) -> Result<HttpResponse> {
-    receipts::mark(
-        &state,
-        &Caller::rest(&user.sub),
-        Receipt::Read,
-        &id,
-        body.seq,
-    )
-    .await?;
+    receipts::mark(&app, &Caller::rest(&user.sub), Receipt::Read, &id, body.seq).await?;
     Ok(no_content())
-}
-
-/// Body of `POST /threads/{id}/typing`.
-#[derive(Deserialize)]
-pub struct TypingBody {
-    is_typing: bool,
 }
 
 /// `POST /threads/{id}/typing`
 pub async fn typing(
-    state: web::Data<AppState>,
+    app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
     body: web::Json<TypingBody>,
 ) -> Result<HttpResponse> {
-    typing_svc::set(&state, &Caller::rest(&user.sub), &id, body.is_typing).await?;
+    typing_svc::set(&app, &Caller::rest(&user.sub), &id, body.is_typing).await?;
     Ok(no_content())
 }

@@ -1,10 +1,13 @@
 //! The session registry actor: which sessions are open on this node, for whom, and who
 //! watches whose presence. It resolves an envelope's audience to local sessions and pushes the
 //! frame into each session's bounded outbox without ever waiting on a client. WebSockets and
-//! (later) SSE streams register the same way: the registry holds their outboxes, not their
-//! socket types. Whether a user is online anywhere is the relay's business, not this node's.
+//! SSE streams register the same way: the registry holds a [`SessionSink`], not a socket or
+//! stream type. Whether a user is online anywhere is the relay's business, not this node's.
 
 pub mod reorder;
+mod sink;
+
+pub use sink::{Pushed, SessionSink};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,9 +16,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 
-use crate::relay::{ENVELOPE_VERSION, Envelope, Payload};
-use crate::ws::frames::close;
-use crate::ws::outbox::{Outbox, Pushed};
+use crate::envelope::{ENVELOPE_VERSION, Envelope, Lane, Payload};
+use crate::metrics::{self, DropReason};
+use crate::protocol::close;
 
 /// Envelopes the registry's mailbox holds before publishers wait.
 const MAILBOX: usize = 4096;
@@ -30,7 +33,7 @@ struct Part {
 
 struct Entry {
     user_id: String,
-    outbox: Arc<Outbox>,
+    sink: Arc<dyn SessionSink>,
     watching: HashSet<String>,
 }
 
@@ -170,7 +173,7 @@ impl Actor for SessionRegistry {
 pub struct Register {
     pub session_id: String,
     pub user_id: String,
-    pub outbox: Arc<Outbox>,
+    pub sink: Arc<dyn SessionSink>,
     pub hello: ByteString,
 }
 
@@ -181,7 +184,7 @@ impl Handler<Register> for SessionRegistry {
         if self.draining {
             return false;
         }
-        msg.outbox.reply(msg.hello);
+        msg.sink.push(&Lane::Durable, msg.hello);
         let list = self.by_user.entry(msg.user_id.clone()).or_default();
         list.push(msg.session_id.clone());
         // Over the cap: the oldest go, so a user who opens a new tab is never refused.
@@ -195,14 +198,14 @@ impl Handler<Register> for SessionRegistry {
                     "session {old} of {} replaced (over the session cap)",
                     msg.user_id
                 );
-                e.outbox.close(close::REPLACED, "too many sessions");
+                e.sink.close(close::REPLACED, "too many sessions");
             }
         }
         self.sessions.insert(
             msg.session_id,
             Entry {
                 user_id: msg.user_id.clone(),
-                outbox: msg.outbox,
+                sink: msg.sink,
                 watching: HashSet::new(),
             },
         );
@@ -240,6 +243,7 @@ impl Handler<Deliver> for SessionRegistry {
         let env = msg.envelope;
         if env.v != ENVELOPE_VERSION {
             log::warn!("dropping an envelope of unknown version {}", env.v);
+            metrics::event_dropped(DropReason::BadEnvelope, 1);
             return;
         }
         match (&env.order, env.audience.users.as_slice()) {
@@ -305,14 +309,17 @@ impl SessionRegistry {
             Payload::Frame { lane, json } => {
                 // One allocation for all recipients: ByteString clones share the buffer.
                 let frame = ByteString::from(json.as_str());
+                let (mut delivered, mut shed, mut closing, mut overflow) = (0, 0, 0, 0);
                 for sid in &targets {
                     let Some(e) = self.sessions.get(sid) else {
                         continue;
                     };
-                    match e.outbox.push(lane, frame.clone()) {
-                        // Shed typing/presence is lossy by design; the metrics issue counts it.
-                        Pushed::Queued | Pushed::Closed | Pushed::Shed => {}
+                    match e.sink.push(lane, frame.clone()) {
+                        Pushed::Queued => delivered += 1,
+                        Pushed::Shed => shed += 1,
+                        Pushed::Closed => closing += 1,
                         Pushed::Overflow => {
+                            overflow += 1;
                             log::warn!(
                                 "session {sid} of {} closed: outgoing queue full (4008)",
                                 e.user_id
@@ -320,6 +327,10 @@ impl SessionRegistry {
                         }
                     }
                 }
+                metrics::events_delivered(delivered);
+                metrics::event_dropped(DropReason::Shed, shed);
+                metrics::event_dropped(DropReason::Closing, closing);
+                metrics::event_dropped(DropReason::SlowSession, overflow);
             }
             Payload::Close { code, reason } => {
                 for sid in &targets {
@@ -328,7 +339,7 @@ impl SessionRegistry {
                             "session {sid} of {} closed by the server ({code})",
                             e.user_id
                         );
-                        e.outbox.close(*code, reason);
+                        e.sink.close(*code, reason);
                     }
                 }
             }
@@ -339,11 +350,18 @@ impl SessionRegistry {
 /// Most users one session may watch at once.
 pub const MAX_WATCHES: usize = 1000;
 
+/// Why a watch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    #[error("a session may watch at most {max} users")]
+    TooMany { max: usize },
+}
+
 /// Starts or stops a session watching users' presence. Replies with the users whose first
 /// watcher on this node just arrived (or last one just left), for the relay to subscribe, or
-/// with `Err` when the session would watch more than `MAX_WATCHES` users.
+/// with an error when the session would watch more than `MAX_WATCHES` users.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<String>, usize>")]
+#[rtype(result = "Result<Vec<String>, WatchError>")]
 pub struct Watch {
     pub session_id: String,
     pub user_ids: Vec<String>,
@@ -351,9 +369,9 @@ pub struct Watch {
 }
 
 impl Handler<Watch> for SessionRegistry {
-    type Result = Result<Vec<String>, usize>;
+    type Result = Result<Vec<String>, WatchError>;
 
-    fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Result<Vec<String>, usize> {
+    fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Result<Vec<String>, WatchError> {
         let Some(entry) = self.sessions.get_mut(&msg.session_id) else {
             return Ok(Vec::new());
         };
@@ -365,7 +383,7 @@ impl Handler<Watch> for SessionRegistry {
                 .collect::<HashSet<_>>()
                 .len();
             if entry.watching.len() + new > MAX_WATCHES {
-                return Err(MAX_WATCHES);
+                return Err(WatchError::TooMany { max: MAX_WATCHES });
             }
         }
         let mut changed = Vec::new();
@@ -434,7 +452,7 @@ impl Handler<Drain> for SessionRegistry {
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> usize {
         self.draining = true;
         for e in self.sessions.values() {
-            e.outbox.close(close::GOING_AWAY, "server shutting down");
+            e.sink.close(close::GOING_AWAY, "server shutting down");
         }
         self.sessions.len()
     }

@@ -12,12 +12,13 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
-use super::{Envelope, Relay, RelayError};
+use super::{Relay, RelayError, Transition, tell};
+use crate::envelope::Envelope;
 use crate::limits::RateLimiter;
-use crate::presence::{self, Transition};
+use crate::metrics;
+use crate::protocol::Ts;
 use crate::registry::{Deliver, SessionRegistry};
 use crate::stripes::Stripes;
-use crate::ws::frames::Ts;
 
 /// Per-user turns for opening and closing sessions.
 const USER_STRIPES: usize = 256;
@@ -64,6 +65,7 @@ impl MemoryRelay {
 impl Relay for MemoryRelay {
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>> {
         async move {
+            metrics::relay_published();
             self.registry
                 .send(Deliver {
                     envelope: envelope.into(),
@@ -98,7 +100,7 @@ impl Relay for MemoryRelay {
                     user_id: user.to_string(),
                     name,
                 };
-                presence::tell(&self.transitions, t).await;
+                tell(&self.transitions, t).await;
             }
         }
         .boxed()
@@ -112,7 +114,7 @@ impl Relay for MemoryRelay {
                     user_id: user.to_string(),
                     at: Ts::now(),
                 };
-                presence::tell(&self.transitions, t).await;
+                tell(&self.transitions, t).await;
             }
         }
         .boxed()

@@ -11,130 +11,34 @@ pub mod subscriber;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-use crate::ws::frames::ServerFrame;
+use crate::envelope::Envelope;
+use crate::protocol::Ts;
 
-/// The envelope format; a node drops envelopes of a version it does not know.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// Transitions queued for the presence task; senders wait when it is full (nothing is
+/// dropped, and the wait slows only session opens and closes).
+pub const TRANSITION_QUEUE: usize = 16_384;
 
-/// One event on its way to sessions, on any node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Envelope {
-    /// Envelope format version.
-    pub v: u8,
-    /// Set when the audience may reach one session along two paths (a user's channel and a
-    /// watched user's channel): the registry delivers an id once per session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The node that published it.
-    pub origin: String,
-    /// Who gets it.
-    pub audience: Audience,
-    /// What they get.
-    pub payload: Payload,
-    /// For message events: the thread and seq, so every node hands them on in seq order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order: Option<Order>,
+/// A user came online or went offline anywhere in the cluster, as the relay decided. The
+/// presence service turns these into `presence` events and `last_seen`.
+#[derive(Debug)]
+pub enum Transition {
+    /// The user's first session anywhere opened; `name` is from their token.
+    Online {
+        user_id: String,
+        name: Option<String>,
+    },
+    /// The user's last session anywhere closed (or died with its node).
+    Offline { user_id: String, at: Ts },
+    /// Answered once everything queued before it is handled (drain).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-/// A message event's place in its thread.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Order {
-    pub thread_id: String,
-    pub seq: i64,
-    /// Set for `message_updated`/`message_deleted`: it follows its message rather than
-    /// taking a place of its own.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub follows: bool,
-}
-
-/// The sessions an envelope is for: the union of `users`' sessions and the sessions watching
-/// `watchers_of`, less `except_session`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Audience {
-    /// Every session of these users.
-    #[serde(default)]
-    pub users: Vec<String>,
-    /// Sessions that watch this user's presence.
-    #[serde(default)]
-    pub watchers_of: Option<String>,
-    /// A session left out (the sender's, for `message`).
-    #[serde(default)]
-    pub except_session: Option<String>,
-    /// These sessions by id, whoever their user (closing replaced sessions).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sessions: Vec<String>,
-}
-
-impl Audience {
-    /// Every session of these users.
-    pub fn users(users: Vec<String>) -> Self {
-        Audience {
-            users,
-            ..Audience::default()
-        }
-    }
-
-    /// Every session of these users but one.
-    pub fn users_except(users: Vec<String>, except_session: Option<String>) -> Self {
-        Audience {
-            users,
-            except_session,
-            ..Audience::default()
-        }
-    }
-}
-
-/// What an envelope carries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Payload {
-    /// A server frame, serialised once at the origin and written as-is to every socket.
-    Frame { lane: Lane, json: String },
-    /// Close the addressed sessions (server API disconnect).
-    Close { code: u16, reason: String },
-}
-
-/// How a frame queues at a slow session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "lane", rename_all = "snake_case")]
-pub enum Lane {
-    /// Never dropped: if it cannot be queued the session is closed (4008).
-    Durable,
-    /// Latest wins per key, dropped first under pressure (typing, presence).
-    Lossy { key: String },
-}
-
-impl Envelope {
-    /// An envelope carrying `frame`, serialised once here.
-    pub fn frame(origin: &str, audience: Audience, lane: Lane, frame: &ServerFrame) -> Envelope {
-        let id = (audience.watchers_of.is_some() && !audience.users.is_empty())
-            .then(|| uuid::Uuid::now_v7().simple().to_string());
-        Envelope {
-            v: ENVELOPE_VERSION,
-            id,
-            origin: origin.to_string(),
-            audience,
-            payload: Payload::Frame {
-                lane,
-                json: serde_json::to_string(frame).unwrap_or_default(),
-            },
-            order: match frame {
-                ServerFrame::Message { message } => Some(Order {
-                    thread_id: message.thread_id.clone(),
-                    seq: message.seq,
-                    follows: false,
-                }),
-                ServerFrame::MessageUpdated { message }
-                | ServerFrame::MessageDeleted { message } => Some(Order {
-                    thread_id: message.thread_id.clone(),
-                    seq: message.seq,
-                    follows: true,
-                }),
-                _ => None,
-            },
-        }
+/// Queues a transition; waits when the queue is full rather than losing one.
+pub async fn tell(tx: &mpsc::Sender<Transition>, t: Transition) {
+    if tx.send(t).await.is_err() {
+        log::warn!("presence task gone; a presence change was not announced");
     }
 }
 

@@ -16,7 +16,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
-use super::{Envelope, RelayError};
+use super::RelayError;
+use crate::envelope::Envelope;
+use crate::metrics::{self, DropReason};
 use crate::registry::{Deliver, SessionRegistry};
 
 /// Pushed envelopes waiting for the registry.
@@ -57,6 +59,7 @@ impl RedisSubscriber {
             .set_push_sender(move |info: PushInfo| {
                 if tx.try_send(info).is_err() {
                     counter.fetch_add(1, Ordering::Relaxed);
+                    metrics::event_dropped(DropReason::RelayQueueFull, 1);
                 }
                 Ok::<(), ()>(())
             })
@@ -111,6 +114,7 @@ impl StreamHandler<PushInfo> for RedisSubscriber {
                     Ok(e) => e,
                     Err(e) => {
                         log::warn!("redis: dropping an unreadable envelope: {e}");
+                        metrics::event_dropped(DropReason::BadEnvelope, 1);
                         return;
                     }
                 };
@@ -118,6 +122,7 @@ impl StreamHandler<PushInfo> for RedisSubscriber {
                 if envelope.origin == self.node_id {
                     return;
                 }
+                metrics::relay_received();
                 // Waiting here pushes back on the queue above: one envelope at a time, in
                 // the order Redis delivered them.
                 self.registry

@@ -1,11 +1,12 @@
 //! Sending, editing, deleting and reading messages.
 
 use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
-use crate::app::AppState;
-use crate::relay::{Audience, Lane};
+use crate::context::AppContext;
+use crate::envelope::{Audience, Lane};
+use crate::metrics;
+use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
 use crate::store::Inserted;
 use crate::store::models::{MessageRow, naive};
-use crate::ws::frames::{HistoryQuery, Message, SendRequest, ServerFrame, Ts};
 
 /// Default history page.
 const HISTORY_DEFAULT: i64 = 50;
@@ -14,8 +15,8 @@ pub const HISTORY_MAX: i64 = 200;
 /// Longest `client_id`, in chars.
 const MAX_CLIENT_ID_CHARS: usize = 128;
 
-fn check_body(state: &AppState, body: &str) -> Result<(), ServiceError> {
-    let max = state.config.max_body_chars;
+fn check_body(app: &AppContext, body: &str) -> Result<(), ServiceError> {
+    let max = app.config().max_body_chars;
     if body.chars().count() > max {
         return Err(ServiceError::TooLarge(format!(
             "body is longer than {max} chars"
@@ -25,21 +26,20 @@ fn check_body(state: &AppState, body: &str) -> Result<(), ServiceError> {
 }
 
 /// Takes a send from the user's budget, shared by every node.
-async fn rate(state: &AppState, user: &str) -> Result<(), ServiceError> {
-    state
-        .relay
-        .take_send(user)
-        .await
-        .map_err(|wait| ServiceError::RateLimited {
+async fn rate(app: &AppContext, user: &str) -> Result<(), ServiceError> {
+    app.relay().take_send(user).await.map_err(|wait| {
+        metrics::rate_limited();
+        ServiceError::RateLimited {
             retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
-        })
+        }
+    })
 }
 
 /// Sends a message as a user: into `thread_id`, or into the direct thread with `to` (created
 /// on first use). Committed before it returns; a repeated `client_id` returns the original
 /// and stores and broadcasts nothing.
 pub async fn send(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     req: SendRequest,
 ) -> Result<Message, ServiceError> {
@@ -47,7 +47,7 @@ pub async fn send(
     if kind != "text" {
         return Err(bad("clients may only send kind \"text\""));
     }
-    check_body(state, &req.body)?;
+    check_body(app, &req.body)?;
     if let Some(cid) = &req.client_id {
         if cid.is_empty() || cid.chars().count() > MAX_CLIENT_ID_CHARS {
             return Err(bad(format!(
@@ -61,21 +61,21 @@ pub async fn send(
     // A resend of something already stored is answered before the rate limit: retrying
     // after a lost ack must never be refused.
     if let Some(cid) = &req.client_id {
-        if let Some(original) = state
-            .store
+        if let Some(original) = app
+            .store()
             .message_by_client_id(&caller.user_id, cid)
             .await?
         {
             return Ok(original.into());
         }
     }
-    rate(state, &caller.user_id).await?;
+    rate(app, &caller.user_id).await?;
     let thread_id = match (&req.thread_id, &req.to) {
         (Some(t), _) => {
-            member_of(state, t, &caller.user_id).await?;
+            member_of(app, t, &caller.user_id).await?;
             t.clone()
         }
-        (None, Some(to)) => super::threads::direct_with(state, caller, to).await?.id,
+        (None, Some(to)) => super::threads::direct_with(app, caller, to).await?.id,
         (None, None) => return Err(bad("give exactly one of thread_id or to")),
     };
     let row = MessageRow {
@@ -94,18 +94,18 @@ pub async fn send(
         edited_at: None,
         deleted: false,
     };
-    store_and_publish(state, row, caller.session_id.clone()).await
+    store_and_publish(app, row, caller.session_id.clone()).await
 }
 
 /// Stores a message (checking `reply_to`) and publishes it to the thread's members. Shared
 /// by user sends and, later, the server API's system messages.
 pub async fn store_and_publish(
-    state: &AppState,
+    app: &AppContext,
     row: MessageRow,
     except_session: Option<String>,
 ) -> Result<Message, ServiceError> {
     if let Some(r) = &row.reply_to {
-        match state.store.message(r).await? {
+        match app.store().message(r).await? {
             Some(m) if m.thread_id == row.thread_id => {}
             _ => return Err(bad("reply_to must be a message in the same thread")),
         }
@@ -114,14 +114,15 @@ pub async fn store_and_publish(
     // The thread's turn is held until the event is handed to the relay, so `message` events
     // leave this node in seq order. The database serialises seq assignment anyway (the
     // thread row lock), so the turn adds no contention of its own.
-    let _turn = state.sequencer.lock(&thread_id).await;
-    match state.store.insert_message(row).await? {
+    let _turn = app.sequencer().lock(&thread_id).await;
+    match app.store().insert_message(row).await? {
         Inserted::Duplicate(original) => Ok(original.into()),
         Inserted::New(stored) => {
+            metrics::message_stored();
             let message: Message = stored.into();
-            let members = state.store.member_ids(&thread_id).await?;
+            let members = app.store().member_ids(&thread_id).await?;
             publish(
-                state,
+                app,
                 Audience::users_except(members, except_session),
                 Lane::Durable,
                 &ServerFrame::Message {
@@ -135,18 +136,18 @@ pub async fn store_and_publish(
 }
 
 async fn own_message(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     message_id: &str,
 ) -> Result<MessageRow, ServiceError> {
     let not_found = || ServiceError::NotFound("no such message".into());
-    let row = state
-        .store
+    let row = app
+        .store()
         .message(message_id)
         .await?
         .ok_or_else(not_found)?;
     // A non-member learns nothing about the message, not even that it exists.
-    member_of(state, &row.thread_id, &caller.user_id)
+    member_of(app, &row.thread_id, &caller.user_id)
         .await
         .map_err(|_| not_found())?;
     if row.sender_id != caller.user_id {
@@ -162,73 +163,73 @@ async fn own_message(
 
 /// Edits the caller's own message and tells every member.
 pub async fn edit(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     message_id: &str,
     body: String,
     metadata: Option<Option<serde_json::Map<String, serde_json::Value>>>,
 ) -> Result<Message, ServiceError> {
-    check_body(state, &body)?;
-    let row = own_message(state, caller, message_id).await?;
-    rate(state, &caller.user_id).await?;
+    check_body(app, &body)?;
+    let row = own_message(app, caller, message_id).await?;
+    rate(app, &caller.user_id).await?;
     let metadata = metadata.map(|m| m.map(|o| serde_json::Value::Object(o).to_string()));
-    let updated = state
-        .store
+    let updated = app
+        .store()
         .edit_message(row.id, body, metadata, naive(Ts::now()))
         .await?;
     let message: Message = updated.into();
     let frame = ServerFrame::MessageUpdated {
         message: message.clone(),
     };
-    tell_members(state, &message.thread_id, &frame).await?;
+    tell_members(app, &message.thread_id, &frame).await?;
     Ok(message)
 }
 
 /// Publishes a change to a message to every session of every member, the author's included.
 async fn tell_members(
-    state: &AppState,
+    app: &AppContext,
     thread_id: &str,
     frame: &ServerFrame,
 ) -> Result<(), ServiceError> {
-    let members = state.store.member_ids(thread_id).await?;
-    publish(state, Audience::users(members), Lane::Durable, frame).await;
+    let members = app.store().member_ids(thread_id).await?;
+    publish(app, Audience::users(members), Lane::Durable, frame).await;
     Ok(())
 }
 
 /// Deletes the caller's own message (it keeps its id and seq) and tells every member.
 pub async fn delete(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     message_id: &str,
 ) -> Result<Message, ServiceError> {
-    let row = own_message(state, caller, message_id).await?;
-    let deleted = state.store.delete_message(row.id, naive(Ts::now())).await?;
+    let row = own_message(app, caller, message_id).await?;
+    let deleted = app.store().delete_message(row.id, naive(Ts::now())).await?;
     let message: Message = deleted.into();
     let frame = ServerFrame::MessageDeleted {
         message: message.clone(),
     };
-    tell_members(state, &message.thread_id, &frame).await?;
+    tell_members(app, &message.thread_id, &frame).await?;
     Ok(message)
 }
 
 /// A page of a thread's history, ascending, and whether more lies beyond it.
 pub async fn history(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     thread_id: &str,
     q: HistoryQuery,
-) -> Result<(Vec<Message>, bool), ServiceError> {
+) -> Result<HistoryPage, ServiceError> {
     let limit = page_limit(q.limit, HISTORY_DEFAULT, HISTORY_MAX)?;
     if q.before_seq.is_some() && q.after_seq.is_some() {
         return Err(bad("give at most one of before_seq and after_seq"));
     }
-    member_of(state, thread_id, &caller.user_id).await?;
-    let page = state
-        .store
+    member_of(app, thread_id, &caller.user_id).await?;
+    let page = app
+        .store()
         .history(thread_id, q.before_seq, q.after_seq, limit)
         .await?;
-    Ok((
-        page.rows.into_iter().map(Into::into).collect(),
-        page.has_more,
-    ))
+    Ok(HistoryPage {
+        messages: page.rows.into_iter().map(Into::into).collect(),
+        has_more: page.has_more,
+    })
 }

@@ -1,17 +1,19 @@
 //! What every entry point shares: WebSocket frames, REST routes and (later) the server API
 //! call these functions, so checks, storage and broadcast happen the same way whichever way a
-//! request arrives.
+//! request arrives. Presence lives here too: the relay decides transitions, this layer turns
+//! them into events.
 
 pub mod messages;
+pub mod presence;
 pub mod receipts;
 pub mod threads;
 pub mod typing;
 
-use crate::app::AppState;
-use crate::relay::{Audience, Envelope, Lane};
+use crate::context::AppContext;
+use crate::envelope::{Audience, Envelope, Lane};
+use crate::protocol::ServerFrame;
 use crate::store::models::{MemberRow, ThreadRow};
 use crate::store::{Access, StoreError};
-use crate::ws::frames::ServerFrame;
 
 /// Why a service call failed; `error.rs` maps each variant to a contract code once.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +58,11 @@ impl Caller {
 
 /// The thread and the user's membership, or `not_found` / `forbidden`.
 pub async fn member_of(
-    state: &AppState,
+    app: &AppContext,
     thread_id: &str,
     user_id: &str,
 ) -> Result<(ThreadRow, MemberRow), ServiceError> {
-    match state.store.access(thread_id, user_id).await? {
+    match app.store().access(thread_id, user_id).await? {
         Access::NoThread => Err(ServiceError::NotFound("no such thread".into())),
         Access::NotMember(_) => Err(ServiceError::Forbidden(
             "not a member of this thread".into(),
@@ -72,10 +74,10 @@ pub async fn member_of(
 /// Publishes a frame through the relay. The caller's write has committed by now, so a relay
 /// failure is logged rather than returned: the client that asked still gets its ack, and
 /// others catch up with `history`.
-pub async fn publish(state: &AppState, audience: Audience, lane: Lane, frame: &ServerFrame) {
-    let env = Envelope::frame(&state.config.node_id, audience, lane, frame);
-    if let Err(e) = state.relay.publish(env).await {
-        log::warn!("relay {}: publish failed: {e}", state.relay.name());
+pub async fn publish(app: &AppContext, audience: Audience, lane: Lane, frame: &ServerFrame) {
+    let env = Envelope::frame(&app.config().node_id, audience, lane, frame);
+    if let Err(e) = app.relay().publish(env).await {
+        log::warn!("relay {}: publish failed: {e}", app.relay().name());
     }
 }
 

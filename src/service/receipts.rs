@@ -3,17 +3,18 @@
 use std::collections::BTreeMap;
 
 use super::{Caller, ServiceError, bad, member_of, publish};
-use crate::app::AppState;
-use crate::relay::{Audience, Lane};
+use crate::context::AppContext;
+use crate::envelope::{Audience, Lane};
+use crate::protocol::rest::UnreadCounts;
+use crate::protocol::{Receipt, ServerFrame, Ts};
 use crate::store::Receipt as Which;
 use crate::store::models::naive;
-use crate::ws::frames::{Receipt, ServerFrame, Ts};
 
 /// Records that the caller has read (or received) everything up to `seq` in a thread and
 /// tells the members, the caller's other sessions included. A seq beyond the thread's last is
 /// taken as the last; one at or below the current receipt changes nothing and sends nothing.
 pub async fn mark(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     which: Which,
     thread_id: &str,
@@ -22,11 +23,11 @@ pub async fn mark(
     if seq < 0 {
         return Err(bad("seq must not be negative"));
     }
-    let (thread, _) = member_of(state, thread_id, &caller.user_id).await?;
+    let (thread, _) = member_of(app, thread_id, &caller.user_id).await?;
     let seq = seq.min(thread.last_seq);
     let now = Ts::now();
-    let moved = state
-        .store
+    let moved = app
+        .store()
         .advance_receipt(
             which,
             thread.id.clone(),
@@ -46,9 +47,9 @@ pub async fn mark(
             Which::Read => ServerFrame::Read(receipt),
             Which::Delivered => ServerFrame::Delivered(receipt),
         };
-        let members = state.store.member_ids(&thread.id).await?;
+        let members = app.store().member_ids(&thread.id).await?;
         publish(
-            state,
+            app,
             Audience::users_except(members, caller.session_id.clone()),
             Lane::Durable,
             &frame,
@@ -59,15 +60,15 @@ pub async fn mark(
 }
 
 /// The caller's unread counts: the total and each thread that has any.
-pub async fn unread(
-    state: &AppState,
-    caller: &Caller,
-) -> Result<(i64, BTreeMap<String, i64>), ServiceError> {
-    let per_thread: BTreeMap<String, i64> = state
-        .store
+pub async fn unread(app: &AppContext, caller: &Caller) -> Result<UnreadCounts, ServiceError> {
+    let per_thread: BTreeMap<String, i64> = app
+        .store()
         .unread(&caller.user_id)
         .await?
         .into_iter()
         .collect();
-    Ok((per_thread.values().sum(), per_thread))
+    Ok(UnreadCounts {
+        total: per_thread.values().sum(),
+        threads: per_thread,
+    })
 }

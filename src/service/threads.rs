@@ -4,11 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
-use crate::app::AppState;
-use crate::relay::{Audience, Lane};
-use crate::store::ThreadView;
-use crate::store::models::{ThreadRow, naive, ts};
-use crate::ws::frames::{ServerFrame, Thread, ThreadEvent, ThreadsQuery, Ts};
+use crate::context::AppContext;
+use crate::envelope::{Audience, Lane};
+use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
+use crate::store::models::{ThreadRow, naive};
 
 /// Default thread page.
 const THREADS_DEFAULT: i64 = 50;
@@ -18,21 +17,6 @@ const THREADS_MAX: i64 = 200;
 pub const MAX_MEMBERS: usize = 10_000;
 /// Longest title, in chars.
 const MAX_TITLE_CHARS: usize = 200;
-
-/// The wire thread from a view.
-pub fn to_wire(v: ThreadView) -> Thread {
-    Thread {
-        id: v.thread.id,
-        kind: v.thread.kind,
-        title: v.thread.title,
-        external_ref: v.thread.external_ref,
-        members: v.members,
-        last_seq: v.thread.last_seq,
-        last_message: v.last_message.map(Into::into),
-        unread: v.unread,
-        updated_at: ts(v.thread.updated_at),
-    }
-}
 
 /// The key that makes a pair's direct thread unique: the two ids, sorted, as a JSON array
 /// (unambiguous whatever characters the ids hold).
@@ -67,7 +51,7 @@ fn check_user_id(u: &str) -> Result<(), ServiceError> {
 /// The direct thread between the caller and `other`, created (with a `thread` event) if it
 /// does not exist. Racing callers get the same thread.
 pub async fn direct_with(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     other: &str,
 ) -> Result<ThreadRow, ServiceError> {
@@ -76,25 +60,25 @@ pub async fn direct_with(
         return Err(bad("a direct thread needs another user"));
     }
     let key = direct_key(&caller.user_id, other);
-    if let Some(t) = state.store.find_direct(&key).await? {
+    if let Some(t) = app.store().find_direct(&key).await? {
         return Ok(t);
     }
     let mut row = new_thread("direct", None, &caller.user_id);
     row.direct_key = Some(key);
-    let (thread, created) = state
-        .store
+    let (thread, created) = app
+        .store()
         .create_thread(row, vec![caller.user_id.clone(), other.to_string()])
         .await?;
     if created {
         log::info!("direct thread {} created by {}", thread.id, caller.user_id);
-        announce(state, &thread.id, ThreadEvent::Created, &[]).await?;
+        announce(app, &thread.id, ThreadEvent::Created, &[]).await?;
     }
     Ok(thread)
 }
 
 /// `POST /threads`: a direct thread (the existing one if any) or a new group.
 pub async fn create(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     kind: &str,
     title: Option<String>,
@@ -113,8 +97,8 @@ pub async fn create(
                 return Err(bad("a direct thread has exactly one other member"));
             };
             let key = direct_key(&caller.user_id, other);
-            let existed = state.store.find_direct(&key).await?.is_some();
-            (direct_with(state, caller, other).await?, !existed)
+            let existed = app.store().find_direct(&key).await?.is_some();
+            (direct_with(app, caller, other).await?, !existed)
         }
         "group" => {
             check_title(title.as_deref())?;
@@ -125,17 +109,17 @@ pub async fn create(
             }
             let mut all = vec![caller.user_id.clone()];
             all.extend(others);
-            let (t, _) = state
-                .store
+            let (t, _) = app
+                .store()
                 .create_thread(new_thread("group", title, &caller.user_id), all)
                 .await?;
             log::info!("group thread {} created by {}", t.id, caller.user_id);
-            announce(state, &t.id, ThreadEvent::Created, &[]).await?;
+            announce(app, &t.id, ThreadEvent::Created, &[]).await?;
             (t, true)
         }
         _ => return Err(bad("kind must be \"direct\" or \"group\"")),
     };
-    Ok((view(state, thread, &caller.user_id).await?, created))
+    Ok((view(app, thread, &caller.user_id).await?, created))
 }
 
 fn check_title(title: Option<&str>) -> Result<(), ServiceError> {
@@ -152,22 +136,22 @@ fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
     ids.filter(|i| seen.insert(i.clone())).collect()
 }
 
-async fn view(state: &AppState, row: ThreadRow, user: &str) -> Result<Thread, ServiceError> {
-    let mut views = state.store.thread_views(user, vec![row]).await?;
+async fn view(app: &AppContext, row: ThreadRow, user: &str) -> Result<Thread, ServiceError> {
+    let mut views = app.store().thread_views(user, vec![row]).await?;
     views
         .pop()
-        .map(to_wire)
+        .map(Thread::from)
         .ok_or_else(|| ServiceError::NotFound("no such thread".into()))
 }
 
 /// One thread as the caller sees it.
 pub async fn get(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     thread_id: &str,
 ) -> Result<Thread, ServiceError> {
-    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
-    view(state, t, &caller.user_id).await
+    let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
+    view(app, t, &caller.user_id).await
 }
 
 fn cursor(t: &Thread) -> String {
@@ -184,17 +168,17 @@ fn parse_cursor(c: &str) -> Result<(chrono::NaiveDateTime, String), ServiceError
 
 /// A page of the caller's threads, most recent activity first, and the cursor of the next.
 pub async fn list(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     q: ThreadsQuery,
-) -> Result<(Vec<Thread>, Option<String>), ServiceError> {
+) -> Result<ThreadPage, ServiceError> {
     let limit = page_limit(q.limit, THREADS_DEFAULT, THREADS_MAX)?;
     let before = q.before.as_deref().map(parse_cursor).transpose()?;
-    let views = state
-        .store
+    let views = app
+        .store()
         .thread_page(&caller.user_id, before, limit + 1)
         .await?;
-    let mut threads: Vec<Thread> = views.into_iter().map(to_wire).collect();
+    let mut threads: Vec<Thread> = views.into_iter().map(Thread::from).collect();
     let more = threads.len() as i64 > limit;
     threads.truncate(usize::try_from(limit).unwrap_or(0));
     let next = if more {
@@ -202,37 +186,37 @@ pub async fn list(
     } else {
         None
     };
-    Ok((threads, next))
+    Ok(ThreadPage { threads, next })
 }
 
 /// Changes a thread's title.
 pub async fn set_title(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     thread_id: &str,
     title: Option<String>,
 ) -> Result<Thread, ServiceError> {
-    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
     if t.kind == "direct" {
         return Err(bad("direct threads have no title"));
     }
     check_title(title.as_deref())?;
-    let row = state
-        .store
+    let row = app
+        .store()
         .set_title(t.id.clone(), title, naive(Ts::now()))
         .await?;
-    announce(state, &t.id, ThreadEvent::Updated, &[]).await?;
-    view(state, row, &caller.user_id).await
+    announce(app, &t.id, ThreadEvent::Updated, &[]).await?;
+    view(app, row, &caller.user_id).await
 }
 
 /// Adds members to a group (any member may); returns the thread.
 pub async fn add_members(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     thread_id: &str,
     user_ids: Vec<String>,
 ) -> Result<Thread, ServiceError> {
-    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
     if t.kind != "group" {
         return Err(bad("members can only be added to group threads"));
     }
@@ -242,8 +226,8 @@ pub async fn add_members(
     for u in &user_ids {
         check_user_id(u)?;
     }
-    let added = state
-        .store
+    let added = app
+        .store()
         .add_members(t.id.clone(), dedup(user_ids.into_iter()), naive(Ts::now()))
         .await?;
     if !added.is_empty() {
@@ -253,24 +237,24 @@ pub async fn add_members(
             added.len(),
             t.id
         );
-        announce(state, &t.id, ThreadEvent::MemberAdded, &[]).await?;
+        announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await?;
     }
-    get(state, caller, thread_id).await
+    get(app, caller, thread_id).await
 }
 
 /// Removes a member from a group, or the caller leaves.
 pub async fn remove_member(
-    state: &AppState,
+    app: &AppContext,
     caller: &Caller,
     thread_id: &str,
     user_id: &str,
 ) -> Result<(), ServiceError> {
-    let (t, _) = member_of(state, thread_id, &caller.user_id).await?;
+    let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
     if t.kind != "group" {
         return Err(bad("members can only be removed from group threads"));
     }
-    let removed = state
-        .store
+    let removed = app
+        .store()
         .remove_member(t.id.clone(), user_id.to_string(), naive(Ts::now()))
         .await?;
     if !removed {
@@ -279,7 +263,7 @@ pub async fn remove_member(
     log::info!("{} removed {} from {}", caller.user_id, user_id, t.id);
     // The removed user is told last, after the members who stay.
     announce(
-        state,
+        app,
         &t.id,
         ThreadEvent::MemberRemoved,
         &[user_id.to_string()],
@@ -290,18 +274,18 @@ pub async fn remove_member(
 /// Publishes a `thread` event to every member (each with their own unread count), then to
 /// `also` (users who are no longer members).
 pub async fn announce(
-    state: &AppState,
+    app: &AppContext,
     thread_id: &str,
     event: ThreadEvent,
     also: &[String],
 ) -> Result<(), ServiceError> {
-    let Some(row) = state.store.thread(thread_id).await? else {
+    let Some(row) = app.store().thread(thread_id).await? else {
         return Ok(());
     };
     // One view for all (members, last message), then each recipient's own unread count.
-    let base = view(state, row, "").await?;
-    let unread: std::collections::HashMap<String, i64> = state
-        .store
+    let base = view(app, row, "").await?;
+    let unread: std::collections::HashMap<String, i64> = app
+        .store()
         .unread_by_member(thread_id)
         .await?
         .into_iter()
@@ -313,7 +297,7 @@ pub async fn announce(
             ..base.clone()
         };
         publish(
-            state,
+            app,
             Audience::users(vec![user.clone()]),
             Lane::Durable,
             &ServerFrame::Thread { event, thread },

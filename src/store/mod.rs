@@ -21,6 +21,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
 use crate::config::DatabaseUrl;
+use crate::metrics;
 use models::{MessageRow, ThreadRow};
 pub use queries::{Access, Inserted, Page, Receipt, ThreadView};
 
@@ -92,8 +93,10 @@ macro_rules! with_conn {
 /// A read: runs in the caller's task on a pooled connection.
 macro_rules! read {
     ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
+        let started = std::time::Instant::now();
         let r: Result<_, StoreError> =
             async { with_conn!(&$self.backend, |$conn, $q| Ok($body.await?)) }.await;
+        metrics::db_query(started.elapsed());
         r
     }};
 }
@@ -103,7 +106,8 @@ macro_rules! read {
 macro_rules! write {
     ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
         let backend = $self.backend.clone();
-        tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = tokio::spawn(async move {
             let _gate = match &backend {
                 Backend::Sqlite { writer, .. } => Some(writer.clone().lock_owned().await),
                 Backend::Postgres(_) => None,
@@ -111,8 +115,9 @@ macro_rules! write {
             let r: Result<_, StoreError> = with_conn!(&backend, |$conn, $q| Ok($body.await?));
             r
         })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .await;
+        metrics::db_query(started.elapsed());
+        r.map_err(|e| StoreError::Task(e.to_string()))?
     }};
 }
 
@@ -254,10 +259,16 @@ impl Store {
         before: Option<(NaiveDateTime, String)>,
         limit: i64,
     ) -> Result<Vec<ThreadView>, StoreError> {
-        with_conn!(&self.backend, |c, q| {
-            let rows = q::threads::list_for_user(c, user_id, before, limit).await?;
-            Ok(q::threads::views(c, user_id, rows).await?)
-        })
+        let started = std::time::Instant::now();
+        let r: Result<_, StoreError> = async {
+            with_conn!(&self.backend, |c, q| {
+                let rows = q::threads::list_for_user(c, user_id, before, limit).await?;
+                Ok(q::threads::views(c, user_id, rows).await?)
+            })
+        }
+        .await;
+        metrics::db_query(started.elapsed());
+        r
     }
 
     /// Views of the given threads for one user.

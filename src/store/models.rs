@@ -4,8 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::queries::ThreadView;
 use super::schema::{members, messages, threads};
-use crate::ws::frames::{Message, Ts};
+use crate::protocol::{Message, Thread, Ts};
 
 /// A `threads` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -80,6 +81,22 @@ impl From<MessageRow> for Message {
             created_at: ts(r.created_at),
             edited_at: r.edited_at.map(ts),
             deleted: r.deleted,
+        }
+    }
+}
+
+impl From<ThreadView> for Thread {
+    fn from(v: ThreadView) -> Thread {
+        Thread {
+            id: v.thread.id,
+            kind: v.thread.kind,
+            title: v.thread.title,
+            external_ref: v.thread.external_ref,
+            members: v.members,
+            last_seq: v.thread.last_seq,
+            last_message: v.last_message.map(Into::into),
+            unread: v.unread,
+            updated_at: ts(v.thread.updated_at),
         }
     }
 }

@@ -1,27 +1,27 @@
-//! The socket actor: one per WebSocket. It registers with the session registry when it starts
-//! and leaves when it stops, reads and parses client frames, keeps the heartbeat, closes the
+//! The socket actor: one per WebSocket. It attaches its [`Session`] when it starts and
+//! detaches when it stops, reads and parses client frames, keeps the heartbeat, closes the
 //! socket when the token expires, and hands frames to a per-session worker that calls the
 //! services one at a time (so a client's sends get seqs in the order it sent them).
 //!
-//! Everything written to the socket goes through the session's bounded [`Outbox`] and one
-//! writer task, which alone owns the actix-ws `Session`.
+//! Everything written to the socket goes through the session's bounded outbox and the one
+//! writer task (`writer.rs`), which alone owns the actix-ws `Session`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
-use bytestring::ByteString;
+use actix_ws::{AggregatedMessage, ProtocolError};
 use tokio::sync::mpsc;
 
-use crate::app::AppState;
-use crate::auth::Claims;
-use crate::error::{ApiError, ErrorCode};
-use crate::registry::{Register, Unregister};
+use super::dispatch;
+use crate::auth::{Claims, token_left};
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::protocol::{BadFrame, ClientFrame, FrameError, ServerFrame, close};
+use crate::registry::Pushed;
 use crate::service::Caller;
-use crate::ws::dispatch;
-use crate::ws::frames::{ClientFrame, FrameHead, MAX_REF_CHARS, ServerFrame, close};
-use crate::ws::outbox::{Next, Outbox, Pushed};
+use crate::session::{Outbox, Session};
 
 /// Client frames waiting for the session's worker; past this the client is told to slow down.
 const PENDING_FRAMES: usize = 64;
@@ -29,281 +29,169 @@ const PENDING_FRAMES: usize = 64;
 /// link is forgiven, three are not.
 const SILENT_INTERVALS: u32 = 3;
 
-/// Serialises a frame for the outbox.
-pub fn encode(frame: &ServerFrame) -> ByteString {
-    ByteString::from(serde_json::to_string(frame).unwrap_or_default())
-}
+/// A client frame and when it was read, for the send → ack histogram.
+type Work = (ClientFrame, Instant);
 
 /// One WebSocket connection.
 pub struct WsSession {
-    id: String,
+    app: AppContext,
     claims: Claims,
-    state: AppState,
-    outbox: Arc<Outbox>,
+    session: Arc<Session>,
     last_heard: Instant,
-    work: Option<mpsc::Sender<ClientFrame>>,
-    /// Whether the registry and the relay know this session (so it must leave them).
-    registered: bool,
+    work: Option<mpsc::Sender<Work>>,
 }
 
 impl WsSession {
-    /// A session for an authenticated user; `outbox` is already being written by its writer.
-    pub fn new(state: AppState, claims: Claims, outbox: Arc<Outbox>) -> Self {
+    /// The actor for an authenticated user's `session`, whose outbox the writer already drains.
+    pub fn new(app: AppContext, claims: Claims, session: Arc<Session>) -> Self {
         WsSession {
-            id: uuid::Uuid::now_v7().simple().to_string(),
+            app,
             claims,
-            state,
-            outbox,
+            session,
             last_heard: Instant::now(),
             work: None,
-            registered: false,
         }
+    }
+
+    fn outbox(&self) -> &Outbox {
+        self.session.outbox()
     }
 
     fn reply(&self, frame: &ServerFrame) {
-        if self.outbox.reply(encode(frame)) == Pushed::Overflow {
-            log::warn!(
-                "session {} of {} closed: too slow (4008)",
-                self.id,
-                self.claims.sub
-            );
-        }
+        reply(self.outbox(), &self.session, frame);
     }
 
-    fn error(&self, reference: Option<String>, code: ErrorCode, message: &str) {
-        self.reply(&ApiError::new(code, message).to_frame(reference));
-    }
-
-    fn on_text(&mut self, text: &str) {
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
+    fn on_text(&self, text: &str) {
+        let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
-            Err(e) => return self.bad_frame(text, &e),
+            Err(bad) => return self.bad_frame(bad),
         };
-        let reference = frame.reference().cloned();
-        if reference
-            .as_ref()
-            .is_some_and(|r| r.chars().count() > MAX_REF_CHARS)
-        {
-            return self.error(
-                None,
-                ErrorCode::BadRequest,
-                &format!("ref is longer than {MAX_REF_CHARS} chars"),
-            );
-        }
-        if let ClientFrame::Ping(_) = frame {
-            return self.reply(&ServerFrame::Pong { reference });
+        if let ClientFrame::Ping(p) = frame {
+            return self.reply(&ServerFrame::Pong {
+                reference: p.reference,
+            });
         }
         let Some(work) = &self.work else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = work.try_send(frame) {
-            self.reply(
-                &ApiError {
-                    code: ErrorCode::RateLimited,
-                    message: "too many frames in flight".into(),
-                    retry_after_ms: Some(100),
-                }
-                .to_frame(reference),
-            );
+        if let Err(mpsc::error::TrySendError::Full((frame, _))) =
+            work.try_send((frame, Instant::now()))
+        {
+            metrics::rate_limited();
+            let e = ApiError::rate_limited("too many frames in flight", 100);
+            self.reply(&e.to_frame(frame.reference().cloned()));
         }
     }
 
-    /// Explains a frame that did not parse, echoing its `ref` when that much was readable.
-    fn bad_frame(&self, text: &str, err: &serde_json::Error) {
-        let head = serde_json::from_str::<FrameHead>(text).ok();
-        let reference = head
-            .as_ref()
-            .and_then(|h| h.reference.as_ref())
-            .and_then(|r| r.as_str())
-            .filter(|r| r.chars().count() <= MAX_REF_CHARS)
-            .map(str::to_string);
-        let message = match head.as_ref().map(|h| &h.kind) {
-            None => "frame is not a JSON object".to_string(),
-            Some(None) => "frame has no \"type\"".to_string(),
-            Some(Some(serde_json::Value::String(t))) if !KNOWN_TYPES.contains(&t.as_str()) => {
-                format!("unknown frame type {t:?}")
-            }
-            Some(Some(serde_json::Value::String(_))) => format!("invalid frame: {err}"),
-            Some(Some(_)) => "\"type\" must be a string".to_string(),
-        };
-        self.error(reference, ErrorCode::BadRequest, &message);
+    /// Explains a frame that could not be used, echoing its `ref` when that much was readable.
+    fn bad_frame(&self, bad: BadFrame) {
+        let reference = bad.reference.clone();
+        self.reply(&ApiError::from(bad).to_frame(reference));
+    }
+
+    fn close_now(&self, ctx: &mut Context<Self>, code: u16, reason: &str) {
+        self.outbox().close_now(code, reason);
+        ctx.stop();
     }
 
     fn heartbeat(&self, ctx: &mut Context<Self>) {
-        let every = self.state.config.heartbeat;
+        let every = self.app.config().heartbeat;
         ctx.run_interval(every, move |act, ctx| {
             if act.last_heard.elapsed() > every * SILENT_INTERVALS {
-                log::info!("session {} of {} silent; dropped", act.id, act.claims.sub);
-                act.outbox.close_now(close::NORMAL, "no heartbeat");
-                ctx.stop();
+                log::info!(
+                    "session {} of {} silent; dropped",
+                    act.session.id(),
+                    act.claims.sub
+                );
+                act.close_now(ctx, close::NORMAL, "no heartbeat");
             } else {
-                act.outbox.ping();
+                act.outbox().ping();
             }
         });
     }
 
     fn expire_with_token(&self, ctx: &mut Context<Self>) {
-        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-        // The same leeway the upgrade allowed, so a token accepted late is not closed at once.
-        let until = self
-            .claims
-            .exp
-            .saturating_add(self.state.config.jwt_leeway_s);
-        let left = Duration::from_secs(until.saturating_sub(now));
+        let left = token_left(&self.claims, self.app.config().jwt_leeway_s);
         ctx.run_later(left, |act, ctx| {
             log::info!(
                 "session {} of {}: token expired (4001)",
-                act.id,
+                act.session.id(),
                 act.claims.sub
             );
-            act.outbox.close_now(close::TOKEN_EXPIRED, "token expired");
             // Read nothing more on an expired token.
-            ctx.stop();
+            act.close_now(ctx, close::TOKEN_EXPIRED, "token expired");
         });
     }
 }
 
-/// Every `type` a client may send, for telling "unknown type" from "bad fields".
-const KNOWN_TYPES: &[&str] = &[
-    "send",
-    "typing",
-    "read",
-    "delivered",
-    "history",
-    "threads",
-    "watch_presence",
-    "unwatch_presence",
-    "ping",
-];
+fn reply(outbox: &Outbox, session: &Session, frame: &ServerFrame) {
+    if outbox.reply(frame.to_json().into()) == Pushed::Overflow {
+        log::warn!(
+            "session {} of {} closed: too slow (4008)",
+            session.id(),
+            session.user_id()
+        );
+    }
+}
 
 impl Actor for WsSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let register = Register {
-            session_id: self.id.clone(),
-            user_id: self.claims.sub.clone(),
-            outbox: self.outbox.clone(),
-            hello: encode(&ServerFrame::Hello {
-                session_id: self.id.clone(),
-                user_id: self.claims.sub.clone(),
-                node_id: self.state.config.node_id.clone(),
-                heartbeat_s: self.state.config.heartbeat.as_secs(),
-                protocol: 1,
-            }),
-        };
-        // The relay first (this node now receives the user's events from every node and the
-        // user counts as online), then the registry, which queues `hello` ahead of any event:
-        // so `hello` goes first and nothing published after it is missed. No client frame is
-        // read until both are done.
-        let (registry, relay) = (self.state.registry.clone(), self.state.relay.clone());
-        let (user, sid, name) = (
-            self.claims.sub.clone(),
-            self.id.clone(),
-            self.claims.name.clone(),
-        );
-        async move {
-            relay.session_opened(&user, &sid, name).await;
-            if registry.send(register).await != Ok(true) {
-                relay.session_closed(&user, &sid).await;
-                return false;
-            }
-            true
-        }
-        .into_actor(self)
-        .map(|ok, act, ctx| {
-            act.registered = ok;
-            if !ok {
-                act.outbox
-                    .close_now(close::GOING_AWAY, "server shutting down");
-                ctx.stop();
-                return;
-            }
-            log::info!("session {} opened for {}", act.id, act.claims.sub);
-            let (tx, rx) = mpsc::channel(PENDING_FRAMES);
-            act.work = Some(tx);
-            tokio::spawn(work(
-                act.state.clone(),
-                Caller {
+        // No client frame is read until the session is attached (`wait`).
+        let session = self.session.clone();
+        async move { session.attach().await }
+            .into_actor(self)
+            .map(|attached, act, ctx| {
+                if attached.is_err() {
+                    ctx.stop();
+                    return;
+                }
+                let (tx, rx) = mpsc::channel(PENDING_FRAMES);
+                act.work = Some(tx);
+                let caller = Caller {
                     user_id: act.claims.sub.clone(),
-                    session_id: Some(act.id.clone()),
-                },
-                act.outbox.clone(),
-                rx,
-            ));
-            act.heartbeat(ctx);
-            act.expire_with_token(ctx);
-        })
-        .wait(ctx);
+                    session_id: Some(act.session.id().to_string()),
+                };
+                tokio::spawn(work(act.app.clone(), caller, act.session.clone(), rx));
+                act.heartbeat(ctx);
+                act.expire_with_token(ctx);
+            })
+            .wait(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        // Closing the work queue (and the outbox) ends the worker after the frame it is on.
+        // Closing the work queue ends the worker after the frame it is on.
         self.work = None;
-        self.outbox.close(close::NORMAL, "");
-        if !self.registered {
-            return;
-        }
-        let (registry, relay) = (self.state.registry.clone(), self.state.relay.clone());
-        let (user, sid) = (self.claims.sub.clone(), self.id.clone());
-        tokio::spawn(async move {
-            let unwatched = registry
-                .send(Unregister {
-                    session_id: sid.clone(),
-                })
-                .await
-                .unwrap_or_default();
-            for watched in unwatched {
-                relay.watch(&watched, false).await;
-            }
-            relay.session_closed(&user, &sid).await;
-        });
-        log::info!("session {} closed for {}", self.id, self.claims.sub);
+        let session = self.session.clone();
+        tokio::spawn(async move { session.detach().await });
     }
 }
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
     fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        let (id, user) = (self.session.id(), &self.claims.sub);
         match msg {
             Ok(AggregatedMessage::Text(t)) => self.on_text(&t),
-            Ok(AggregatedMessage::Binary(_)) => self.error(
-                None,
-                ErrorCode::BadRequest,
-                "binary frames are not supported; send JSON text",
-            ),
-            Ok(AggregatedMessage::Ping(p)) => self.outbox.pong(p),
+            Ok(AggregatedMessage::Binary(_)) => self.bad_frame(BadFrame {
+                reference: None,
+                error: FrameError::Binary,
+            }),
+            Ok(AggregatedMessage::Ping(p)) => self.outbox().pong(p),
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
-                self.outbox.close_now(close::NORMAL, "");
-                ctx.stop();
-            }
+            Ok(AggregatedMessage::Close(_)) => self.close_now(ctx, close::NORMAL, ""),
             Err(ProtocolError::Overflow) => {
-                log::info!(
-                    "session {} of {}: frame too big (1009)",
-                    self.id,
-                    self.claims.sub
-                );
-                self.outbox.close_now(close::TOO_BIG, "frame too big");
-                ctx.stop();
+                log::info!("session {id} of {user}: frame too big (1009)");
+                self.close_now(ctx, close::TOO_BIG, "frame too big");
             }
             // A message reassembled from fragments past MAX_FRAME_BYTES is as much "too big"
             // as one large frame; actix-ws reports it as an I/O error with this text.
             Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
-                log::info!(
-                    "session {} of {}: message too big (1009)",
-                    self.id,
-                    self.claims.sub
-                );
-                self.outbox.close_now(close::TOO_BIG, "message too big");
-                ctx.stop();
+                log::info!("session {id} of {user}: message too big (1009)");
+                self.close_now(ctx, close::TOO_BIG, "message too big");
             }
             Err(e) => {
-                log::info!(
-                    "session {} of {}: protocol error: {e}",
-                    self.id,
-                    self.claims.sub
-                );
-                self.outbox.close_now(close::NORMAL, "protocol error");
-                ctx.stop();
+                log::info!("session {id} of {user}: protocol error: {e}");
+                self.close_now(ctx, close::NORMAL, "protocol error");
             }
         }
     }
@@ -328,64 +216,23 @@ impl Handler<Stop> for WsSession {
 
 /// The session's worker: one frame at a time, replies into the outbox.
 async fn work(
-    state: AppState,
+    app: AppContext,
     caller: Caller,
-    outbox: Arc<Outbox>,
-    mut rx: mpsc::Receiver<ClientFrame>,
+    session: Arc<Session>,
+    mut rx: mpsc::Receiver<Work>,
 ) {
-    while let Some(frame) = rx.recv().await {
+    while let Some((frame, read_at)) = rx.recv().await {
+        let outbox = session.outbox();
         // Frames still queued when the socket closes (4001, 4008, 1001...) are not acted on.
         if outbox.is_closing() {
             break;
         }
-        if let Some(reply) = dispatch::handle(&state, &caller, frame).await {
-            outbox.reply(encode(&reply));
-        }
-    }
-}
-
-/// The socket's only writer: drains the outbox into the socket, and gives up on a client that
-/// stops reading once a pre-emptive close (4008, 4001, 1009) is asked for.
-///
-/// A close frame waits for room behind what the socket already holds for up to
-/// `close_wait`, so a client that catches up still learns why it was closed; after that the
-/// connection is dropped.
-pub async fn write(
-    outbox: Arc<Outbox>,
-    mut session: actix_ws::Session,
-    actor: Recipient<Stop>,
-    close_wait: Duration,
-) {
-    loop {
-        let next = outbox.next().await;
-        let sent = match next {
-            // Every write gives way to a close that must go first: a client that does not
-            // read must not keep its writer (and so its session) forever.
-            Next::Text(t) => tokio::select! {
-                r = session.text(t) => r.is_ok(),
-                () = outbox.urgent() => true,
-            },
-            Next::Ping => tokio::select! {
-                r = session.ping(b"") => r.is_ok(),
-                () = outbox.urgent() => true,
-            },
-            Next::Pong(p) => tokio::select! {
-                r = session.pong(&p) => r.is_ok(),
-                () = outbox.urgent() => true,
-            },
-            Next::Close(code, reason) => {
-                let reason = CloseReason {
-                    code: CloseCode::from(code),
-                    description: (!reason.is_empty()).then_some(reason),
-                };
-                let _ = tokio::time::timeout(close_wait, session.close(Some(reason))).await;
-                break;
+        let is_send = matches!(frame, ClientFrame::Send(_));
+        if let Some(frame) = dispatch::handle(&app, &caller, frame).await {
+            if is_send && matches!(frame, ServerFrame::Ack { .. }) {
+                metrics::send_acked(read_at.elapsed());
             }
-        };
-        if !sent {
-            break;
+            reply(outbox, &session, &frame);
         }
     }
-    // Dropping the last `Session` ends the response body, which closes the connection.
-    let _ = actor.try_send(Stop);
 }

@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod concurrency;
 mod isolation;
+mod layout;
 mod messages;
 mod presence;
 mod receipts;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::scripts::{user_channel, watch_channel};
 use super::{NODE_TTL_MS, REAP_LOCK_MS, RedisRelay};
-use crate::presence::Transition;
+use crate::protocol::Ts;
 use crate::relay::RelayError;
+use crate::relay::Transition;
 use crate::relay::subscriber::Ping;
-use crate::ws::frames::Ts;
 
 impl RedisRelay {
     /// Refreshes this node's liveness key; runs in its own loop so that long recovery or
@@ -55,6 +55,7 @@ impl RedisRelay {
         let was_down = !self.up.swap(true, Ordering::SeqCst);
         if was_down {
             log::info!("redis is back: re-registering this node's users and sessions");
+            crate::metrics::redis_reconnected();
             *self.recovered_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         if self.left.load(Ordering::SeqCst) {

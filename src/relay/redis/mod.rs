@@ -36,13 +36,15 @@ mod routing;
 mod scripts;
 mod sessions;
 
+use crate::envelope::Envelope;
 use crate::limits::RateLimiter;
-use crate::presence::{self, Transition};
+use crate::metrics;
+use crate::protocol::Ts;
 use crate::registry::{Deliver, SessionRegistry};
 use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
-use crate::relay::{Envelope, Relay, RelayError};
+use crate::relay::{Relay, RelayError};
+use crate::relay::{Transition, tell};
 use crate::stripes::Stripes;
-use crate::ws::frames::Ts;
 use scripts::{Scripts, watch_channel};
 
 /// How often a node refreshes its liveness and looks for dead nodes.
@@ -281,13 +283,14 @@ impl RedisRelay {
     }
 
     async fn tell(&self, t: Transition) {
-        presence::tell(&self.transitions, t).await;
+        tell(&self.transitions, t).await;
     }
 }
 
 impl Relay for RedisRelay {
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>> {
         async move {
+            metrics::relay_published();
             let parts = routing::parts(&envelope);
             self.registry
                 .send(Deliver {

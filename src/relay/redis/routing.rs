@@ -4,7 +4,7 @@
 //! receives only what concerns them.
 
 use super::scripts::{user_channel, watch_channel};
-use crate::relay::{Audience, Envelope};
+use crate::envelope::{Audience, Envelope};
 
 /// The parts of an envelope, one per channel, each addressed so that a node delivers it
 /// once per session.
@@ -34,8 +34,8 @@ pub fn parts(env: &Envelope) -> Vec<(String, Envelope)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::{Lane, Payload};
-    use crate::ws::frames::{Presence, ServerFrame};
+    use crate::envelope::{Lane, Payload};
+    use crate::protocol::{Presence, ServerFrame};
 
     #[test]
     fn one_part_per_user_and_one_for_watchers() {

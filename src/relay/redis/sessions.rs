@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 
 use super::RedisRelay;
 use super::scripts::user_channel;
-use crate::presence::Transition;
+use crate::envelope::{Audience, Envelope};
+use crate::protocol::{Ts, close};
 use crate::registry::Deliver;
-use crate::relay::{Audience, ENVELOPE_VERSION, Envelope, Payload};
-use crate::ws::frames::{Ts, close};
+use crate::relay::Transition;
 
 impl RedisRelay {
     /// See `Relay::session_opened`.
@@ -151,20 +151,15 @@ impl RedisRelay {
             let Some((node, sid)) = m.split_once('|') else {
                 continue;
             };
-            let env = Envelope {
-                v: ENVELOPE_VERSION,
-                id: None,
-                origin: self.node_id.clone(),
-                audience: Audience {
+            let env = Envelope::close(
+                &self.node_id,
+                Audience {
                     sessions: vec![sid.to_string()],
                     ..Audience::default()
                 },
-                payload: Payload::Close {
-                    code: close::REPLACED,
-                    reason: "too many sessions".into(),
-                },
-                order: None,
-            };
+                close::REPLACED,
+                "too many sessions",
+            );
             if node == self.node_id {
                 let _ = self
                     .registry

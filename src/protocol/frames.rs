@@ -1,32 +1,16 @@
-//! Every wire shape of the WebSocket contract (PROTOCOL.md): client frames, server frames and
-//! the objects inside them. Nothing else in the crate builds wire JSON; SSE and REST reuse
-//! these types so that all three speak the same objects.
+//! WebSocket frames: what a client sends (`ClientFrame`, parsed with a typed `FrameError`),
+//! what the server sends (`ServerFrame`, also the SSE events), and the bodies of `ack`s, which
+//! the REST routes return as they are.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+use super::error::ErrorCode;
+use super::objects::{Message, Notification, Presence, Receipt, Thread, ThreadEvent};
 
 /// A client-chosen correlation id, echoed in the one direct reply.
 pub type Ref = String;
 /// Longest `ref` the server accepts, in chars.
 pub const MAX_REF_CHARS: usize = 64;
-
-/// A UTC instant, on the wire as RFC 3339 with milliseconds and `Z`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-pub struct Ts(pub DateTime<Utc>);
-
-impl Ts {
-    /// Now, truncated to milliseconds so that what is stored is what is sent.
-    pub fn now() -> Self {
-        let now = Utc::now();
-        Ts(DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now))
-    }
-}
-
-impl Serialize for Ts {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Client → server
@@ -45,6 +29,19 @@ pub enum ClientFrame {
     UnwatchPresence(WatchFrame),
     Ping(PingFrame),
 }
+
+/// Every `type` a client may send, for telling "unknown type" from "bad fields".
+const KNOWN_TYPES: &[&str] = &[
+    "send",
+    "typing",
+    "read",
+    "delivered",
+    "history",
+    "threads",
+    "watch_presence",
+    "unwatch_presence",
+    "ping",
+];
 
 /// `send`: a new message into a thread, or into the direct thread with `to`.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,7 +131,80 @@ pub struct PingFrame {
     pub reference: Option<Ref>,
 }
 
+/// Why a client frame was refused before any handling; answered with `bad_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame is not a JSON object")]
+    NotAnObject,
+    #[error("frame has no \"type\"")]
+    NoType,
+    #[error("\"type\" must be a string")]
+    TypeNotString,
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("invalid frame: {0}")]
+    Invalid(String),
+    #[error("ref is longer than {MAX_REF_CHARS} chars")]
+    RefTooLong,
+    #[error("binary frames are not supported; send JSON text")]
+    Binary,
+}
+
+/// A frame that could not be used, with the `ref` to echo when that much was readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    pub reference: Option<Ref>,
+    pub error: FrameError,
+}
+
+/// What can still be read from a frame that failed to parse.
+#[derive(Deserialize)]
+struct FrameHead {
+    #[serde(rename = "type")]
+    kind: Option<serde_json::Value>,
+    #[serde(rename = "ref")]
+    reference: Option<serde_json::Value>,
+}
+
 impl ClientFrame {
+    /// Parses a text frame; on failure says why, echoing the `ref` when it can be read.
+    pub fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(f) => f,
+            Err(e) => return Err(Self::explain(text, &e)),
+        };
+        if frame
+            .reference()
+            .is_some_and(|r| r.chars().count() > MAX_REF_CHARS)
+        {
+            return Err(BadFrame {
+                reference: None,
+                error: FrameError::RefTooLong,
+            });
+        }
+        Ok(frame)
+    }
+
+    fn explain(text: &str, err: &serde_json::Error) -> BadFrame {
+        let head = serde_json::from_str::<FrameHead>(text).ok();
+        let reference = head
+            .as_ref()
+            .and_then(|h| h.reference.as_ref())
+            .and_then(|r| r.as_str())
+            .filter(|r| r.chars().count() <= MAX_REF_CHARS)
+            .map(str::to_string);
+        let error = match head.as_ref().map(|h| &h.kind) {
+            None => FrameError::NotAnObject,
+            Some(None) => FrameError::NoType,
+            Some(Some(serde_json::Value::String(t))) if !KNOWN_TYPES.contains(&t.as_str()) => {
+                FrameError::UnknownType(t.clone())
+            }
+            Some(Some(serde_json::Value::String(_))) => FrameError::Invalid(err.to_string()),
+            Some(Some(_)) => FrameError::TypeNotString,
+        };
+        BadFrame { reference, error }
+    }
+
     /// The `ref` the client attached, if any.
     pub fn reference(&self) -> Option<&Ref> {
         match self {
@@ -147,15 +217,6 @@ impl ClientFrame {
             ClientFrame::Ping(f) => f.reference.as_ref(),
         }
     }
-}
-
-/// What can still be read from a frame that failed to parse, so the `error` echoes its `ref`.
-#[derive(Debug, Deserialize)]
-pub struct FrameHead {
-    #[serde(rename = "type")]
-    pub kind: Option<serde_json::Value>,
-    #[serde(rename = "ref")]
-    pub reference: Option<serde_json::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,7 +242,7 @@ pub enum ServerFrame {
     Error {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<Ref>,
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
@@ -226,117 +287,71 @@ pub enum ServerFrame {
     },
 }
 
-/// The body of an `ack`, flattened beside `type` and `ref`.
+impl ServerFrame {
+    /// Serialises the frame; every frame serialises (string keys, no maps with other keys).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The `type` of a serialised server frame. serde writes an internally tagged enum's tag
+/// first, so this reads the prefix instead of parsing the whole frame (SSE names each event
+/// by it).
+pub fn frame_type(json: &str) -> Option<&str> {
+    let rest = json.strip_prefix(r#"{"type":""#)?;
+    rest.split_once('"').map(|(t, _)| t)
+}
+
+/// The data of the last SSE event, `event: close`: the WebSocket close code the stream ends
+/// with.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CloseEvent {
+    pub code: u16,
+}
+
+impl CloseEvent {
+    /// Serialises the event data.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The body of an `ack`, flattened beside `type` and `ref`. REST routes return the same
+/// structs as their JSON bodies.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Message {
-        message: Message,
-    },
-    History {
-        messages: Vec<Message>,
-        has_more: bool,
-    },
-    Threads {
-        threads: Vec<Thread>,
-        next: Option<String>,
-    },
-    Presence {
-        presence: Vec<Presence>,
-    },
+    Message(MessageReply),
+    History(HistoryPage),
+    Threads(ThreadPage),
+    Presence(PresenceList),
     Empty {},
 }
 
-/// What a `thread` event says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThreadEvent {
-    Created,
-    Updated,
-    MemberAdded,
-    MemberRemoved,
-}
-
-/// A `read` or `delivered` receipt.
+/// One message: the `ack` of a send, the body of REST sends and edits.
 #[derive(Debug, Clone, Serialize)]
-pub struct Receipt {
-    pub thread_id: String,
-    pub user_id: String,
-    pub seq: i64,
-    pub at: Ts,
+pub struct MessageReply {
+    pub message: Message,
 }
 
-// ---------------------------------------------------------------------------------------------
-// Objects
-
-/// A message as clients see it.
+/// A page of history, ascending seq.
 #[derive(Debug, Clone, Serialize)]
-pub struct Message {
-    pub id: String,
-    pub thread_id: String,
-    pub seq: i64,
-    pub sender_id: String,
-    pub kind: String,
-    pub body: String,
-    pub metadata: Option<serde_json::Value>,
-    pub reply_to: Option<String>,
-    pub client_id: Option<String>,
-    pub created_at: Ts,
-    pub edited_at: Option<Ts>,
-    pub deleted: bool,
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
 }
 
-/// A thread as one user sees it (`unread` is theirs).
+/// A page of threads and the cursor of the next page.
 #[derive(Debug, Clone, Serialize)]
-pub struct Thread {
-    pub id: String,
-    pub kind: String,
-    pub title: Option<String>,
-    pub external_ref: Option<String>,
-    pub members: Vec<String>,
-    pub last_seq: i64,
-    pub last_message: Option<Message>,
-    pub unread: i64,
-    pub updated_at: Ts,
+pub struct ThreadPage {
+    pub threads: Vec<Thread>,
+    pub next: Option<String>,
 }
 
-/// Whether a user has an open session anywhere, and when they were last seen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Presence {
-    pub user_id: String,
-    pub online: bool,
-    pub last_seen: Option<Ts>,
-}
-
-/// An in-app notification.
+/// The `ack` of `watch_presence`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Notification {
-    pub id: String,
-    pub category: String,
-    pub priority: String,
-    pub title: String,
-    pub body: String,
-    pub data: Option<serde_json::Value>,
-    pub created_at: Ts,
-    pub read_at: Option<Ts>,
-}
-
-/// WebSocket close codes of the contract.
-pub mod close {
-    /// Normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// The server is shutting down; reconnect with backoff.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A frame exceeded `MAX_FRAME_BYTES`.
-    pub const TOO_BIG: u16 = 1009;
-    /// The token expired while the socket was open.
-    pub const TOKEN_EXPIRED: u16 = 4001;
-    /// The server API revoked access.
-    pub const REVOKED: u16 = 4003;
-    /// The outgoing queue overflowed: the client reads too slowly.
-    pub const TOO_SLOW: u16 = 4008;
-    /// Replaced: the user opened more sessions than allowed.
-    pub const REPLACED: u16 = 4009;
+pub struct PresenceList {
+    pub presence: Vec<Presence>,
 }
 
 #[cfg(test)]
@@ -347,10 +362,10 @@ mod tests {
     fn ack_flattens_reply_beside_type_and_ref() {
         let f = ServerFrame::Ack {
             reference: Some("r1".into()),
-            reply: Reply::History {
+            reply: Reply::History(HistoryPage {
                 messages: vec![],
                 has_more: false,
-            },
+            }),
         };
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(
@@ -381,17 +396,45 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_have_millis_and_z() {
-        let t = Ts(DateTime::from_timestamp_millis(1_795_000_000_123).unwrap());
+    fn error_frame_carries_the_code() {
+        let f = ServerFrame::Error {
+            reference: Some("x".into()),
+            code: ErrorCode::Forbidden,
+            message: "not a member".into(),
+            retry_after_ms: None,
+        };
         assert_eq!(
-            serde_json::to_value(t).unwrap(),
-            serde_json::json!("2026-11-18T11:06:40.123Z")
+            serde_json::to_value(&f).unwrap(),
+            serde_json::json!({"type":"error","ref":"x","code":"forbidden","message":"not a member"})
         );
     }
 
     #[test]
+    fn frame_type_reads_the_tag_serde_writes_first() {
+        let frames = [
+            ServerFrame::Pong { reference: None },
+            ServerFrame::NotificationRead {
+                ids: None,
+                all: Some(true),
+            },
+            ServerFrame::Read(Receipt {
+                thread_id: "t".into(),
+                user_id: "u".into(),
+                seq: 1,
+                at: super::super::objects::Ts::now(),
+            }),
+        ];
+        let types: Vec<String> = frames
+            .iter()
+            .map(|f| frame_type(&f.to_json()).unwrap().to_string())
+            .collect();
+        assert_eq!(types, ["pong", "notification_read", "read"]);
+        assert_eq!(frame_type("[1]"), None);
+    }
+
+    #[test]
     fn send_frame_parses_with_ref_and_metadata() {
-        let f: ClientFrame = serde_json::from_str(
+        let f = ClientFrame::parse(
             r#"{"type":"send","ref":"a","to":"bob","body":"hi","metadata":{"k":1}}"#,
         )
         .unwrap();
@@ -406,10 +449,30 @@ mod tests {
     }
 
     #[test]
-    fn wrong_field_type_is_an_error() {
-        assert!(
-            serde_json::from_str::<ClientFrame>(r#"{"type":"read","thread_id":"t","seq":"x"}"#)
-                .is_err()
+    fn bad_frames_say_why_and_keep_their_ref() {
+        let cases = [
+            ("nope", None, FrameError::NotAnObject),
+            (r#"{"ref":"r"}"#, Some("r"), FrameError::NoType),
+            (r#"{"type":5}"#, None, FrameError::TypeNotString),
+            (
+                r#"{"type":"fly","ref":"r"}"#,
+                Some("r"),
+                FrameError::UnknownType("fly".into()),
+            ),
+        ];
+        for (text, reference, error) in cases {
+            let bad = ClientFrame::parse(text).unwrap_err();
+            assert_eq!(bad.reference.as_deref(), reference, "{text}");
+            assert_eq!(bad.error, error, "{text}");
+        }
+        let wrong = ClientFrame::parse(r#"{"type":"read","thread_id":"t","seq":"x","ref":"q"}"#)
+            .unwrap_err();
+        assert_eq!(wrong.reference.as_deref(), Some("q"));
+        assert!(matches!(wrong.error, FrameError::Invalid(_)));
+        let long = format!(r#"{{"type":"ping","ref":"{}"}}"#, "x".repeat(65));
+        assert_eq!(
+            ClientFrame::parse(&long).unwrap_err().error,
+            FrameError::RefTooLong
         );
     }
 }

@@ -13,8 +13,9 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use tokio::sync::Notify;
 
-use crate::relay::Lane;
-use crate::ws::frames::close;
+use crate::envelope::Lane;
+use crate::protocol::close;
+use crate::registry::{Pushed, SessionSink};
 
 /// Distinct lossy keys (typing per thread and user, presence per user) kept per session.
 const LOSSY_KEYS: usize = 64;
@@ -33,18 +34,6 @@ pub enum Next {
     Pong(Bytes),
     /// Close the socket with this code and reason, then stop.
     Close(u16, String),
-}
-
-/// What became of a push.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Pushed {
-    Queued,
-    /// A lossy frame shed because the session is behind.
-    Shed,
-    /// The durable lane overflowed: the session is being closed with 4008.
-    Overflow,
-    /// The session is closing; nothing more is queued.
-    Closed,
 }
 
 #[derive(Default)]
@@ -240,6 +229,16 @@ impl Outbox {
                 _ => self.urgent.notified().await,
             }
         }
+    }
+}
+
+impl SessionSink for Outbox {
+    fn push(&self, lane: &Lane, frame: ByteString) -> Pushed {
+        Outbox::push(self, lane, frame)
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        Outbox::close(self, code, reason);
     }
 }
 

@@ -1,0 +1,135 @@
+//! The handles every request, frame and background task shares: configuration, store, relay,
+//! registry, session hub, token verifier, metrics, and the small per-node state the services
+//! keep. Built once by `app`; cheap to clone; read through accessors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix::Addr;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::expiring::ExpiringSet;
+use crate::metrics::Metrics;
+use crate::registry::SessionRegistry;
+use crate::relay::Relay;
+use crate::session::Hub;
+use crate::store::Store;
+use crate::stripes::Stripes;
+
+/// Per-thread ordering locks; more stripes, fewer unrelated threads waiting on each other.
+const SEQUENCER_STRIPES: usize = 1024;
+
+/// Who is typing where: (thread, user).
+pub type TypingSet = ExpiringSet<(String, String)>;
+
+/// The shared handles. Cheap to clone.
+#[derive(Clone)]
+pub struct AppContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    relay: Arc<dyn Relay>,
+    registry: Addr<SessionRegistry>,
+    hub: Hub,
+    auth: Auth,
+    metrics: Metrics,
+    typing: TypingSet,
+    sequencer: Stripes,
+    draining: AtomicBool,
+}
+
+/// The parts an [`AppContext`] is built from.
+pub struct Parts {
+    pub config: Config,
+    pub store: Store,
+    pub relay: Arc<dyn Relay>,
+    pub registry: Addr<SessionRegistry>,
+    pub auth: Auth,
+    pub metrics: Metrics,
+}
+
+impl AppContext {
+    /// Builds the context; the session hub is made from the relay and registry given.
+    pub fn new(p: Parts) -> AppContext {
+        let hub = Hub::new(
+            p.relay.clone(),
+            p.registry.clone(),
+            p.config.node_id.clone(),
+            p.config.heartbeat.as_secs(),
+            p.config.outbox_frames,
+        );
+        AppContext {
+            inner: Arc::new(Inner {
+                hub,
+                config: p.config,
+                store: p.store,
+                relay: p.relay,
+                registry: p.registry,
+                auth: p.auth,
+                metrics: p.metrics,
+                typing: TypingSet::default(),
+                sequencer: Stripes::new(SEQUENCER_STRIPES),
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The relay: publishing, and the node's view of the cluster.
+    pub fn relay(&self) -> &Arc<dyn Relay> {
+        &self.inner.relay
+    }
+
+    /// This node's session registry.
+    pub fn registry(&self) -> &Addr<SessionRegistry> {
+        &self.inner.registry
+    }
+
+    /// Opens sessions for the transports.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The token verifier.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    /// The metrics exporter.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Who is typing where, on this node.
+    pub fn typing(&self) -> &TypingSet {
+        &self.inner.typing
+    }
+
+    /// Per-thread turns from seq assignment to publish.
+    pub fn sequencer(&self) -> &Stripes {
+        &self.inner.sequencer
+    }
+
+    /// Whether SIGTERM has started the drain (`/readyz` then answers 503).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Marks the node as draining.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+}

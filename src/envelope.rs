@@ -1,0 +1,145 @@
+//! What travels from a publisher to sessions, on this node or another: the [`Envelope`], its
+//! [`Audience`], and the [`Lane`] its frame queues on at a slow session. The relays carry it,
+//! the registry delivers it; both import it from here, and neither from the other's side.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::ServerFrame;
+
+/// The envelope format; a node drops envelopes of a version it does not know.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// One event on its way to sessions, on any node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Envelope format version.
+    pub v: u8,
+    /// Set when the audience may reach one session along two paths (a user's channel and a
+    /// watched user's channel): the registry delivers an id once per session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The node that published it.
+    pub origin: String,
+    /// Who gets it.
+    pub audience: Audience,
+    /// What they get.
+    pub payload: Payload,
+    /// For message events: the thread and seq, so every node hands them on in seq order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
+}
+
+/// A message event's place in its thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub thread_id: String,
+    pub seq: i64,
+    /// Set for `message_updated`/`message_deleted`: it follows its message rather than
+    /// taking a place of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follows: bool,
+}
+
+/// The sessions an envelope is for: the union of `users`' sessions and the sessions watching
+/// `watchers_of`, less `except_session`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Audience {
+    /// Every session of these users.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Sessions that watch this user's presence.
+    #[serde(default)]
+    pub watchers_of: Option<String>,
+    /// A session left out (the sender's, for `message`).
+    #[serde(default)]
+    pub except_session: Option<String>,
+    /// These sessions by id, whoever their user (closing replaced sessions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+}
+
+impl Audience {
+    /// Every session of these users.
+    pub fn users(users: Vec<String>) -> Self {
+        Audience {
+            users,
+            ..Audience::default()
+        }
+    }
+
+    /// Every session of these users but one.
+    pub fn users_except(users: Vec<String>, except_session: Option<String>) -> Self {
+        Audience {
+            users,
+            except_session,
+            ..Audience::default()
+        }
+    }
+}
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    /// A server frame, serialised once at the origin and written as-is to every session.
+    Frame { lane: Lane, json: String },
+    /// Close the addressed sessions (replaced, revoked).
+    Close { code: u16, reason: String },
+}
+
+/// How a frame queues at a slow session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "lane", rename_all = "snake_case")]
+pub enum Lane {
+    /// Never dropped: if it cannot be queued the session is closed (4008).
+    Durable,
+    /// Latest wins per key, dropped first under pressure (typing, presence).
+    Lossy { key: String },
+}
+
+impl Envelope {
+    /// An envelope carrying `frame`, serialised once here.
+    pub fn frame(origin: &str, audience: Audience, lane: Lane, frame: &ServerFrame) -> Envelope {
+        let id = (audience.watchers_of.is_some() && !audience.users.is_empty())
+            .then(|| uuid::Uuid::now_v7().simple().to_string());
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id,
+            origin: origin.to_string(),
+            audience,
+            payload: Payload::Frame {
+                lane,
+                json: frame.to_json(),
+            },
+            order: match frame {
+                ServerFrame::Message { message } => Some(Order {
+                    thread_id: message.thread_id.clone(),
+                    seq: message.seq,
+                    follows: false,
+                }),
+                ServerFrame::MessageUpdated { message }
+                | ServerFrame::MessageDeleted { message } => Some(Order {
+                    thread_id: message.thread_id.clone(),
+                    seq: message.seq,
+                    follows: true,
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    /// An envelope closing the addressed sessions with `code`.
+    pub fn close(origin: &str, audience: Audience, code: u16, reason: &str) -> Envelope {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id: None,
+            origin: origin.to_string(),
+            audience,
+            payload: Payload::Close {
+                code,
+                reason: reason.to_string(),
+            },
+            order: None,
+        }
+    }
+}

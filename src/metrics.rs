@@ -1,0 +1,244 @@
+//! Prometheus metrics: the family names of the contract (PROTOCOL.md, "Operations"), one small
+//! function per event that counts it where it happens, and the exporter that renders them for
+//! `GET /metrics`. docs/operations.md explains each family with an example alert.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Open sessions, by transport.
+pub const CONNECTIONS: &str = "switchboard_connections";
+/// Messages committed to the database.
+pub const MESSAGES_STORED: &str = "switchboard_messages_stored_total";
+/// Frames of server events queued for a session.
+pub const EVENTS_DELIVERED: &str = "switchboard_events_delivered_total";
+/// Frames of server events that did not reach a session, by reason.
+pub const EVENTS_DROPPED: &str = "switchboard_events_dropped_total";
+/// From a `send` read off the socket (or a REST send arriving) to its `ack` queued.
+pub const SEND_ACK_SECONDS: &str = "switchboard_send_ack_seconds";
+/// One store call: waiting for a connection, the statements, and the commit.
+pub const DB_QUERY_SECONDS: &str = "switchboard_db_query_seconds";
+/// Envelopes published through the relay.
+pub const RELAY_PUBLISHED: &str = "switchboard_relay_published_total";
+/// Envelopes received from other nodes.
+pub const RELAY_RECEIVED: &str = "switchboard_relay_received_total";
+/// Times the node saw Redis come back after an outage.
+pub const REDIS_RECONNECTS: &str = "switchboard_redis_reconnects_total";
+/// Requests and frames refused with `rate_limited`.
+pub const RATE_LIMITED: &str = "switchboard_rate_limited_total";
+/// Notifications stored, by whether they were pushed live or held back by preferences.
+pub const NOTIFICATIONS: &str = "switchboard_notifications_total";
+/// Webhook deliveries, by outcome.
+pub const WEBHOOKS: &str = "switchboard_webhooks_total";
+
+/// Latency buckets, in seconds: sub-millisecond to several seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The transport a session runs over (label `transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Ws,
+    Sse,
+}
+
+impl Transport {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+/// Why an event did not reach a session (label `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A typing or presence frame shed at a session that is behind (lossy by design).
+    Shed,
+    /// A durable frame that overflowed a session's outbox; the session is closed with 4008.
+    SlowSession,
+    /// The session was already closing.
+    Closing,
+    /// The Redis subscriber's queue was full: the node could not keep up with other nodes.
+    RelayQueueFull,
+    /// An envelope from another node that could not be read.
+    BadEnvelope,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 5] = [
+        DropReason::Shed,
+        DropReason::SlowSession,
+        DropReason::Closing,
+        DropReason::RelayQueueFull,
+        DropReason::BadEnvelope,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Shed => "shed",
+            DropReason::SlowSession => "slow_session",
+            DropReason::Closing => "closing",
+            DropReason::RelayQueueFull => "relay_queue_full",
+            DropReason::BadEnvelope => "bad_envelope",
+        }
+    }
+}
+
+/// The exporter's handle: renders the text format.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+impl Metrics {
+    /// Installs the process-wide recorder and describes every family, so each shows (at zero)
+    /// from the first scrape. A second call in one process gets a handle that renders nothing.
+    pub fn install() -> Metrics {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let handle = match builder.install_recorder() {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("metrics: {e}; /metrics will be empty");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        };
+        describe();
+        Metrics { handle }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Folds recent histogram samples into their buckets, so memory stays bounded between
+    /// scrapes.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+fn describe() {
+    describe_gauge!(
+        CONNECTIONS,
+        "Open sessions on this node, by transport (ws, sse)."
+    );
+    describe_counter!(MESSAGES_STORED, "Messages committed to the database.");
+    describe_counter!(
+        EVENTS_DELIVERED,
+        "Server event frames queued for a session."
+    );
+    describe_counter!(
+        EVENTS_DROPPED,
+        "Server event frames that did not reach a session, by reason."
+    );
+    describe_histogram!(
+        SEND_ACK_SECONDS,
+        "From a send arriving to its ack queued (the commit included), in seconds."
+    );
+    describe_histogram!(DB_QUERY_SECONDS, "One store call, in seconds.");
+    describe_counter!(RELAY_PUBLISHED, "Envelopes published through the relay.");
+    describe_counter!(RELAY_RECEIVED, "Envelopes received from other nodes.");
+    describe_counter!(REDIS_RECONNECTS, "Times Redis came back after an outage.");
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests and frames refused with rate_limited."
+    );
+    describe_counter!(
+        NOTIFICATIONS,
+        "Notifications stored, by outcome (pushed, muted)."
+    );
+    describe_counter!(
+        WEBHOOKS,
+        "Webhook deliveries, by outcome (sent, retried, dropped)."
+    );
+    for t in [Transport::Ws, Transport::Sse] {
+        gauge!(CONNECTIONS, "transport" => t.as_str()).set(0.0);
+    }
+    for r in DropReason::ALL {
+        counter!(EVENTS_DROPPED, "reason" => r.as_str()).absolute(0);
+    }
+    for o in ["pushed", "muted"] {
+        counter!(NOTIFICATIONS, "outcome" => o).absolute(0);
+    }
+    for o in ["sent", "retried", "dropped"] {
+        counter!(WEBHOOKS, "outcome" => o).absolute(0);
+    }
+    for c in [
+        MESSAGES_STORED,
+        EVENTS_DELIVERED,
+        RELAY_PUBLISHED,
+        RELAY_RECEIVED,
+        REDIS_RECONNECTS,
+        RATE_LIMITED,
+    ] {
+        counter!(c).absolute(0);
+    }
+}
+
+/// A session opened.
+pub fn session_opened(t: Transport) {
+    gauge!(CONNECTIONS, "transport" => t.as_str()).increment(1.0);
+}
+
+/// A session closed.
+pub fn session_closed(t: Transport) {
+    gauge!(CONNECTIONS, "transport" => t.as_str()).decrement(1.0);
+}
+
+/// A message was committed.
+pub fn message_stored() {
+    counter!(MESSAGES_STORED).increment(1);
+}
+
+/// `n` event frames were queued for sessions.
+pub fn events_delivered(n: u64) {
+    if n > 0 {
+        counter!(EVENTS_DELIVERED).increment(n);
+    }
+}
+
+/// An event frame did not reach a session.
+pub fn event_dropped(reason: DropReason, n: u64) {
+    if n > 0 {
+        counter!(EVENTS_DROPPED, "reason" => reason.as_str()).increment(n);
+    }
+}
+
+/// A send was acknowledged `took` after it arrived.
+pub fn send_acked(took: Duration) {
+    histogram!(SEND_ACK_SECONDS).record(took.as_secs_f64());
+}
+
+/// A store call took `took`.
+pub fn db_query(took: Duration) {
+    histogram!(DB_QUERY_SECONDS).record(took.as_secs_f64());
+}
+
+/// An envelope was published through the relay.
+pub fn relay_published() {
+    counter!(RELAY_PUBLISHED).increment(1);
+}
+
+/// An envelope arrived from another node.
+pub fn relay_received() {
+    counter!(RELAY_RECEIVED).increment(1);
+}
+
+/// Redis came back after an outage.
+pub fn redis_reconnected() {
+    counter!(REDIS_RECONNECTS).increment(1);
+}
+
+/// A request or frame was refused with `rate_limited`.
+pub fn rate_limited() {
+    counter!(RATE_LIMITED).increment(1);
+}

@@ -1,0 +1,149 @@
+//! Who is online. The relay decides when a user's first session anywhere opens or last one
+//! closes (it also reports users whose last session died with a node) and queues a
+//! [`Transition`]; the presence task here turns those into `presence` events for watchers and
+//! direct-thread partners and records `last_seen`. Lookups and watches are here too.
+
+use tokio::sync::mpsc;
+
+use super::{Caller, ServiceError, publish};
+use crate::context::AppContext;
+use crate::envelope::{Audience, Lane};
+use crate::protocol::{Presence, ServerFrame, Ts};
+use crate::registry::Watch;
+use crate::relay::Transition;
+use crate::store::models::{naive, ts};
+
+/// Most users one lookup (or one watch) may name.
+pub const MAX_LOOKUP: usize = 500;
+
+/// Presence of each of `user_ids`, in order.
+pub async fn lookup(app: &AppContext, user_ids: &[String]) -> Result<Vec<Presence>, ServiceError> {
+    if user_ids.len() > MAX_LOOKUP {
+        return Err(ServiceError::TooLarge(format!(
+            "at most {MAX_LOOKUP} users per presence lookup"
+        )));
+    }
+    let online = app.relay().online(user_ids).await;
+    let seen = app.store().last_seen(user_ids).await?;
+    Ok(user_ids
+        .iter()
+        .zip(online)
+        .map(|(u, on)| Presence {
+            user_id: u.clone(),
+            online: on,
+            last_seen: if on {
+                None
+            } else {
+                seen.iter()
+                    .find(|(id, _)| id == u)
+                    .and_then(|(_, t)| t.map(ts))
+            },
+        })
+        .collect())
+}
+
+/// Starts (or stops) the caller's session watching `user_ids`, and returns their presence
+/// when starting. The watch is registered first and the lookup made after, so a change in
+/// between is sent, not missed. For a user this node now watches for the first time (or no
+/// longer watches) the relay subscribes (unsubscribes) before this returns.
+pub async fn watch(
+    app: &AppContext,
+    caller: &Caller,
+    user_ids: Vec<String>,
+    on: bool,
+) -> Result<Vec<Presence>, ServiceError> {
+    if user_ids.len() > MAX_LOOKUP {
+        return Err(ServiceError::TooLarge(format!(
+            "at most {MAX_LOOKUP} users per watch"
+        )));
+    }
+    let Some(session_id) = caller.session_id.clone() else {
+        return Err(super::bad("watching presence needs a session"));
+    };
+    let edges = app
+        .registry()
+        .send(Watch {
+            session_id,
+            user_ids: user_ids.clone(),
+            watch: on,
+        })
+        .await
+        .unwrap_or(Ok(Vec::new()))
+        .map_err(|e| ServiceError::TooLarge(e.to_string()))?;
+    for user in edges {
+        app.relay().watch(&user, on).await;
+    }
+    if !on {
+        return Ok(Vec::new());
+    }
+    lookup(app, &user_ids).await
+}
+
+async fn announce(app: &AppContext, p: Presence) {
+    let partners = match app.store().direct_partners(&p.user_id).await {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("presence: cannot load partners of {}: {e}", p.user_id);
+            Vec::new()
+        }
+    };
+    let audience = Audience {
+        users: partners,
+        watchers_of: Some(p.user_id.clone()),
+        ..Audience::default()
+    };
+    let lane = Lane::Lossy {
+        key: format!("presence:{}", p.user_id),
+    };
+    publish(app, audience, lane, &ServerFrame::Presence(p)).await;
+}
+
+async fn offline(app: &AppContext, user_id: String, at: Ts) {
+    log::debug!("{user_id} offline");
+    // last_seen is stored before the event goes out, so a lookup made on receiving it
+    // agrees with it.
+    let now = naive(Ts::now());
+    if let Err(e) = app
+        .store()
+        .upsert_user(user_id.clone(), None, Some(naive(at)), now)
+        .await
+    {
+        log::warn!("presence: cannot record last_seen of {user_id}: {e}");
+    }
+    let p = Presence {
+        user_id,
+        online: false,
+        last_seen: Some(at),
+    };
+    announce(app, p).await;
+}
+
+/// Turns transitions into stored last-seen times and `presence` events, one at a time so a
+/// user's online and offline go out in order.
+pub async fn run(app: AppContext, mut rx: mpsc::Receiver<Transition>) {
+    while let Some(t) = rx.recv().await {
+        match t {
+            Transition::Online { user_id, name } => {
+                log::debug!("{user_id} online");
+                let p = Presence {
+                    user_id: user_id.clone(),
+                    online: true,
+                    last_seen: None,
+                };
+                announce(&app, p).await;
+                let now = naive(Ts::now());
+                if let Err(e) = app
+                    .store()
+                    .upsert_user(user_id.clone(), name, None, now)
+                    .await
+                {
+                    log::warn!("presence: cannot record {user_id}: {e}");
+                }
+            }
+            Transition::Offline { user_id, at } => offline(&app, user_id, at).await,
+            Transition::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! What every transport shares: a session's bounded [`Outbox`], and the ordered attach and
+//! detach against the relay and the registry. A WebSocket actor and an SSE stream are each a
+//! [`Session`]; they differ only in how they write the outbox to their client.
+
+pub mod outbox;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix::Addr;
+
+use crate::metrics::{self, Transport};
+use crate::protocol::{ServerFrame, close};
+use crate::registry::{Register, SessionRegistry, Unregister};
+use crate::relay::Relay;
+pub use outbox::{Next, Outbox};
+
+/// The version of the protocol this gateway speaks, sent in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Opens sessions: the handles every session needs to attach and detach. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    relay: Arc<dyn Relay>,
+    registry: Addr<SessionRegistry>,
+    node_id: String,
+    heartbeat_s: u64,
+    outbox_frames: usize,
+}
+
+/// Why a session could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// The node is draining; the session was closed with 1001 before `hello`.
+    #[error("the server is shutting down")]
+    Draining,
+}
+
+impl Hub {
+    /// A hub over this node's relay and registry.
+    pub fn new(
+        relay: Arc<dyn Relay>,
+        registry: Addr<SessionRegistry>,
+        node_id: String,
+        heartbeat_s: u64,
+        outbox_frames: usize,
+    ) -> Hub {
+        Hub {
+            relay,
+            registry,
+            node_id,
+            heartbeat_s,
+            outbox_frames,
+        }
+    }
+
+    /// A new, not yet attached session for `user_id` with its own outbox.
+    pub fn open(&self, user_id: &str, name: Option<String>, transport: Transport) -> Arc<Session> {
+        Arc::new(Session {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            user_id: user_id.to_string(),
+            name,
+            transport,
+            outbox: Arc::new(Outbox::new(self.outbox_frames)),
+            hub: self.clone(),
+            attached: AtomicBool::new(false),
+        })
+    }
+}
+
+/// One client connection of any transport.
+pub struct Session {
+    id: String,
+    user_id: String,
+    name: Option<String>,
+    transport: Transport,
+    outbox: Arc<Outbox>,
+    hub: Hub,
+    /// Whether the relay and the registry know this session (so it must leave them).
+    attached: AtomicBool,
+}
+
+impl Session {
+    /// The session id (in `hello`, logs, and the relay's session cap).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The user the session belongs to.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// The transport it runs over.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Its outgoing queue, which the transport's writer drains.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Joins the cluster and the registry, in the order that loses nothing: the relay first
+    /// (this node now receives the user's events from every node, the user counts as online
+    /// and the cluster-wide cap applies), then the registry, which queues `hello` ahead of
+    /// any event. So `hello` goes first, and nothing published after it is missed. The
+    /// transport reads nothing from its client until this returns.
+    pub async fn attach(&self) -> Result<(), AttachError> {
+        let hello = ServerFrame::Hello {
+            session_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            node_id: self.hub.node_id.clone(),
+            heartbeat_s: self.hub.heartbeat_s,
+            protocol: PROTOCOL_VERSION,
+        };
+        let register = Register {
+            session_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            sink: self.outbox.clone(),
+            hello: hello.to_json().into(),
+        };
+        let hub = &self.hub;
+        hub.relay
+            .session_opened(&self.user_id, &self.id, self.name.clone())
+            .await;
+        if hub.registry.send(register).await != Ok(true) {
+            hub.relay.session_closed(&self.user_id, &self.id).await;
+            self.outbox
+                .close_now(close::GOING_AWAY, "server shutting down");
+            return Err(AttachError::Draining);
+        }
+        self.attached.store(true, Ordering::SeqCst);
+        metrics::session_opened(self.transport);
+        log::info!(
+            "session {} opened for {} ({})",
+            self.id,
+            self.user_id,
+            self.transport.as_str()
+        );
+        Ok(())
+    }
+
+    /// Leaves the registry (releasing its presence watches) and then the relay, which tells
+    /// presence when this was the user's last session anywhere. Runs once, however many
+    /// times it is called; a session that never attached has nothing to leave.
+    pub async fn detach(&self) {
+        // Nothing more is queued, and the writer ends.
+        self.outbox.close(close::NORMAL, "");
+        if !self.attached.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        metrics::session_closed(self.transport);
+        log::info!(
+            "session {} closed for {} ({})",
+            self.id,
+            self.user_id,
+            self.transport.as_str()
+        );
+        let hub = &self.hub;
+        let unwatched = hub
+            .registry
+            .send(Unregister {
+                session_id: self.id.clone(),
+            })
+            .await
+            .unwrap_or_default();
+        for watched in unwatched {
+            hub.relay.watch(&watched, false).await;
+        }
+        hub.relay.session_closed(&self.user_id, &self.id).await;
+    }
+}
