@@ -49,6 +49,9 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
              secret, which anyone can read. Set JWT_SECRET or JWT_PUBLIC_KEY in production. !!!"
         );
     }
+    if config.server_api_key.is_none() {
+        log::info!("SERVER_API_KEY is not set: the server API (/api/v1/server) is off");
+    }
     let metrics = Metrics::install();
     let applied = migrate::run(&config.database_url).await?;
     for m in &applied {

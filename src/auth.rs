@@ -24,6 +24,9 @@ pub enum AuthError {
     Invalid,
     #[error("a server API key is not accepted here")]
     WrongKind,
+    /// The server API was called without the right key (or the server API is off).
+    #[error("the server API needs Authorization: Bearer <SERVER_API_KEY>")]
+    NotServerKey,
     /// The verifier is missing from the app (a wiring bug, not the client's fault).
     #[error("token verification is not configured")]
     NotConfigured,
@@ -138,6 +141,11 @@ impl Auth {
             None => false,
         }
     }
+
+    /// Whether the server API is on (`SERVER_API_KEY` is set).
+    pub fn server_api_on(&self) -> bool {
+        self.server_api_key.is_some()
+    }
 }
 
 /// Compares two secrets in time that depends on neither their contents nor the length of the
@@ -209,6 +217,26 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(user_from_request(req, false).map(AuthUser))
+    }
+}
+
+/// The host backend, authenticated by `SERVER_API_KEY`, on a server API route.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerKey;
+
+impl FromRequest for ServerKey {
+    type Error = AuthError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let checked = req
+            .app_data::<web::Data<Auth>>()
+            .ok_or(AuthError::NotConfigured)
+            .and_then(|auth| match bearer_token(req, false) {
+                Some(t) if auth.is_server_key(&t) => Ok(ServerKey),
+                _ => Err(AuthError::NotServerKey),
+            });
+        ready(checked)
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod inbox;
 pub mod ops;
+pub mod server;
+pub mod sse;
 pub mod threads;
 
 use actix_web::{HttpRequest, HttpResponse, error, web};
@@ -25,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
     .route("/ws", web::get().to(crate::ws::upgrade))
     .service(
         web::scope("/api/v1")
+            .route("/events", web::get().to(sse::events))
+            .route("/server/disconnect", web::post().to(server::disconnect))
             .route("/threads", web::get().to(threads::list_threads))
             .route("/threads", web::post().to(threads::create_thread))
             .route("/threads/{id}", web::get().to(threads::get_thread))

@@ -69,6 +69,12 @@ pub struct PresenceQuery {
     pub user_ids: String,
 }
 
+/// Body of the server API's `POST /disconnect`.
+#[derive(Debug, Deserialize)]
+pub struct Disconnect {
+    pub user_id: String,
+}
+
 /// Reply of `GET /unread`.
 #[derive(Debug, Serialize)]
 pub struct UnreadCounts {

@@ -6,6 +6,7 @@
 pub mod messages;
 pub mod presence;
 pub mod receipts;
+pub mod sessions;
 pub mod threads;
 pub mod typing;
 

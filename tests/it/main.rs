@@ -18,6 +18,7 @@ mod presence;
 mod receipts;
 mod rest;
 mod shutdown;
+mod sse;
 mod store;
 mod threads;
 mod ws_frames;

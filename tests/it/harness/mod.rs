@@ -4,10 +4,12 @@
 mod client;
 mod cluster;
 mod http;
+mod sse;
 
 pub use client::{Client, Ended};
 pub use cluster::Cluster;
 pub use http::Http;
+pub use sse::{Block, Sse};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -105,6 +107,17 @@ pub fn command(dir: &std::path::Path) -> Command {
         "SERVER_API_KEY",
         "ALLOWED_ORIGINS",
         "NODE_ID",
+        "METRICS_TOKEN",
+        "OUTBOX_FRAMES",
+        "MAX_SESSIONS_PER_USER",
+        "RATE_PER_S",
+        "RATE_BURST",
+        "HEARTBEAT_S",
+        "MAX_BODY_CHARS",
+        "MAX_FRAME_BYTES",
+        "TYPING_TIMEOUT_MS",
+        "SHUTDOWN_GRACE_S",
+        "JWT_LEEWAY_S",
     ] {
         cmd.env_remove(var);
     }
@@ -235,6 +248,42 @@ impl Server {
         Client::connect(url.into_client_request()?).await
     }
 
+    /// An SSE stream for `user`, past its `hello`.
+    pub async fn sse(&self, user: &str) -> Sse {
+        let mut s = self
+            .sse_raw(&format!("/api/v1/events?token={}", self.token(user)))
+            .await
+            .unwrap_or_else(|(st, b)| panic!("SSE refused: {st} {b}"));
+        let (kind, hello) = s.next().await;
+        assert_eq!(kind, "hello", "first event: {hello}");
+        s.hello = hello;
+        s
+    }
+
+    /// A request for `path_and_query` as an SSE stream, before reading anything.
+    pub async fn sse_raw(&self, path_and_query: &str) -> Result<Sse, (u16, Value)> {
+        Sse::open(reqwest::Client::new().get(self.url(path_and_query))).await
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = reqwest::get(self.url("/metrics")).await.expect("metrics");
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().await.unwrap()
+    }
+
+    /// Resident memory of the server process, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
     /// The URL of a path on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -258,6 +307,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of one sample in a Prometheus text exposition, e.g.
+/// `metric(&text, "switchboard_connections{transport=\"ws\"}")`; 0 when absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
 }
 
 /// Signs a token with the test secret; `ttl` may be negative.

@@ -1,0 +1,29 @@
+//! Control over a user's sessions from the host backend: revoking access closes every socket
+//! and SSE stream of the user, on every node, with 4003.
+
+use super::ServiceError;
+use crate::context::AppContext;
+use crate::envelope::{Audience, Envelope};
+use crate::protocol::close;
+
+/// Closes all of `user_id`'s sessions, wherever they are, with 4003. A user with no open
+/// session is not an error: the host may revoke before or after the user connects.
+pub async fn disconnect(app: &AppContext, user_id: &str) -> Result<(), ServiceError> {
+    if user_id.is_empty() || user_id.len() > 256 {
+        return Err(super::bad("user_id must be 1 to 256 bytes"));
+    }
+    log::info!("server API: disconnecting {user_id} (4003)");
+    let env = Envelope::close(
+        &app.config().node_id,
+        Audience::users(vec![user_id.to_string()]),
+        close::REVOKED,
+        "access revoked",
+    );
+    if let Err(e) = app.relay().publish(env).await {
+        log::warn!(
+            "relay {}: disconnect of {user_id} not published: {e}",
+            app.relay().name()
+        );
+    }
+    Ok(())
+}
