@@ -361,6 +361,14 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
         1,
         "logged once per outage"
     );
+    for n in 0..2 {
+        let m = c.node(n).metrics().await;
+        assert_eq!(
+            crate::harness::metric(&m, "switchboard_redis_reconnects_total"),
+            1.0,
+            "node{n}: one outage, one reconnect"
+        );
+    }
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod concurrency;
 mod isolation;
 mod layout;
 mod messages;
+mod metrics;
 mod presence;
 mod receipts;
 mod rest;
