@@ -258,3 +258,61 @@ async fn streams_work_across_nodes_and_revocation_reaches_every_node() {
         "{m0}"
     );
 }
+
+#[tokio::test]
+async fn through_nginx_an_event_arrives_at_once_and_no_token_is_logged() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    let nginx = crate::harness::Nginx::start(&[&s.addr]).await;
+    let token = s.token("alice");
+    let req = reqwest::Client::new().get(nginx.url(&format!("/api/v1/events?token={token}")));
+    let mut sse = Sse::open(req).await.expect("stream through nginx");
+    assert_eq!(sse.next().await.0, "hello");
+    let bob = s.http("bob");
+    let tid = bob.direct("alice").await;
+    assert_eq!(sse.event("thread").await["thread"]["id"], tid.as_str());
+    // One event, timed from the moment the send is acknowledged: nginx must not hold it.
+    let (st, _) = bob
+        .post(
+            &format!("/threads/{tid}/messages"),
+            json!({"body":"through nginx"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let sent = std::time::Instant::now();
+    let m = tokio::time::timeout(Duration::from_secs(1), sse.event("message"))
+        .await
+        .expect("the event was held back by the proxy");
+    assert_eq!(m["message"]["body"], "through nginx");
+    eprintln!(
+        "SSE event through nginx {:?} after the send's reply",
+        sent.elapsed()
+    );
+    // A WebSocket through the same proxy.
+    let url = format!("ws://{}/ws?token={}", nginx.addr, s.token("carol"));
+    let mut ws = crate::harness::Client::connect(
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap(),
+    )
+    .await
+    .expect("ws through nginx");
+    assert_eq!(ws.next().await["type"], "hello");
+    drop(sse);
+    ws.close().await;
+    // nginx logs a request when it ends.
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = nginx.access_log();
+        if log.contains("/api/v1/events") && log.contains("/ws") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        log.contains("/api/v1/events") && log.contains("/ws"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&token),
+        "a token reached the access log:\n{log}"
+    );
+}

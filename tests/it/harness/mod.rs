@@ -4,11 +4,13 @@
 mod client;
 mod cluster;
 mod http;
+mod nginx;
 mod sse;
 
 pub use client::{Client, Ended};
 pub use cluster::Cluster;
 pub use http::Http;
+pub use nginx::Nginx;
 pub use sse::{Block, Sse};
 
 use std::io::{BufRead, BufReader};
