@@ -60,7 +60,7 @@ impl Nginx {
         let path = dir.0.join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
         let nginx = which_nginx();
-        let child = Command::new(&nginx)
+        let mut child = Command::new(&nginx)
             .args(["-p", &dir.0.display().to_string(), "-c"])
             .arg(&path)
             .args(["-g", "daemon off;"])
@@ -75,6 +75,8 @@ impl Nginx {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "nginx did not start:\n{}",
             std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default()
