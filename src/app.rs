@@ -109,6 +109,9 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     })
     .disable_signals()
     .max_connections(MAX_CONNECTIONS_PER_WORKER)
+    // A client that closes its side is gone: end its response (an SSE stream) at once rather
+    // than at the next write.
+    .h1_allow_half_closed(false)
     // The drain already waited for sockets; this only bounds in-flight requests.
     .shutdown_timeout(1)
     .listen(listener)?

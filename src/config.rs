@@ -85,6 +85,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// `OUTBOX_FRAMES`: durable frames queued per session before 4008.
     pub outbox_frames: usize,
+    /// `OUTBOX_BYTES`: bytes queued per session (its own replies included) before 4008.
+    pub outbox_bytes: usize,
     /// `SHUTDOWN_GRACE_S`: how long SIGTERM waits for sessions to close.
     pub shutdown_grace: Duration,
     /// `TYPING_TIMEOUT_MS` (not in the contract; for tests): typing auto-stop delay.
@@ -327,6 +329,12 @@ impl Config {
                 1024,
                 "put a number of frames, e.g. 1024",
             )?,
+            outbox_bytes: positive(
+                env,
+                "OUTBOX_BYTES",
+                4_194_304,
+                "put a number of bytes, e.g. 4194304",
+            )?,
             shutdown_grace: Duration::from_secs(grace_s),
             typing_timeout: Duration::from_millis(typing_ms),
             metrics_token: get(env, "METRICS_TOKEN"),
@@ -375,7 +383,7 @@ mod tests {
         assert_eq!((c.rate_per_s, c.rate_burst), (20, 40));
         assert_eq!(c.max_sessions_per_user, 10);
         assert_eq!((c.max_body_chars, c.max_frame_bytes), (8000, 65536));
-        assert_eq!(c.outbox_frames, 1024);
+        assert_eq!((c.outbox_frames, c.outbox_bytes), (1024, 4_194_304));
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
     }
 

@@ -3,7 +3,6 @@
 //! keep. Built once by `app`; cheap to clone; read through accessors.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::Addr;
 
@@ -13,7 +12,7 @@ use crate::expiring::ExpiringSet;
 use crate::metrics::Metrics;
 use crate::registry::SessionRegistry;
 use crate::relay::Relay;
-use crate::session::Hub;
+use crate::session::{Hub, Limits};
 use crate::store::Store;
 use crate::stripes::Stripes;
 
@@ -39,7 +38,6 @@ struct Inner {
     metrics: Metrics,
     typing: TypingSet,
     sequencer: Stripes,
-    draining: AtomicBool,
 }
 
 /// The parts an [`AppContext`] is built from.
@@ -60,7 +58,10 @@ impl AppContext {
             p.registry.clone(),
             p.config.node_id.clone(),
             p.config.heartbeat.as_secs(),
-            p.config.outbox_frames,
+            Limits {
+                frames: p.config.outbox_frames,
+                bytes: p.config.outbox_bytes,
+            },
         );
         AppContext {
             inner: Arc::new(Inner {
@@ -73,7 +74,6 @@ impl AppContext {
                 metrics: p.metrics,
                 typing: TypingSet::default(),
                 sequencer: Stripes::new(SEQUENCER_STRIPES),
-                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -125,11 +125,11 @@ impl AppContext {
 
     /// Whether SIGTERM has started the drain (`/readyz` then answers 503).
     pub fn is_draining(&self) -> bool {
-        self.inner.draining.load(Ordering::SeqCst)
+        self.inner.hub.is_draining()
     }
 
-    /// Marks the node as draining.
+    /// Marks the node as draining: `/readyz` turns 503 and no session attaches any more.
     pub fn start_draining(&self) {
-        self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner.hub.start_draining();
     }
 }

@@ -97,8 +97,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Installs the process-wide recorder and describes every family, so each shows (at zero)
-    /// from the first scrape. A second call in one process gets a handle that renders nothing.
+    /// Installs the process-wide recorder and describes every family, so each shows (at zero,
+    /// histograms empty) from the first scrape. A second call in one process gets a handle that renders nothing.
     pub fn install() -> Metrics {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
@@ -160,6 +160,9 @@ fn describe() {
         WEBHOOKS,
         "Webhook deliveries, by outcome (sent, retried, dropped)."
     );
+    // Registered now, so the histograms show (empty) before their first sample.
+    let _ = histogram!(SEND_ACK_SECONDS);
+    let _ = histogram!(DB_QUERY_SECONDS);
     for t in [Transport::Ws, Transport::Sse] {
         gauge!(CONNECTIONS, "transport" => t.as_str()).set(0.0);
     }

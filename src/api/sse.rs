@@ -26,6 +26,9 @@ use crate::session::{Next, Session};
 
 /// The contract's longest silence on a stream; shorter when `HEARTBEAT_S` is.
 const MAX_COMMENT_INTERVAL: Duration = Duration::from_secs(15);
+/// Comment intervals a body may leave its comment unwritten before the stream is closed, as
+/// a socket silent for three heartbeats is.
+const SILENT_INTERVALS: u32 = 3;
 
 /// `GET /api/v1/events`: authenticates as `/ws` does, then streams events until a close.
 pub async fn events(
@@ -40,10 +43,15 @@ pub async fn events(
         .hub()
         .open(&claims.sub, claims.name.clone(), Transport::Sse);
     if session.attach().await.is_err() {
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            "the server is shutting down",
-        ));
+        // As a socket would be: a stream that ends at once with 1001, so the client
+        // reconnects with backoff (an `EventSource` gives up for good on an error status).
+        return Ok(stream_response().body(event(
+            "close",
+            &CloseEvent {
+                code: close::GOING_AWAY,
+            }
+            .to_json(),
+        )));
     }
     let (ended_tx, ended_rx) = oneshot::channel();
     let every = app.config().heartbeat.min(MAX_COMMENT_INTERVAL);
@@ -57,12 +65,16 @@ pub async fn events(
         },
         next_chunk,
     );
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
+    Ok(stream_response().streaming(body))
+}
+
+fn stream_response() -> actix_web::HttpResponseBuilder {
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         // nginx must pass each event on as it comes (deploy/nginx.conf also says so).
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .insert_header(("X-Accel-Buffering", "no"));
+    resp
 }
 
 /// The response body's state. Dropping it (the stream ended, or the client went away) drops
@@ -96,8 +108,10 @@ fn event(kind: &str, data: &str) -> Bytes {
 }
 
 /// Heartbeat comments, the 4001 close at token expiry, and the detach: when the body has
-/// ended, or when a close is due that a client not reading would otherwise hold up (the
-/// outbox cleared itself on 4008, so what is left is bounded either way).
+/// ended, when the close has been handed to it, or when a close is due that a client not
+/// reading would otherwise hold up (a close clears the outbox, so what is left is bounded).
+/// A body that has not taken a comment for `SILENT_INTERVALS` is not being read: the client
+/// is gone or stuck, and the session closes as a silent socket would.
 async fn drive(
     session: Arc<Session>,
     every: Duration,
@@ -108,11 +122,26 @@ async fn drive(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
+    let mut stuck = 0;
     loop {
         tokio::select! {
             _ = &mut ended => break,
             () = outbox.urgent() => break,
-            _ = tick.tick() => outbox.ping(),
+            _ = tick.tick() => {
+                if outbox.ping() {
+                    stuck += 1;
+                    if stuck >= SILENT_INTERVALS {
+                        log::info!(
+                            "session {} of {}: stream not read; closed",
+                            session.id(),
+                            session.user_id()
+                        );
+                        outbox.close_now(close::NORMAL, "no heartbeat");
+                    }
+                } else {
+                    stuck = 0;
+                }
+            }
             () = &mut expiry, if !outbox.is_closing() => {
                 log::info!(
                     "session {} of {}: token expired (4001)",

@@ -14,7 +14,6 @@ use crate::protocol::rest::{
 };
 use crate::protocol::{HistoryQuery, MessageReply, SendRequest, ThreadsQuery};
 use crate::service::{Caller, messages, receipts, threads as svc, typing as typing_svc};
-use crate::store::Receipt;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -159,7 +158,14 @@ pub async fn mark_read(
     id: web::Path<String>,
     body: web::Json<ReadBody>,
 ) -> Result<HttpResponse> {
-    receipts::mark(&app, &Caller::rest(&user.sub), Receipt::Read, &id, body.seq).await?;
+    receipts::mark(
+        &app,
+        &Caller::rest(&user.sub),
+        receipts::Which::Read,
+        &id,
+        body.seq,
+    )
+    .await?;
     Ok(no_content())
 }
 

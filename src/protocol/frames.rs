@@ -421,7 +421,7 @@ mod tests {
                 thread_id: "t".into(),
                 user_id: "u".into(),
                 seq: 1,
-                at: super::super::objects::Ts::now(),
+                at: crate::protocol::objects::Ts::now(),
             }),
         ];
         let types: Vec<String> = frames

@@ -318,8 +318,8 @@ impl SessionRegistry {
                         Pushed::Queued => delivered += 1,
                         Pushed::Shed => shed += 1,
                         Pushed::Closed => closing += 1,
-                        Pushed::Overflow => {
-                            overflow += 1;
+                        Pushed::Overflow { dropped } => {
+                            overflow += dropped as u64;
                             log::warn!(
                                 "session {sid} of {} closed: outgoing queue full (4008)",
                                 e.user_id

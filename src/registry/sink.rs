@@ -11,8 +11,11 @@ pub enum Pushed {
     Queued,
     /// A lossy frame shed because the session is behind.
     Shed,
-    /// The durable lane overflowed: the session is being closed with 4008.
-    Overflow,
+    /// The durable lane overflowed: the session is being closed with 4008, and `dropped`
+    /// frames (this one and everything it had queued) will not be written.
+    Overflow {
+        dropped: usize,
+    },
     /// The session is closing; nothing more is queued.
     Closed,
 }

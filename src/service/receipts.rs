@@ -7,7 +7,7 @@ use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::protocol::rest::UnreadCounts;
 use crate::protocol::{Receipt, ServerFrame, Ts};
-use crate::store::Receipt as Which;
+pub use crate::store::Receipt as Which;
 use crate::store::models::naive;
 
 /// Records that the caller has read (or received) everything up to `seq` in a thread and

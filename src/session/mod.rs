@@ -13,7 +13,7 @@ use crate::metrics::{self, Transport};
 use crate::protocol::{ServerFrame, close};
 use crate::registry::{Register, SessionRegistry, Unregister};
 use crate::relay::Relay;
-pub use outbox::{Next, Outbox};
+pub use outbox::{Limits, Next, Outbox};
 
 /// The version of the protocol this gateway speaks, sent in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -25,7 +25,9 @@ pub struct Hub {
     registry: Addr<SessionRegistry>,
     node_id: String,
     heartbeat_s: u64,
-    outbox_frames: usize,
+    limits: Limits,
+    /// Set when the node starts draining: no session attaches after it.
+    draining: Arc<AtomicBool>,
 }
 
 /// Why a session could not attach.
@@ -43,15 +45,26 @@ impl Hub {
         registry: Addr<SessionRegistry>,
         node_id: String,
         heartbeat_s: u64,
-        outbox_frames: usize,
+        limits: Limits,
     ) -> Hub {
         Hub {
             relay,
             registry,
             node_id,
             heartbeat_s,
-            outbox_frames,
+            limits,
+            draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Refuses every later attach (the drain has begun).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the drain has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// A new, not yet attached session for `user_id` with its own outbox.
@@ -61,7 +74,7 @@ impl Hub {
             user_id: user_id.to_string(),
             name,
             transport,
-            outbox: Arc::new(Outbox::new(self.outbox_frames)),
+            outbox: Arc::new(Outbox::new(self.limits)),
             hub: self.clone(),
             attached: AtomicBool::new(false),
         })
@@ -106,12 +119,29 @@ impl Session {
     /// and the cluster-wide cap applies), then the registry, which queues `hello` ahead of
     /// any event. So `hello` goes first, and nothing published after it is missed. The
     /// transport reads nothing from its client until this returns.
-    pub async fn attach(&self) -> Result<(), AttachError> {
+    ///
+    /// Runs to the end in its own task even if the caller is dropped half-way, so `detach`
+    /// always finds the session either fully attached or not at all.
+    pub async fn attach(self: &Arc<Self>) -> Result<(), AttachError> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.attach_now().await }).await {
+            Ok(r) => r,
+            Err(_) => Err(AttachError::Draining),
+        }
+    }
+
+    async fn attach_now(&self) -> Result<(), AttachError> {
+        let hub = &self.hub;
+        // Checked first, so a session refused by a draining node announces no presence.
+        if hub.is_draining() {
+            self.refuse();
+            return Err(AttachError::Draining);
+        }
         let hello = ServerFrame::Hello {
             session_id: self.id.clone(),
             user_id: self.user_id.clone(),
-            node_id: self.hub.node_id.clone(),
-            heartbeat_s: self.hub.heartbeat_s,
+            node_id: hub.node_id.clone(),
+            heartbeat_s: hub.heartbeat_s,
             protocol: PROTOCOL_VERSION,
         };
         let register = Register {
@@ -120,14 +150,12 @@ impl Session {
             sink: self.outbox.clone(),
             hello: hello.to_json().into(),
         };
-        let hub = &self.hub;
         hub.relay
             .session_opened(&self.user_id, &self.id, self.name.clone())
             .await;
         if hub.registry.send(register).await != Ok(true) {
             hub.relay.session_closed(&self.user_id, &self.id).await;
-            self.outbox
-                .close_now(close::GOING_AWAY, "server shutting down");
+            self.refuse();
             return Err(AttachError::Draining);
         }
         self.attached.store(true, Ordering::SeqCst);
@@ -139,6 +167,11 @@ impl Session {
             self.transport.as_str()
         );
         Ok(())
+    }
+
+    fn refuse(&self) {
+        self.outbox
+            .close_now(close::GOING_AWAY, "server shutting down");
     }
 
     /// Leaves the registry (releasing its presence watches) and then the relay, which tells

@@ -1,9 +1,15 @@
-//! The bounded queue between the registry and one session's socket writer.
+//! The bounded queue between the registry and one session's writer (a socket's writer task
+//! or an SSE response body).
 //!
-//! Two lanes: durable frames (messages, receipts, acks) queue up to `OUTBOX_FRAMES` and past
-//! that the session is closed with 4008; lossy frames (typing, presence) keep only the latest
-//! per key, are the first dropped, and are not queued at all while the durable lane is half
-//! full. Pushing never waits: the registry must never await a client.
+//! Two lanes: durable frames (messages, receipts, acks) queue up to `OUTBOX_FRAMES` frames and
+//! `OUTBOX_BYTES` bytes, and past either the session is closed with 4008; lossy frames (typing,
+//! presence) keep only the latest per key, are the first dropped, and are not queued at all
+//! while the durable lane is half full. The session's own replies count toward the same
+//! budget. Pushing never waits: the registry must never await a client.
+//!
+//! A frame whose handling has begun (`begin`) gets its reply before a graceful close: the
+//! close waits for it (at most `CLOSE_FLUSH_LIMIT`), and replies are still taken while it
+//! waits. A stored message is an acknowledged message.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -19,8 +25,8 @@ use crate::registry::{Pushed, SessionSink};
 
 /// Distinct lossy keys (typing per thread and user, presence per user) kept per session.
 const LOSSY_KEYS: usize = 64;
-/// How long a graceful close (drain, replaced, revoked) waits for queued frames to be
-/// written before it goes first anyway.
+/// How long a graceful close (drain, replaced, revoked) waits for queued frames and replies
+/// in progress before it goes first anyway.
 const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the writer should do next.
@@ -32,14 +38,25 @@ pub enum Next {
     Ping,
     /// Answer a client ping.
     Pong(Bytes),
-    /// Close the socket with this code and reason, then stop.
+    /// Close with this code and reason, then stop.
     Close(u16, String),
+}
+
+/// How much one session may have queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Durable frames (`OUTBOX_FRAMES`).
+    pub frames: usize,
+    /// Bytes of queued frames, both lanes (`OUTBOX_BYTES`).
+    pub bytes: usize,
 }
 
 #[derive(Default)]
 struct State {
     durable: VecDeque<ByteString>,
     lossy: VecDeque<(String, ByteString)>,
+    /// Bytes in both lanes.
+    bytes: usize,
     ping: bool,
     pong: Option<Bytes>,
     /// A close that waits for the queued frames to be written first, and since when.
@@ -48,6 +65,24 @@ struct State {
     /// A close that goes before anything still queued.
     close_now: Option<(u16, String)>,
     closed: bool,
+    /// Client frames being handled, whose replies a graceful close waits for.
+    in_flight: usize,
+}
+
+impl State {
+    fn closing(&self) -> bool {
+        self.closed || self.close_now.is_some() || self.close_after.is_some()
+    }
+
+    /// Empties both lanes (nothing queued is written after a close); returns how many frames
+    /// went.
+    fn clear(&mut self) -> usize {
+        let n = self.durable.len() + self.lossy.len();
+        self.durable.clear();
+        self.lossy.clear();
+        self.bytes = 0;
+        n
+    }
 }
 
 /// One session's outgoing queue.
@@ -55,17 +90,17 @@ pub struct Outbox {
     state: Mutex<State>,
     wake: Notify,
     urgent: Notify,
-    capacity: usize,
+    limits: Limits,
 }
 
 impl Outbox {
-    /// An outbox holding at most `capacity` durable frames.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty outbox with these limits.
+    pub fn new(limits: Limits) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             urgent: Notify::new(),
-            capacity,
+            limits,
         }
     }
 
@@ -76,42 +111,60 @@ impl Outbox {
         f(&mut guard)
     }
 
-    /// Queues a frame on its lane.
+    /// Queues an event frame on its lane (nothing once a close is asked for).
     pub fn push(&self, lane: &Lane, frame: ByteString) -> Pushed {
+        self.queue(lane, frame, false)
+    }
+
+    /// Queues a reply to the client's own frame: durable, and still taken while a graceful
+    /// close waits for replies in progress.
+    pub fn reply(&self, frame: ByteString) -> Pushed {
+        self.queue(&Lane::Durable, frame, true)
+    }
+
+    fn queue(&self, lane: &Lane, frame: ByteString, is_reply: bool) -> Pushed {
+        let limits = self.limits;
         let pushed = self.with(|s| {
-            if s.closed || s.close_now.is_some() || s.close_after.is_some() {
+            if s.closed || s.close_now.is_some() || (s.close_after.is_some() && !is_reply) {
                 return Pushed::Closed;
             }
+            let size = frame.len();
             match lane {
                 Lane::Durable => {
-                    if s.durable.len() >= self.capacity {
+                    // One frame larger than the whole budget still goes out on its own.
+                    let too_many_bytes = s.bytes > 0 && s.bytes + size > limits.bytes;
+                    if s.durable.len() >= limits.frames || too_many_bytes {
                         s.close_now = Some((close::TOO_SLOW, "too slow".into()));
-                        s.durable.clear();
-                        s.lossy.clear();
-                        return Pushed::Overflow;
+                        let dropped = s.clear() + 1;
+                        return Pushed::Overflow { dropped };
                     }
+                    s.bytes += size;
                     s.durable.push_back(frame);
                     Pushed::Queued
                 }
                 Lane::Lossy { key } => {
-                    if s.durable.len() * 2 >= self.capacity {
+                    if s.durable.len() * 2 >= limits.frames || (s.bytes + size) * 2 > limits.bytes {
                         return Pushed::Shed;
                     }
                     if let Some(slot) = s.lossy.iter_mut().find(|(k, _)| k == key) {
+                        s.bytes = s.bytes + size - slot.1.len();
                         slot.1 = frame;
                         return Pushed::Queued;
                     }
                     let shed = s.lossy.len() >= LOSSY_KEYS;
                     if shed {
-                        s.lossy.pop_front();
+                        if let Some((_, old)) = s.lossy.pop_front() {
+                            s.bytes -= old.len();
+                        }
                     }
+                    s.bytes += size;
                     s.lossy.push_back((key.clone(), frame));
                     if shed { Pushed::Shed } else { Pushed::Queued }
                 }
             }
         });
         match pushed {
-            Pushed::Overflow => {
+            Pushed::Overflow { .. } => {
                 self.wake.notify_one();
                 self.urgent.notify_one();
             }
@@ -121,15 +174,30 @@ impl Outbox {
         pushed
     }
 
-    /// Queues a durable frame (replies to the client's own frames).
-    pub fn reply(&self, frame: ByteString) -> Pushed {
-        self.push(&Lane::Durable, frame)
+    /// Marks a client frame as being handled, unless the session is closing (then the frame
+    /// is not to be acted on at all). Pair with [`end`](Self::end).
+    pub fn begin(&self) -> bool {
+        self.with(|s| {
+            if s.closing() {
+                return false;
+            }
+            s.in_flight += 1;
+            true
+        })
     }
 
-    /// Asks the writer to ping the client.
-    pub fn ping(&self) {
-        self.with(|s| s.ping = true);
+    /// A frame's handling is over (its reply, if any, is queued).
+    pub fn end(&self) {
+        self.with(|s| s.in_flight = s.in_flight.saturating_sub(1));
         self.wake.notify_one();
+    }
+
+    /// Asks the writer to ping the client. Returns whether the previous ping had not been
+    /// written yet (the writer is not getting through to the client).
+    pub fn ping(&self) -> bool {
+        let stuck = self.with(|s| std::mem::replace(&mut s.ping, true));
+        self.wake.notify_one();
+        stuck
     }
 
     /// Asks the writer to answer a client ping.
@@ -138,7 +206,8 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Closes after the frames already queued (drain, replaced, revoked).
+    /// Closes after the frames already queued and the replies in progress (drain, replaced,
+    /// revoked).
     pub fn close(&self, code: u16, reason: &str) {
         self.with(|s| {
             if s.close_after.is_none() {
@@ -163,7 +232,7 @@ impl Outbox {
 
     /// Whether a close has been asked for.
     pub fn is_closing(&self) -> bool {
-        self.with(|s| s.closed || s.close_now.is_some() || s.close_after.is_some())
+        self.with(|s| s.closing())
     }
 
     fn try_next(&self) -> Option<Next> {
@@ -173,6 +242,7 @@ impl Outbox {
             }
             if let Some((code, reason)) = s.close_now.take() {
                 s.closed = true;
+                s.clear();
                 return Some(Next::Close(code, reason));
             }
             if let Some(p) = s.pong.take() {
@@ -182,14 +252,18 @@ impl Outbox {
                 return Some(Next::Ping);
             }
             if let Some(f) = s.durable.pop_front() {
+                s.bytes -= f.len();
                 return Some(Next::Text(f));
             }
             if let Some((_, f)) = s.lossy.pop_front() {
+                s.bytes -= f.len();
                 return Some(Next::Text(f));
             }
-            if let Some((code, reason)) = s.close_after.take() {
-                s.closed = true;
-                return Some(Next::Close(code, reason));
+            if s.in_flight == 0 {
+                if let Some((code, reason)) = s.close_after.take() {
+                    s.closed = true;
+                    return Some(Next::Close(code, reason));
+                }
             }
             None
         })
@@ -205,11 +279,12 @@ impl Outbox {
         }
     }
 
-    /// Resolves when a close must pre-empt pending writes: one asked for as urgent, or a
-    /// graceful one that has waited `CLOSE_FLUSH_LIMIT` behind a client that does not read.
+    /// Resolves when a close must pre-empt pending writes: one asked for as urgent, a
+    /// graceful one that has waited `CLOSE_FLUSH_LIMIT` behind a client that does not read
+    /// (or a reply that does not come), or once the close has been handed to the writer.
     pub async fn urgent(&self) {
         loop {
-            let (now, since) = self.with(|s| (s.close_now.is_some(), s.close_after_at));
+            let (now, since) = self.with(|s| (s.close_now.is_some() || s.closed, s.close_after_at));
             if now {
                 return;
             }
@@ -222,6 +297,7 @@ impl Outbox {
                                     s.close_now = Some(c);
                                 }
                             });
+                            self.wake.notify_one();
                         }
                         () = self.urgent.notified() => {}
                     }
@@ -246,13 +322,20 @@ impl SessionSink for Outbox {
 mod tests {
     use super::*;
 
+    fn outbox(frames: usize) -> Outbox {
+        Outbox::new(Limits {
+            frames,
+            bytes: 1 << 20,
+        })
+    }
+
     fn lossy(k: &str) -> Lane {
         Lane::Lossy { key: k.into() }
     }
 
     #[tokio::test]
     async fn durable_frames_come_out_in_order() {
-        let o = Outbox::new(4);
+        let o = outbox(4);
         o.push(&Lane::Durable, "a".into());
         o.push(&Lane::Durable, "b".into());
         assert_eq!(o.next().await, Next::Text("a".into()));
@@ -261,7 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn lossy_frames_keep_the_latest_per_key() {
-        let o = Outbox::new(4);
+        let o = outbox(4);
         o.push(&lossy("typing:t:bob"), "1".into());
         o.push(&lossy("typing:t:bob"), "2".into());
         assert_eq!(o.next().await, Next::Text("2".into()));
@@ -270,18 +353,41 @@ mod tests {
 
     #[test]
     fn overflow_closes_with_4008_before_anything_queued() {
-        let o = Outbox::new(2);
+        let o = outbox(2);
         assert_eq!(o.push(&Lane::Durable, "a".into()), Pushed::Queued);
         assert_eq!(o.push(&lossy("p"), "x".into()), Pushed::Shed);
         assert_eq!(o.push(&Lane::Durable, "b".into()), Pushed::Queued);
-        assert_eq!(o.push(&Lane::Durable, "c".into()), Pushed::Overflow);
+        assert_eq!(
+            o.push(&Lane::Durable, "c".into()),
+            Pushed::Overflow { dropped: 3 }
+        );
         assert_eq!(o.try_next(), Some(Next::Close(4008, "too slow".into())));
         assert_eq!(o.push(&Lane::Durable, "d".into()), Pushed::Closed);
     }
 
+    #[test]
+    fn the_byte_budget_counts_replies_too() {
+        let o = Outbox::new(Limits {
+            frames: 100,
+            bytes: 10,
+        });
+        assert_eq!(o.reply("12345".into()), Pushed::Queued);
+        assert_eq!(o.push(&lossy("p"), "1".into()), Pushed::Shed, "half full");
+        assert_eq!(o.reply("1234".into()), Pushed::Queued);
+        assert_eq!(o.reply("12".into()), Pushed::Overflow { dropped: 3 });
+        assert_eq!(o.try_next(), Some(Next::Close(4008, "too slow".into())));
+        // A single frame over the whole budget is let through when nothing is queued.
+        let big = Outbox::new(Limits {
+            frames: 100,
+            bytes: 4,
+        });
+        assert_eq!(big.reply("123456".into()), Pushed::Queued);
+        assert_eq!(big.reply("1".into()), Pushed::Overflow { dropped: 2 });
+    }
+
     #[tokio::test(start_paused = true)]
     async fn graceful_close_goes_first_once_it_has_waited_long_enough() {
-        let o = Outbox::new(4);
+        let o = outbox(4);
         o.push(&Lane::Durable, "stuck".into());
         o.close(1001, "shutting down");
         tokio::time::timeout(CLOSE_FLUSH_LIMIT * 2, o.urgent())
@@ -295,7 +401,7 @@ mod tests {
 
     #[test]
     fn graceful_close_flushes_first() {
-        let o = Outbox::new(4);
+        let o = outbox(4);
         o.push(&Lane::Durable, "a".into());
         o.close(1001, "shutting down");
         assert_eq!(o.try_next(), Some(Next::Text("a".into())));
@@ -303,5 +409,33 @@ mod tests {
             o.try_next(),
             Some(Next::Close(1001, "shutting down".into()))
         );
+    }
+
+    #[test]
+    fn a_reply_in_progress_goes_out_before_a_graceful_close() {
+        let o = outbox(4);
+        assert!(o.begin());
+        o.close(4009, "too many sessions");
+        // Events are refused once the close is asked for; the close waits for the reply.
+        assert_eq!(o.push(&Lane::Durable, "event".into()), Pushed::Closed);
+        assert_eq!(o.try_next(), None);
+        assert_eq!(o.reply("ack".into()), Pushed::Queued);
+        o.end();
+        assert_eq!(o.try_next(), Some(Next::Text("ack".into())));
+        assert_eq!(
+            o.try_next(),
+            Some(Next::Close(4009, "too many sessions".into()))
+        );
+        // A frame not begun before the close is not acted on.
+        assert!(!o.begin());
+    }
+
+    #[test]
+    fn a_ping_still_pending_says_so() {
+        let o = outbox(4);
+        assert!(!o.ping());
+        assert!(o.ping(), "the first ping was never written");
+        assert_eq!(o.try_next(), Some(Next::Ping));
+        assert!(!o.ping());
     }
 }

@@ -77,6 +77,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notification_templates (key) {
+        key -> Text,
+        category -> Text,
+        priority -> Text,
+        title -> Text,
+        body -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_orgs (user_id, org) {
+        user_id -> Text,
+        org -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (key) {
+        key -> Text,
+        fingerprint -> Text,
+        status -> Integer,
+        body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(members -> threads (thread_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::allow_tables_to_appear_in_same_query!(threads, members, messages, users);

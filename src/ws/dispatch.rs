@@ -4,7 +4,6 @@ use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::protocol::{ClientFrame, MessageReply, PresenceList, Reply, ServerFrame};
 use crate::service::{Caller, messages, presence, receipts, threads, typing};
-use crate::store::Receipt;
 
 /// Handles a frame; returns the reply to queue, if the contract calls for one.
 pub async fn handle(app: &AppContext, caller: &Caller, frame: ClientFrame) -> Option<ServerFrame> {
@@ -21,11 +20,12 @@ pub async fn handle(app: &AppContext, caller: &Caller, frame: ClientFrame) -> Op
                 has_ref.then_some(Reply::Empty {})
             }
             ClientFrame::Read(f) => {
-                receipts::mark(app, caller, Receipt::Read, &f.thread_id, f.seq).await?;
+                receipts::mark(app, caller, receipts::Which::Read, &f.thread_id, f.seq).await?;
                 Some(Reply::Empty {})
             }
             ClientFrame::Delivered(f) => {
-                receipts::mark(app, caller, Receipt::Delivered, &f.thread_id, f.seq).await?;
+                receipts::mark(app, caller, receipts::Which::Delivered, &f.thread_id, f.seq)
+                    .await?;
                 Some(Reply::Empty {})
             }
             ClientFrame::History(f) => Some(Reply::History(

@@ -1,11 +1,12 @@
 //! `GET /ws`: the token and the Origin are checked before the upgrade (401 / 403 with a JSON
 //! body), then the socket actor starts with its outbox writer beside it.
 
+mod body;
 pub mod dispatch;
 pub mod session;
-mod writer;
 
 use actix::{Actor, AsyncContext};
+use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::{origin_allowed, user_from_request};
@@ -25,8 +26,13 @@ pub async fn upgrade(
     if !origin_allowed(&req, app.config().allowed_origins.as_deref()) {
         return Err(ApiError::new(ErrorCode::Forbidden, "origin not allowed"));
     }
-    let (resp, ws, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let bad = |e: &dyn std::fmt::Display| ApiError::new(ErrorCode::BadRequest, e.to_string());
+    let mut handshake = actix_http::ws::handshake(req.head()).map_err(|e| bad(&e))?;
+    // actix-ws reads and reassembles the client's frames. Its response body and `Session`
+    // are not used for writing (`body.rs` says why), but are kept for the connection's life:
+    // dropping that body tells the read half the connection has closed.
+    let (ws_resp, ws_session, stream) = actix_ws::handle(&req, body).map_err(|e| bad(&e))?;
+    let keep_alive = (ws_resp.into_body(), ws_session);
     let max = app.config().max_frame_bytes;
     let stream = stream
         .max_frame_size(max)
@@ -35,17 +41,13 @@ pub async fn upgrade(
     let session = app
         .hub()
         .open(&claims.sub, claims.name.clone(), Transport::Ws);
+    let resp = handshake
+        .message_body(BodyStream::new(body::frames(session.outbox().clone())).boxed())
+        .map_err(|e| bad(&e))?;
     let app = app.get_ref().clone();
-    let close_wait = app.config().heartbeat * 3;
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        actix::spawn(writer::write(
-            session.outbox().clone(),
-            ws,
-            ctx.address().recipient(),
-            close_wait,
-        ));
-        WsSession::new(app, claims, session)
+        WsSession::new(app, claims, session, Box::new(keep_alive))
     });
-    Ok(resp)
+    Ok(resp.into())
 }

@@ -3,8 +3,8 @@
 //! socket when the token expires, and hands frames to a per-session worker that calls the
 //! services one at a time (so a client's sends get seqs in the order it sent them).
 //!
-//! Everything written to the socket goes through the session's bounded outbox and the one
-//! writer task (`writer.rs`), which alone owns the actix-ws `Session`.
+//! Everything written to the socket goes through the session's bounded outbox, drained by the
+//! response body (`body.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use super::dispatch;
 use crate::auth::{Claims, token_left};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::metrics;
+use crate::metrics::{self, DropReason};
 use crate::protocol::{BadFrame, ClientFrame, FrameError, ServerFrame, close};
 use crate::registry::Pushed;
 use crate::service::Caller;
@@ -39,17 +39,25 @@ pub struct WsSession {
     session: Arc<Session>,
     last_heard: Instant,
     work: Option<mpsc::Sender<Work>>,
+    /// actix-ws's unused writing half, held until the actor stops (see `ws/mod.rs`).
+    _keep_alive: Box<dyn std::any::Any>,
 }
 
 impl WsSession {
     /// The actor for an authenticated user's `session`, whose outbox the writer already drains.
-    pub fn new(app: AppContext, claims: Claims, session: Arc<Session>) -> Self {
+    pub fn new(
+        app: AppContext,
+        claims: Claims,
+        session: Arc<Session>,
+        keep_alive: Box<dyn std::any::Any>,
+    ) -> Self {
         WsSession {
             app,
             claims,
             session,
             last_heard: Instant::now(),
             work: None,
+            _keep_alive: keep_alive,
         }
     }
 
@@ -123,12 +131,17 @@ impl WsSession {
 }
 
 fn reply(outbox: &Outbox, session: &Session, frame: &ServerFrame) {
-    if outbox.reply(frame.to_json().into()) == Pushed::Overflow {
-        log::warn!(
-            "session {} of {} closed: too slow (4008)",
-            session.id(),
-            session.user_id()
-        );
+    match outbox.reply(frame.to_json().into()) {
+        Pushed::Queued | Pushed::Shed => {}
+        Pushed::Closed => metrics::event_dropped(DropReason::Closing, 1),
+        Pushed::Overflow { dropped } => {
+            metrics::event_dropped(DropReason::SlowSession, dropped as u64);
+            log::warn!(
+                "session {} of {} closed: too slow (4008)",
+                session.id(),
+                session.user_id()
+            );
+        }
     }
 }
 
@@ -154,6 +167,14 @@ impl Actor for WsSession {
                 tokio::spawn(work(act.app.clone(), caller, act.session.clone(), rx));
                 act.heartbeat(ctx);
                 act.expire_with_token(ctx);
+                // Stop once a close is due: one asked for by the registry (4008, 4009, 4003,
+                // 1001), or handed to the body. A client that no longer reads cannot hold
+                // the session.
+                let outbox = act.session.clone();
+                async move { outbox.outbox().urgent().await }
+                    .into_actor(act)
+                    .map(|(), _, ctx| ctx.stop())
+                    .spawn(ctx);
             })
             .wait(ctx);
     }
@@ -201,19 +222,6 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
     }
 }
 
-/// Stops the actor (its writer ended: the socket is closed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Stop;
-
-impl Handler<Stop> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
-
 /// The session's worker: one frame at a time, replies into the outbox.
 async fn work(
     app: AppContext,
@@ -223,8 +231,9 @@ async fn work(
 ) {
     while let Some((frame, read_at)) = rx.recv().await {
         let outbox = session.outbox();
-        // Frames still queued when the socket closes (4001, 4008, 1001...) are not acted on.
-        if outbox.is_closing() {
+        // Frames still queued when the socket closes (4001, 4008, 1001...) are not acted on;
+        // one begun before a graceful close gets its reply ahead of the close frame.
+        if !outbox.begin() {
             break;
         }
         let is_send = matches!(frame, ClientFrame::Send(_));
@@ -234,5 +243,6 @@ async fn work(
             }
             reply(outbox, &session, &frame);
         }
+        outbox.end();
     }
 }

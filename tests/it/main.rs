@@ -8,6 +8,7 @@
 mod harness;
 
 mod auth_limits;
+mod backpressure;
 mod cli;
 mod cluster;
 mod concurrency;

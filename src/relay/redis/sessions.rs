@@ -168,6 +168,7 @@ impl RedisRelay {
                     })
                     .await;
             } else {
+                crate::metrics::relay_published();
                 let json = serde_json::to_string(&env).unwrap_or_default();
                 let _ = self
                     .timed(

@@ -83,6 +83,16 @@ impl Client {
         }
     }
 
+    /// The next frame, or how the connection ended (panics if nothing comes within `wait`).
+    pub async fn read_frame(&mut self, wait: Duration) -> Result<Value, Ended> {
+        if let Some(v) = self.pending.pop_front() {
+            return Ok(v);
+        }
+        self.read(wait)
+            .await
+            .unwrap_or_else(|| panic!("no frame within {wait:?}"))
+    }
+
     /// The next frame (stashed ones first).
     pub async fn next(&mut self) -> Value {
         if let Some(v) = self.pending.pop_front() {

@@ -1,0 +1,4 @@
+DROP INDEX notifications_user_id;
+DROP TABLE idempotency_keys;
+DROP TABLE user_orgs;
+DROP TABLE notification_templates;

@@ -1,0 +1,75 @@
+//! A session's outgoing side under pressure: replies in progress go out before a graceful
+//! close (a stored message is an acknowledged message), and a client that asks without
+//! reading is closed with 4008 while the node's memory stays bounded (`OUTBOX_BYTES`).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::both;
+use crate::harness::{Ended, Server};
+
+both! {
+    async fn sends_in_progress_are_acked_before_a_4009_close(b) {
+        let s = Server::start_with(b, &[
+            ("MAX_SESSIONS_PER_USER", "1"),
+            ("RATE_PER_S", "100000"),
+            ("RATE_BURST", "100000"),
+        ]).await;
+        let tid = s.http("bob").direct("alice").await;
+        let mut first = s.ws("alice").await;
+        for i in 0..40 {
+            first
+                .send(json!({"type":"send","ref":format!("s{i}"),"thread_id":tid,"body":"x","client_id":format!("c{i}")}))
+                .await;
+        }
+        // A second session replaces the first while its sends are being handled.
+        let mut second = s.ws("alice").await;
+        let mut acked = 0;
+        let ended = loop {
+            match first.read_frame(Duration::from_secs(10)).await {
+                Ok(v) if v["type"] == "ack" => acked += 1,
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(ended, Ended::Code(4009));
+        let h = second
+            .ok(json!({"type":"history","thread_id":tid,"limit":200}))
+            .await;
+        let stored = h["messages"].as_array().unwrap().len();
+        eprintln!("{acked} acked, {stored} stored of 40 sent before the 4009");
+        assert_eq!(stored, acked, "every stored message was acknowledged");
+    }
+
+    async fn asking_without_reading_is_closed_with_4008_and_memory_stays_bounded(b) {
+        let s = Server::start_with(b, &[
+            ("RATE_PER_S", "100000"),
+            ("RATE_BURST", "100000"),
+        ]).await;
+        let tid = s.http("alice").group("big", &["bob"]).await;
+        let mut writer = s.ws("alice").await;
+        let body = "x".repeat(8000);
+        for _ in 0..200 {
+            writer.say(&tid, &body).await;
+        }
+        let before = s.rss();
+        let mut greedy = s.ws("bob").await;
+        // 300 pages of 1.6 MB each: 480 MB of replies, none of them read.
+        for i in 0..300 {
+            greedy
+                .send(json!({"type":"history","ref":format!("h{i}"),"thread_id":tid,"limit":200}))
+                .await;
+        }
+        let mut peak = before;
+        for _ in 0..40 {
+            peak = peak.max(s.rss());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(greedy.closed(Duration::from_secs(20)).await, Ended::Code(4008));
+        peak = peak.max(s.rss());
+        let grew = peak.saturating_sub(before);
+        eprintln!("RSS grew by {} KiB at most", grew / 1024);
+        assert!(grew < 64 << 20, "RSS grew by {grew} bytes");
+    }
+}
