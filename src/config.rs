@@ -85,6 +85,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// `OUTBOX_FRAMES`: durable frames queued per session before 4008.
     pub outbox_frames: usize,
+    /// `MAX_GROUP_MEMBERS`: members of one group thread.
+    pub max_group_members: usize,
     /// `OUTBOX_BYTES`: bytes queued per session (its own replies included) before 4008.
     pub outbox_bytes: usize,
     /// `SHUTDOWN_GRACE_S`: how long SIGTERM waits for sessions to close.
@@ -328,6 +330,12 @@ impl Config {
                 "OUTBOX_FRAMES",
                 1024,
                 "put a number of frames, e.g. 1024",
+            )?,
+            max_group_members: positive(
+                env,
+                "MAX_GROUP_MEMBERS",
+                1000,
+                "put a whole number, e.g. 1000",
             )?,
             outbox_bytes: positive(
                 env,

@@ -48,6 +48,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body of this error, as REST returns it.
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                retry_after_ms: self.retry_after_ms,
+            },
+        })
+        .unwrap_or_default()
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -245,3 +245,8 @@ pub fn redis_reconnected() {
 pub fn rate_limited() {
     counter!(RATE_LIMITED).increment(1);
 }
+
+/// A notification was stored; `outcome` is `pushed` or `muted`.
+pub fn notification(outcome: &'static str) {
+    counter!(NOTIFICATIONS, "outcome" => outcome).increment(1);
+}

@@ -24,8 +24,13 @@ pub async fn presence(
     _user: AuthUser,
     q: web::Query<PresenceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids: Vec<String> = q
-        .user_ids
+    let ids = split_ids(&q.user_ids)?;
+    Ok(HttpResponse::Ok().json(presence::lookup(&app, &ids).await?))
+}
+
+/// A comma-separated list of user ids from a query.
+pub fn split_ids(raw: &str) -> Result<Vec<String>, ApiError> {
+    let ids: Vec<String> = raw
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -34,5 +39,5 @@ pub async fn presence(
     if ids.is_empty() {
         return Err(ApiError::new(ErrorCode::BadRequest, "user_ids is empty"));
     }
-    Ok(HttpResponse::Ok().json(presence::lookup(&app, &ids).await?))
+    Ok(ids)
 }

@@ -2,6 +2,7 @@
 //! turn malformed bodies, queries and paths into the contract's JSON errors.
 
 pub mod inbox;
+pub mod notifications;
 pub mod ops;
 pub mod server;
 pub mod sse;
@@ -28,7 +29,68 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
     .service(
         web::scope("/api/v1")
             .route("/events", web::get().to(sse::events))
-            .route("/server/disconnect", web::post().to(server::disconnect))
+            .route("/notifications", web::get().to(notifications::list))
+            .route(
+                "/notifications",
+                web::delete().to(notifications::dismiss_all),
+            )
+            .route(
+                "/notifications/unread-count",
+                web::get().to(notifications::unread_count),
+            )
+            .route(
+                "/notifications/read-all",
+                web::post().to(notifications::read_all),
+            )
+            .route(
+                "/notifications/{id}/read",
+                web::post().to(notifications::read),
+            )
+            .route(
+                "/notifications/{id}",
+                web::delete().to(notifications::dismiss),
+            )
+            .route(
+                "/notification-preferences",
+                web::get().to(notifications::preferences),
+            )
+            .route(
+                "/notification-preferences",
+                web::put().to(notifications::set_preferences),
+            )
+            .route(
+                "/orgs/{org}/online",
+                web::get().to(notifications::org_online),
+            )
+            .service(
+                web::scope("/server")
+                    .route("/notifications", web::post().to(server::notify))
+                    .route("/templates", web::get().to(server::list_templates))
+                    .route("/templates/{key}", web::put().to(server::put_template))
+                    .route(
+                        "/templates/{key}",
+                        web::delete().to(server::delete_template),
+                    )
+                    .route("/threads", web::post().to(server::create_thread))
+                    .route(
+                        "/threads/by-ref/{external_ref}",
+                        web::get().to(server::get_thread_by_ref),
+                    )
+                    .route("/threads/{id}", web::get().to(server::get_thread))
+                    .route("/threads/{id}/members", web::post().to(server::add_members))
+                    .route(
+                        "/threads/{id}/members/{user_id}",
+                        web::delete().to(server::remove_member),
+                    )
+                    .route(
+                        "/threads/{id}/messages",
+                        web::post().to(server::post_message),
+                    )
+                    .route("/broadcast", web::post().to(server::broadcast))
+                    .route("/disconnect", web::post().to(server::disconnect))
+                    .route("/presence", web::get().to(server::presence))
+                    .route("/orgs/{org}/online", web::get().to(server::org_online)),
+            )
             .route("/threads", web::get().to(threads::list_threads))
             .route("/threads", web::post().to(threads::create_thread))
             .route("/threads/{id}", web::get().to(threads::get_thread))

@@ -1,21 +1,325 @@
 //! `/api/v1/server`: the host backend's API, authenticated by `SERVER_API_KEY` (a user token
-//! is refused here, as the key is on user routes).
+//! is refused here, as the key is on user routes). Every write with a JSON body honours
+//! `Idempotency-Key`.
 
-use actix_web::{HttpResponse, web};
+use std::future::Future;
 
-use super::no_content;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::auth::ServerKey;
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::protocol::rest::Disconnect;
-use crate::service::sessions;
+use crate::protocol::ErrorCode;
+use crate::protocol::MessageReply;
+use crate::protocol::rest::{
+    AddMembers, BroadcastReply, BroadcastRequest, Disconnect, HostMessage, HostThread, NotifyReply,
+    NotifyRequest, PresenceQuery, TemplateBody, TemplateList,
+};
+use crate::service::{
+    broadcast, host, idempotency, notifications, orgs, presence, sessions, templates,
+};
+use crate::store::Claim;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// A write's answer: a status and a JSON body (empty for 204), kept for `Idempotency-Key`.
+pub struct Answer {
+    status: StatusCode,
+    body: String,
+}
+
+impl Answer {
+    fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
+        Answer {
+            status,
+            body: serde_json::to_string(value).unwrap_or_default(),
+        }
+    }
+
+    fn empty() -> Answer {
+        Answer {
+            status: StatusCode::NO_CONTENT,
+            body: String::new(),
+        }
+    }
+
+    fn from_error(e: &ApiError) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(e.code.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: e.body_json(),
+        }
+    }
+
+    fn into_response(self, replayed: bool) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        if replayed {
+            resp.insert_header(("Idempotent-Replayed", "true"));
+        }
+        if self.body.is_empty() {
+            resp.finish()
+        } else {
+            resp.content_type("application/json").body(self.body)
+        }
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}")))
+}
+
+fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{} {} {hex}", req.method(), req.path())
+}
+
+/// Runs a write with a JSON body, once per `Idempotency-Key`. The work runs in its own task,
+/// so a host that gives up waiting does not leave the key claimed with no answer.
+async fn write<T, F, Fut>(
+    app: &AppContext,
+    req: &HttpRequest,
+    body: web::Bytes,
+    work: F,
+) -> Result<HttpResponse>
+where
+    T: DeserializeOwned + Send + 'static,
+    F: FnOnce(AppContext, T) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Answer>> + Send + 'static,
+{
+    let key = match req.headers().get("Idempotency-Key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().unwrap_or_default().to_string();
+            idempotency::check_key(&k)?;
+            Some(k)
+        }
+    };
+    let fp = key.as_ref().map(|_| fingerprint(req, &body));
+    let app = app.clone();
+    let task = tokio::spawn(async move {
+        if let (Some(key), Some(fp)) = (&key, fp) {
+            match idempotency::claim(&app, key, fp).await {
+                Err(e) => return Err(e.into()),
+                Ok(Claim::InFlight) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "a request with this Idempotency-Key is still in progress",
+                    ));
+                }
+                Ok(Claim::Answered {
+                    status,
+                    body,
+                    same_request,
+                }) => {
+                    if !same_request {
+                        log::warn!(
+                            "Idempotency-Key reused with another request; first answer returned"
+                        );
+                    }
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                    return Ok((Answer { status, body }, true));
+                }
+                Ok(Claim::New) => {}
+            }
+        }
+        let answer = match parse::<T>(&body) {
+            Ok(v) => work(app.clone(), v)
+                .await
+                .unwrap_or_else(|e| Answer::from_error(&e)),
+            Err(e) => Answer::from_error(&e),
+        };
+        if let Some(key) = &key {
+            idempotency::record(&app, key, answer.status.as_u16(), answer.body.clone()).await;
+        }
+        Ok((answer, false))
+    });
+    let (answer, replayed) = task
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))??;
+    Ok(answer.into_response(replayed))
+}
+
+/// `POST /server/notifications`
+pub async fn notify(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    write(&app, &req, body, |app, r: NotifyRequest| async move {
+        let notifications = notifications::notify(&app, r).await?;
+        Ok(Answer::json(
+            StatusCode::CREATED,
+            &NotifyReply { notifications },
+        ))
+    })
+    .await
+}
+
+/// `PUT /server/templates/{key}`
+pub async fn put_template(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let key = key.into_inner();
+    write(&app, &req, body, move |app, t: TemplateBody| async move {
+        let t = templates::put(&app, &key, t).await?;
+        Ok(Answer::json(StatusCode::OK, &t))
+    })
+    .await
+}
+
+/// `GET /server/templates`
+pub async fn list_templates(app: web::Data<AppContext>, _: ServerKey) -> Result<HttpResponse> {
+    let templates = templates::list(&app).await?;
+    Ok(HttpResponse::Ok().json(TemplateList { templates }))
+}
+
+/// `DELETE /server/templates/{key}`
+pub async fn delete_template(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    key: web::Path<String>,
+) -> Result<HttpResponse> {
+    templates::delete(&app, &key).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /server/threads`: 201 with a new thread, 200 with the one already holding the
+/// `external_ref`.
+pub async fn create_thread(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    write(&app, &req, body, |app, t: HostThread| async move {
+        let (thread, created) = host::create_thread(&app, t).await?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(Answer::json(status, &thread))
+    })
+    .await
+}
+
+/// `GET /server/threads/{id}`
+pub async fn get_thread(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(host::get(&app, &id).await?))
+}
+
+/// `GET /server/threads/by-ref/{external_ref}`
+pub async fn get_thread_by_ref(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    external_ref: web::Path<String>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(host::get_by_ref(&app, &external_ref).await?))
+}
+
+/// `POST /server/threads/{id}/members`
+pub async fn add_members(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    write(&app, &req, body, move |app, b: AddMembers| async move {
+        let t = host::add_members(&app, &id, b.user_ids).await?;
+        Ok(Answer::json(StatusCode::OK, &t))
+    })
+    .await
+}
+
+/// `DELETE /server/threads/{id}/members/{user_id}`
+pub async fn remove_member(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (id, user) = path.into_inner();
+    host::remove_member(&app, &id, &user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /server/threads/{id}/messages`
+pub async fn post_message(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    write(&app, &req, body, move |app, m: HostMessage| async move {
+        let message = host::post_message(&app, &id, m).await?;
+        Ok(Answer::json(StatusCode::OK, &MessageReply { message }))
+    })
+    .await
+}
+
+/// `POST /server/broadcast`
+pub async fn broadcast(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    write(&app, &req, body, |app, b: BroadcastRequest| async move {
+        let online_users = broadcast::send(&app, b).await?;
+        Ok(Answer::json(
+            StatusCode::OK,
+            &BroadcastReply { online_users },
+        ))
+    })
+    .await
+}
 
 /// `POST /server/disconnect`: closes the user's sockets and streams with 4003, on every node.
 pub async fn disconnect(
     app: web::Data<AppContext>,
-    _key: ServerKey,
-    body: web::Json<Disconnect>,
-) -> Result<HttpResponse, ApiError> {
-    sessions::disconnect(&app, &body.user_id).await?;
-    Ok(no_content())
+    _: ServerKey,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    write(&app, &req, body, |app, d: Disconnect| async move {
+        sessions::disconnect(&app, &d.user_id).await?;
+        Ok(Answer::empty())
+    })
+    .await
+}
+
+/// `GET /server/presence?user_ids=a,b`: unscoped.
+pub async fn presence(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    q: web::Query<PresenceQuery>,
+) -> Result<HttpResponse> {
+    let ids = super::inbox::split_ids(&q.user_ids)?;
+    Ok(HttpResponse::Ok().json(presence::lookup(&app, &ids).await?))
+}
+
+/// `GET /server/orgs/{org}/online`: unscoped.
+pub async fn org_online(
+    app: web::Data<AppContext>,
+    _: ServerKey,
+    org: web::Path<String>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(orgs::online(&app, &org).await?))
 }

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::metrics::Transport;
 use crate::protocol::frames::{CloseEvent, frame_type};
 use crate::protocol::{ErrorCode, close};
+use crate::service::orgs;
 use crate::session::{Next, Session};
 
 /// The contract's longest silence on a stream; shorter when `HEARTBEAT_S` is.
@@ -42,6 +43,7 @@ pub async fn events(
     let session = app
         .hub()
         .open(&claims.sub, claims.name.clone(), Transport::Sse);
+    orgs::remember_later(&app, &claims.sub, &claims.orgs);
     if session.attach().await.is_err() {
         // As a socket would be: a stream that ends at once with 1001, so the client
         // reconnects with backoff (an `EventSource` gives up for good on an error status).

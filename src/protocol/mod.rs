@@ -13,4 +13,4 @@ pub use frames::{
     BadFrame, ClientFrame, FrameError, HistoryPage, HistoryQuery, MessageReply, PresenceList, Ref,
     Reply, SendRequest, ServerFrame, ThreadPage, ThreadsQuery,
 };
-pub use objects::{Message, Notification, Presence, Receipt, Thread, ThreadEvent, Ts};
+pub use objects::{Message, Notification, Presence, Priority, Receipt, Thread, ThreadEvent, Ts};

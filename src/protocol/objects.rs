@@ -49,7 +49,9 @@ pub struct Thread {
     pub members: Vec<String>,
     pub last_seq: i64,
     pub last_message: Option<Message>,
-    pub unread: i64,
+    /// The asking user's unread count; absent where no user asks (the server API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
     pub updated_at: Ts,
 }
 
@@ -59,6 +61,41 @@ pub struct Presence {
     pub user_id: String,
     pub online: bool,
     pub last_seen: Option<Ts>,
+}
+
+/// How urgent a notification is, lowest first (the order `min_priority` compares in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 /// An in-app notification.

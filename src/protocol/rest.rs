@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ErrorCode;
+use super::objects::Notification;
 
 /// Body of `POST /threads`.
 #[derive(Debug, Deserialize)]
@@ -73,6 +74,155 @@ pub struct PresenceQuery {
 #[derive(Debug, Deserialize)]
 pub struct Disconnect {
     pub user_id: String,
+}
+
+/// Query of `GET /notifications`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NotificationsQuery {
+    #[serde(default)]
+    pub unread: Option<bool>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub before: Option<String>,
+}
+
+/// Reply of `GET /notifications`: newest first, and the cursor of the next page.
+#[derive(Debug, Serialize)]
+pub struct NotificationPage {
+    pub notifications: Vec<Notification>,
+    pub next: Option<String>,
+}
+
+/// Reply of `GET /notifications/unread-count`.
+#[derive(Debug, Serialize)]
+pub struct UnreadCount {
+    pub count: i64,
+}
+
+/// Notification preferences: `GET` and `PUT /notification-preferences`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Preferences {
+    #[serde(default)]
+    pub muted_categories: Vec<String>,
+    #[serde(default = "default_min_priority")]
+    pub min_priority: String,
+}
+
+fn default_min_priority() -> String {
+    "low".into()
+}
+
+/// Body of the server API's `POST /notifications`: `title`/`body` directly, or `template`
+/// and `vars`.
+#[derive(Debug, Deserialize)]
+pub struct NotifyRequest {
+    pub user_ids: Vec<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+}
+
+/// One stored notification in the reply of the server API's `POST /notifications`.
+#[derive(Debug, Serialize)]
+pub struct Notified {
+    pub user_id: String,
+    pub notification: Notification,
+    /// Whether it was pushed live (false: held back by the user's preferences; it is in
+    /// their list either way).
+    pub pushed: bool,
+}
+
+/// Reply of the server API's `POST /notifications`.
+#[derive(Debug, Serialize)]
+pub struct NotifyReply {
+    pub notifications: Vec<Notified>,
+}
+
+/// Body of the server API's `PUT /templates/{key}`.
+#[derive(Debug, Deserialize)]
+pub struct TemplateBody {
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A notification template.
+#[derive(Debug, Serialize)]
+pub struct Template {
+    pub key: String,
+    pub category: String,
+    pub priority: String,
+    pub title: String,
+    pub body: String,
+    pub updated_at: super::objects::Ts,
+}
+
+/// Reply of the server API's `GET /templates`.
+#[derive(Debug, Serialize)]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
+}
+
+/// Body of the server API's `POST /threads`.
+#[derive(Debug, Deserialize)]
+pub struct HostThread {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub external_ref: Option<String>,
+}
+
+/// Body of the server API's `POST /threads/{id}/messages`.
+#[derive(Debug, Deserialize)]
+pub struct HostMessage {
+    pub body: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub sender_id: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+/// Body of the server API's `POST /broadcast`: to an organisation or to users.
+#[derive(Debug, Deserialize)]
+pub struct BroadcastRequest {
+    #[serde(default)]
+    pub org: Option<String>,
+    #[serde(default)]
+    pub user_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    pub event: serde_json::Value,
+}
+
+/// Reply of the server API's `POST /broadcast`: how many users were online to get it.
+#[derive(Debug, Serialize)]
+pub struct BroadcastReply {
+    pub online_users: usize,
 }
 
 /// Reply of `GET /unread`.

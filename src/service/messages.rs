@@ -15,11 +15,21 @@ pub const HISTORY_MAX: i64 = 200;
 /// Longest `client_id`, in chars.
 const MAX_CLIENT_ID_CHARS: usize = 128;
 
-fn check_body(app: &AppContext, body: &str) -> Result<(), ServiceError> {
+pub(super) fn check_body(app: &AppContext, body: &str) -> Result<(), ServiceError> {
     let max = app.config().max_body_chars;
     if body.chars().count() > max {
         return Err(ServiceError::TooLarge(format!(
             "body is longer than {max} chars"
+        )));
+    }
+    Ok(())
+}
+
+/// A `client_id`, checked.
+pub(super) fn check_client_id(cid: &str) -> Result<(), ServiceError> {
+    if cid.is_empty() || cid.chars().count() > MAX_CLIENT_ID_CHARS {
+        return Err(bad(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_CHARS} chars"
         )));
     }
     Ok(())
@@ -49,11 +59,7 @@ pub async fn send(
     }
     check_body(app, &req.body)?;
     if let Some(cid) = &req.client_id {
-        if cid.is_empty() || cid.chars().count() > MAX_CLIENT_ID_CHARS {
-            return Err(bad(format!(
-                "client_id must be 1 to {MAX_CLIENT_ID_CHARS} chars"
-            )));
-        }
+        check_client_id(cid)?;
     }
     if req.thread_id.is_some() == req.to.is_some() {
         return Err(bad("give exactly one of thread_id or to"));
@@ -69,6 +75,10 @@ pub async fn send(
             return Ok(original.into());
         }
     }
+    let metadata = req
+        .metadata
+        .map(|m| super::check_json_size("metadata", serde_json::Value::Object(m)))
+        .transpose()?;
     rate(app, &caller.user_id).await?;
     let thread_id = match (&req.thread_id, &req.to) {
         (Some(t), _) => {
@@ -85,9 +95,7 @@ pub async fn send(
         sender_id: caller.user_id.clone(),
         kind,
         body: req.body,
-        metadata: req
-            .metadata
-            .map(|m| serde_json::Value::Object(m).to_string()),
+        metadata,
         reply_to: req.reply_to,
         client_id: req.client_id,
         created_at: naive(Ts::now()),
@@ -172,7 +180,12 @@ pub async fn edit(
     check_body(app, &body)?;
     let row = own_message(app, caller, message_id).await?;
     rate(app, &caller.user_id).await?;
-    let metadata = metadata.map(|m| m.map(|o| serde_json::Value::Object(o).to_string()));
+    let metadata = metadata
+        .map(|m| {
+            m.map(|o| super::check_json_size("metadata", serde_json::Value::Object(o)))
+                .transpose()
+        })
+        .transpose()?;
     let updated = app
         .store()
         .edit_message(row.id, body, metadata, naive(Ts::now()))

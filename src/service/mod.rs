@@ -3,10 +3,16 @@
 //! request arrives. Presence lives here too: the relay decides transitions, this layer turns
 //! them into events.
 
+pub mod broadcast;
+pub mod host;
+pub mod idempotency;
 pub mod messages;
+pub mod notifications;
+pub mod orgs;
 pub mod presence;
 pub mod receipts;
 pub mod sessions;
+pub mod templates;
 pub mod threads;
 pub mod typing;
 
@@ -80,6 +86,32 @@ pub async fn publish(app: &AppContext, audience: Audience, lane: Lane, frame: &S
     if let Err(e) = app.relay().publish(env).await {
         log::warn!("relay {}: publish failed: {e}", app.relay().name());
     }
+}
+
+/// Largest `metadata` or `data` object, in bytes of JSON.
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// Serialises a client's JSON object, refusing one over `MAX_JSON_BYTES` (`too_large`,
+/// naming `field`).
+pub fn check_json_size(field: &str, v: serde_json::Value) -> Result<String, ServiceError> {
+    let s = v.to_string();
+    if s.len() > MAX_JSON_BYTES {
+        return Err(ServiceError::TooLarge(format!(
+            "{field} is larger than {} KiB of JSON",
+            MAX_JSON_BYTES / 1024
+        )));
+    }
+    Ok(s)
+}
+
+/// A user id someone names (a member, a recipient): 1 to 256 bytes, no control characters.
+pub fn check_user_id(u: &str) -> Result<(), ServiceError> {
+    if u.is_empty() || u.len() > 256 || u.chars().any(char::is_control) {
+        return Err(bad(
+            "user ids must be 1 to 256 bytes without control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a limit, a page size or a cursor-like count from a client.

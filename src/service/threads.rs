@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
+use super::{Caller, ServiceError, bad, check_user_id, member_of, page_limit, publish};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
@@ -13,20 +13,18 @@ use crate::store::models::{ThreadRow, naive};
 const THREADS_DEFAULT: i64 = 50;
 /// Largest thread page.
 const THREADS_MAX: i64 = 200;
-/// Largest group, counting the creator.
-pub const MAX_MEMBERS: usize = 10_000;
 /// Longest title, in chars.
 const MAX_TITLE_CHARS: usize = 200;
 
 /// The key that makes a pair's direct thread unique: the two ids, sorted, as a JSON array
 /// (unambiguous whatever characters the ids hold).
-fn direct_key(a: &str, b: &str) -> String {
+pub(super) fn direct_key(a: &str, b: &str) -> String {
     let mut pair = [a, b];
     pair.sort_unstable();
     serde_json::to_string(&pair).unwrap_or_default()
 }
 
-fn new_thread(kind: &str, title: Option<String>, creator: &str) -> ThreadRow {
+pub(super) fn new_thread(kind: &str, title: Option<String>, creator: &str) -> ThreadRow {
     let now = naive(Ts::now());
     ThreadRow {
         id: uuid::Uuid::now_v7().to_string(),
@@ -39,13 +37,6 @@ fn new_thread(kind: &str, title: Option<String>, creator: &str) -> ThreadRow {
         created_at: now,
         updated_at: now,
     }
-}
-
-fn check_user_id(u: &str) -> Result<(), ServiceError> {
-    if u.is_empty() || u.len() > 256 {
-        return Err(bad("user ids must be 1 to 256 bytes"));
-    }
-    Ok(())
 }
 
 /// The direct thread between the caller and `other`, created (with a `thread` event) if it
@@ -102,9 +93,10 @@ pub async fn create(
         }
         "group" => {
             check_title(title.as_deref())?;
-            if others.len() + 1 > MAX_MEMBERS {
+            let max = app.config().max_group_members;
+            if others.len() + 1 > max {
                 return Err(ServiceError::TooLarge(format!(
-                    "a group has at most {MAX_MEMBERS} members"
+                    "a group has at most {max} members"
                 )));
             }
             let mut all = vec![caller.user_id.clone()];
@@ -122,7 +114,7 @@ pub async fn create(
     Ok((view(app, thread, &caller.user_id).await?, created))
 }
 
-fn check_title(title: Option<&str>) -> Result<(), ServiceError> {
+pub(super) fn check_title(title: Option<&str>) -> Result<(), ServiceError> {
     if title.is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
         return Err(ServiceError::TooLarge(format!(
             "title is longer than {MAX_TITLE_CHARS} chars"
@@ -131,12 +123,16 @@ fn check_title(title: Option<&str>) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
+pub(super) fn dedup(ids: impl Iterator<Item = String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     ids.filter(|i| seen.insert(i.clone())).collect()
 }
 
-async fn view(app: &AppContext, row: ThreadRow, user: &str) -> Result<Thread, ServiceError> {
+pub(super) async fn view(
+    app: &AppContext,
+    row: ThreadRow,
+    user: &str,
+) -> Result<Thread, ServiceError> {
     let mut views = app.store().thread_views(user, vec![row]).await?;
     views
         .pop()
@@ -217,6 +213,17 @@ pub async fn add_members(
     user_ids: Vec<String>,
 ) -> Result<Thread, ServiceError> {
     let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
+    add_to(app, &t, user_ids, &caller.user_id).await?;
+    get(app, caller, thread_id).await
+}
+
+/// Adds members to the group `t` on behalf of `by` (a user, or the host), and tells them.
+pub(super) async fn add_to(
+    app: &AppContext,
+    t: &ThreadRow,
+    user_ids: Vec<String>,
+    by: &str,
+) -> Result<(), ServiceError> {
     if t.kind != "group" {
         return Err(bad("members can only be added to group threads"));
     }
@@ -226,23 +233,27 @@ pub async fn add_members(
     for u in &user_ids {
         check_user_id(u)?;
     }
+    let max = app.config().max_group_members;
+    let have = app.store().member_ids(&t.id).await?;
+    let new = dedup(user_ids.iter().filter(|u| !have.contains(u)).cloned()).len();
+    if have.len() + new > max {
+        return Err(ServiceError::TooLarge(format!(
+            "a group has at most {max} members"
+        )));
+    }
     let added = app
         .store()
         .add_members(t.id.clone(), dedup(user_ids.into_iter()), naive(Ts::now()))
         .await?;
     if !added.is_empty() {
-        log::info!(
-            "{} added {} member(s) to {}",
-            caller.user_id,
-            added.len(),
-            t.id
-        );
+        log::info!("{by} added {} member(s) to {}", added.len(), t.id);
         announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await?;
     }
-    get(app, caller, thread_id).await
+    Ok(())
 }
 
-/// Removes a member from a group, or the caller leaves.
+/// Removes a member from a group, or the caller leaves. Anyone may leave; removing someone
+/// else takes the thread's creator.
 pub async fn remove_member(
     app: &AppContext,
     caller: &Caller,
@@ -250,6 +261,21 @@ pub async fn remove_member(
     user_id: &str,
 ) -> Result<(), ServiceError> {
     let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
+    if user_id != caller.user_id && t.created_by.as_deref() != Some(caller.user_id.as_str()) {
+        return Err(ServiceError::Forbidden(
+            "only the thread's creator may remove others".into(),
+        ));
+    }
+    remove_from(app, &t, user_id, &caller.user_id).await
+}
+
+/// Removes `user_id` from the group `t` on behalf of `by`, and tells the members, then them.
+pub(super) async fn remove_from(
+    app: &AppContext,
+    t: &ThreadRow,
+    user_id: &str,
+    by: &str,
+) -> Result<(), ServiceError> {
     if t.kind != "group" {
         return Err(bad("members can only be removed from group threads"));
     }
@@ -260,7 +286,7 @@ pub async fn remove_member(
     if !removed {
         return Err(ServiceError::NotFound("not a member of this thread".into()));
     }
-    log::info!("{} removed {} from {}", caller.user_id, user_id, t.id);
+    log::info!("{by} removed {user_id} from {}", t.id);
     // The removed user is told last, after the members who stay.
     announce(
         app,
@@ -293,7 +319,7 @@ pub async fn announce(
     let recipients = base.members.iter().chain(also.iter());
     for user in recipients {
         let thread = Thread {
-            unread: unread.get(user).copied().unwrap_or(0),
+            unread: Some(unread.get(user).copied().unwrap_or(0)),
             ..base.clone()
         };
         publish(

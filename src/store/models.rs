@@ -5,8 +5,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::queries::ThreadView;
-use super::schema::{members, messages, threads};
-use crate::protocol::{Message, Thread, Ts};
+use super::schema::{
+    members, messages, notification_prefs, notification_templates, notifications, threads,
+};
+use crate::protocol::{Message, Notification, Thread, Ts};
 
 /// A `threads` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -54,6 +56,43 @@ pub struct MessageRow {
     pub deleted: bool,
 }
 
+/// A `notifications` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    pub id: String,
+    pub user_id: String,
+    pub category: String,
+    pub priority: String,
+    pub title: String,
+    pub body: String,
+    pub data: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub read_at: Option<NaiveDateTime>,
+    pub dismissed: bool,
+}
+
+/// A `notification_prefs` row; `muted_categories` is a JSON array.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notification_prefs)]
+pub struct PrefsRow {
+    pub user_id: String,
+    pub muted_categories: String,
+    pub min_priority: String,
+}
+
+/// A `notification_templates` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notification_templates)]
+pub struct TemplateRow {
+    pub key: String,
+    pub category: String,
+    pub priority: String,
+    pub title: String,
+    pub body: String,
+    pub updated_at: NaiveDateTime,
+}
+
 /// A stored UTC timestamp as a wire timestamp.
 pub fn ts(t: NaiveDateTime) -> Ts {
     Ts(DateTime::<Utc>::from_naive_utc_and_offset(t, Utc))
@@ -95,8 +134,23 @@ impl From<ThreadView> for Thread {
             members: v.members,
             last_seq: v.thread.last_seq,
             last_message: v.last_message.map(Into::into),
-            unread: v.unread,
+            unread: Some(v.unread),
             updated_at: ts(v.thread.updated_at),
+        }
+    }
+}
+
+impl From<NotificationRow> for Notification {
+    fn from(r: NotificationRow) -> Notification {
+        Notification {
+            id: r.id,
+            category: r.category,
+            priority: r.priority,
+            title: r.title,
+            body: r.body,
+            data: r.data.and_then(|d| serde_json::from_str(&d).ok()),
+            created_at: ts(r.created_at),
+            read_at: r.read_at.map(ts),
         }
     }
 }

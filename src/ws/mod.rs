@@ -14,6 +14,7 @@ use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::metrics::Transport;
 use crate::protocol::ErrorCode;
+use crate::service::orgs;
 use session::WsSession;
 
 /// Upgrades an authenticated request to a WebSocket session.
@@ -41,6 +42,7 @@ pub async fn upgrade(
     let session = app
         .hub()
         .open(&claims.sub, claims.name.clone(), Transport::Ws);
+    orgs::remember_later(&app, &claims.sub, &claims.orgs);
     let resp = handshake
         .message_body(BodyStream::new(body::frames(session.outbox().clone())).boxed())
         .map_err(|e| bad(&e))?;

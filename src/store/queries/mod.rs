@@ -51,6 +51,22 @@ pub enum Access {
     Member(super::models::ThreadRow, super::models::MemberRow),
 }
 
+/// What claiming an Idempotency-Key found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new: do the work, then record the answer.
+    New,
+    /// A request with this key is being handled right now.
+    InFlight,
+    /// The first request's answer; `same_request` when this one has the same method, path
+    /// and body.
+    Answered {
+        status: u16,
+        body: String,
+        same_request: bool,
+    },
+}
+
 macro_rules! backend {
     ($name:ident, $conn:ty) => {
         /// Queries compiled for one backend.
@@ -76,6 +92,21 @@ macro_rules! backend {
             pub mod users {
                 use super::Conn;
                 include!("users.rs");
+            }
+            /// Notifications, preferences and templates.
+            pub mod notifications {
+                use super::Conn;
+                include!("notifications.rs");
+            }
+            /// The organisations users belong to.
+            pub mod orgs {
+                use super::Conn;
+                include!("orgs.rs");
+            }
+            /// Answers kept for Idempotency-Key.
+            pub mod idempotency {
+                use super::Conn;
+                include!("idempotency.rs");
             }
         }
     };

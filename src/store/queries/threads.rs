@@ -114,6 +114,16 @@ pub async fn find_direct(conn: &mut Conn, direct_key: &str) -> QueryResult<Optio
         .optional()
 }
 
+/// The thread with this `external_ref`, if any.
+pub async fn by_ref(conn: &mut Conn, external_ref: &str) -> QueryResult<Option<ThreadRow>> {
+    threads::table
+        .filter(threads::external_ref.eq(external_ref))
+        .select(ThreadRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// Sets a thread's title and bumps `updated_at`.
 pub async fn set_title(
     conn: &mut Conn,
