@@ -19,6 +19,7 @@ mod metrics;
 mod presence;
 mod receipts;
 mod rest;
+mod server_api;
 mod shutdown;
 mod sse;
 mod store;

@@ -22,6 +22,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// The server API key of servers started with `start_host`.
+pub const API_KEY: &str = "host-api-key-for-tests-0123456789";
+
 /// The secret every test server verifies tokens with.
 pub const SECRET: &str = "test-secret";
 /// How long a test waits for a frame it expects.
@@ -143,6 +146,13 @@ impl Server {
         Server::spawn(dir, &database_url, env).await
     }
 
+    /// A server with the server API on (`SERVER_API_KEY` = [`API_KEY`]) and extra environment.
+    pub async fn start_host(backend: Backend, env: &[(&str, &str)]) -> Server {
+        let mut all = vec![("SERVER_API_KEY", API_KEY)];
+        all.extend_from_slice(env);
+        Server::start_with(backend, &all).await
+    }
+
     /// A server on an existing database (several nodes share one).
     pub async fn spawn(dir: TempDir, database_url: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = command(&dir.0);
@@ -248,6 +258,34 @@ impl Server {
     ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let url = format!("ws://{}/ws?token={token}", self.addr);
         Client::connect(url.into_client_request()?).await
+    }
+
+    /// A client of the server API, with `key` as its bearer token.
+    pub fn host(&self, key: &str) -> Http {
+        Http {
+            base: format!("http://{}/api/v1/server", self.addr),
+            token: Some(key.to_string()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A WebSocket client for `user` whose token names `orgs`, past its `hello`.
+    pub async fn ws_in(&self, user: &str, orgs: &[&str]) -> Client {
+        let token = token_with(user, 3600, &[("orgs", json!(orgs))]);
+        let mut c = self.ws_raw(&token).await.expect("ws connect");
+        let hello = c.next().await;
+        assert_eq!(hello["type"], "hello", "first frame: {hello}");
+        c.hello = hello;
+        c
+    }
+
+    /// An HTTP client acting as `user` with a token naming `orgs`.
+    pub fn http_in(&self, user: &str, orgs: &[&str]) -> Http {
+        Http {
+            base: format!("http://{}/api/v1", self.addr),
+            token: Some(token_with(user, 3600, &[("orgs", json!(orgs))])),
+            client: reqwest::Client::new(),
+        }
     }
 
     /// An SSE stream for `user`, past its `hello`.
