@@ -16,6 +16,7 @@ mod isolation;
 mod layout;
 mod messages;
 mod metrics;
+mod notifications;
 mod presence;
 mod receipts;
 mod rest;

@@ -187,3 +187,37 @@ both! {
         assert!(replayed);
     }
 }
+
+#[tokio::test]
+async fn notifications_broadcasts_and_revocation_reach_users_on_another_node() {
+    let c = crate::harness::Cluster::start(2, &[("SERVER_API_KEY", API_KEY)]).await;
+    let mut alice = c.node(0).ws_in("alice", &["acme"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let host = c.node(1).host(API_KEY);
+    let (st, _) = host
+        .post(
+            "/notifications",
+            json!({"user_ids":["alice"],"title":"from node1"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(
+        alice.event("notification").await["notification"]["title"],
+        "from node1"
+    );
+    let (st, v) = host
+        .post("/broadcast", json!({"org":"acme","event":{"k":"v"}}))
+        .await;
+    assert_eq!((st, v["online_users"].as_u64()), (200, Some(1)));
+    assert_eq!(alice.event("broadcast").await["event"]["k"], "v");
+    let (_, online) = host.get("/orgs/acme/online").await;
+    assert_eq!(online[0]["user_id"], "alice");
+    assert_eq!(
+        host.post("/disconnect", json!({"user_id":"alice"})).await.0,
+        204
+    );
+    assert_eq!(
+        alice.closed(Duration::from_secs(5)).await,
+        Ended::Code(4003)
+    );
+}

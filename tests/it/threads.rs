@@ -39,6 +39,9 @@ both! {
         assert_eq!((st, t["title"].as_str()), (200, Some("Team 2")));
         assert_eq!(carol.event("thread").await["event"], "updated");
 
+        // Only the creator removes others (bob is a member, not the creator).
+        let (st, v) = s.http("bob").delete(&format!("/threads/{tid}/members/carol")).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (403, Some("forbidden")));
         let (st, _) = http.delete(&format!("/threads/{tid}/members/carol")).await;
         assert_eq!(st, 204);
         let ev = carol.event("thread").await;
