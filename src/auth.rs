@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, JwtKey, decoding_key_from_pem};
 
+/// Longest `sub`, in bytes (PROTOCOL.md).
+pub const MAX_SUB_BYTES: usize = 256;
+/// The sender of the host's messages posted without one; no user may be it.
+pub const RESERVED_SUB: &str = "system";
+
 /// Why a token or key was refused. Messages are safe to show the client.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
@@ -24,6 +29,9 @@ pub enum AuthError {
     Invalid,
     #[error("a server API key is not accepted here")]
     WrongKind,
+    /// `sub` is empty, too long, has control characters, or is reserved.
+    #[error("the token's sub is not a usable user id")]
+    BadSubject,
     /// The server API was called without the right key (or the server API is off).
     #[error("the server API needs Authorization: Bearer <SERVER_API_KEY>")]
     NotServerKey,
@@ -122,8 +130,13 @@ impl Auth {
                     _ => AuthError::Invalid,
                 }
             })?;
-        if data.claims.sub.is_empty() {
-            return Err(AuthError::Invalid);
+        let sub = &data.claims.sub;
+        if sub.is_empty()
+            || sub.len() > MAX_SUB_BYTES
+            || sub.chars().any(char::is_control)
+            || sub == RESERVED_SUB
+        {
+            return Err(AuthError::BadSubject);
         }
         Ok(data.claims)
     }

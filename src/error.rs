@@ -93,6 +93,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited { retry_after_ms } => {
                 ApiError::rate_limited("sending too fast", retry_after_ms)
             }
+            ServiceError::Unavailable(m) => ApiError::new(ErrorCode::Unavailable, m),
             ServiceError::Store(e) => e.into(),
         }
     }

@@ -89,7 +89,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
                     .route("/broadcast", web::post().to(server::broadcast))
                     .route("/disconnect", web::post().to(server::disconnect))
                     .route("/presence", web::get().to(server::presence))
-                    .route("/orgs/{org}/online", web::get().to(server::org_online)),
+                    .route("/orgs/{org}/online", web::get().to(server::org_online))
+                    .default_service(web::to(server::unknown)),
             )
             .route("/threads", web::get().to(threads::list_threads))
             .route("/threads", web::post().to(threads::create_thread))

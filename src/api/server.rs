@@ -67,6 +67,21 @@ impl Answer {
     }
 }
 
+/// Reads a request body up to `limit` bytes (`MAX_FRAME_BYTES`, as on user routes).
+async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes> {
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("cannot read the body: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("request body larger than {limit} bytes"),
+        )),
+    }
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}")))
@@ -78,19 +93,21 @@ fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
     format!("{} {} {hex}", req.method(), req.path())
 }
 
-/// Runs a write with a JSON body, once per `Idempotency-Key`. The work runs in its own task,
-/// so a host that gives up waiting does not leave the key claimed with no answer.
+/// Runs a write with a JSON body, once per `Idempotency-Key` (passed on to `work`). The work
+/// runs in its own task, so a host that gives up waiting does not leave the key claimed with
+/// no answer.
 async fn write<T, F, Fut>(
     app: &AppContext,
     req: &HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     work: F,
 ) -> Result<HttpResponse>
 where
     T: DeserializeOwned + Send + 'static,
-    F: FnOnce(AppContext, T) -> Fut + Send + 'static,
+    F: FnOnce(AppContext, T, Option<String>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Answer>> + Send + 'static,
 {
+    let body = read_body(payload, app.config().max_frame_bytes).await?;
     let key = match req.headers().get("Idempotency-Key") {
         None => None,
         Some(v) => {
@@ -117,9 +134,10 @@ where
                     same_request,
                 }) => {
                     if !same_request {
-                        log::warn!(
-                            "Idempotency-Key reused with another request; first answer returned"
-                        );
+                        return Err(ApiError::new(
+                            ErrorCode::Conflict,
+                            "this Idempotency-Key was used for another request",
+                        ));
                     }
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                     return Ok((Answer { status, body }, true));
@@ -128,7 +146,7 @@ where
             }
         }
         let answer = match parse::<T>(&body) {
-            Ok(v) => work(app.clone(), v)
+            Ok(v) => work(app.clone(), v, key.clone())
                 .await
                 .unwrap_or_else(|e| Answer::from_error(&e)),
             Err(e) => Answer::from_error(&e),
@@ -149,9 +167,9 @@ pub async fn notify(
     app: web::Data<AppContext>,
     _: ServerKey,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
-    write(&app, &req, body, |app, r: NotifyRequest| async move {
+    write(&app, &req, body, |app, r: NotifyRequest, _key| async move {
         let notifications = notifications::notify(&app, r).await?;
         Ok(Answer::json(
             StatusCode::CREATED,
@@ -167,13 +185,18 @@ pub async fn put_template(
     _: ServerKey,
     req: HttpRequest,
     key: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
     let key = key.into_inner();
-    write(&app, &req, body, move |app, t: TemplateBody| async move {
-        let t = templates::put(&app, &key, t).await?;
-        Ok(Answer::json(StatusCode::OK, &t))
-    })
+    write(
+        &app,
+        &req,
+        body,
+        move |app, t: TemplateBody, _key| async move {
+            let t = templates::put(&app, &key, t).await?;
+            Ok(Answer::json(StatusCode::OK, &t))
+        },
+    )
     .await
 }
 
@@ -199,9 +222,9 @@ pub async fn create_thread(
     app: web::Data<AppContext>,
     _: ServerKey,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
-    write(&app, &req, body, |app, t: HostThread| async move {
+    write(&app, &req, body, |app, t: HostThread, _key| async move {
         let (thread, created) = host::create_thread(&app, t).await?;
         let status = if created {
             StatusCode::CREATED
@@ -237,13 +260,18 @@ pub async fn add_members(
     _: ServerKey,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
     let id = id.into_inner();
-    write(&app, &req, body, move |app, b: AddMembers| async move {
-        let t = host::add_members(&app, &id, b.user_ids).await?;
-        Ok(Answer::json(StatusCode::OK, &t))
-    })
+    write(
+        &app,
+        &req,
+        body,
+        move |app, b: AddMembers, _key| async move {
+            let t = host::add_members(&app, &id, b.user_ids).await?;
+            Ok(Answer::json(StatusCode::OK, &t))
+        },
+    )
     .await
 }
 
@@ -264,13 +292,18 @@ pub async fn post_message(
     _: ServerKey,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
     let id = id.into_inner();
-    write(&app, &req, body, move |app, m: HostMessage| async move {
-        let message = host::post_message(&app, &id, m).await?;
-        Ok(Answer::json(StatusCode::OK, &MessageReply { message }))
-    })
+    write(
+        &app,
+        &req,
+        body,
+        move |app, m: HostMessage, key| async move {
+            let message = host::post_message(&app, &id, m, key.as_deref()).await?;
+            Ok(Answer::json(StatusCode::OK, &MessageReply { message }))
+        },
+    )
     .await
 }
 
@@ -279,15 +312,20 @@ pub async fn broadcast(
     app: web::Data<AppContext>,
     _: ServerKey,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
-    write(&app, &req, body, |app, b: BroadcastRequest| async move {
-        let online_users = broadcast::send(&app, b).await?;
-        Ok(Answer::json(
-            StatusCode::OK,
-            &BroadcastReply { online_users },
-        ))
-    })
+    write(
+        &app,
+        &req,
+        body,
+        |app, b: BroadcastRequest, _key| async move {
+            let online_users = broadcast::send(&app, b).await?;
+            Ok(Answer::json(
+                StatusCode::OK,
+                &BroadcastReply { online_users },
+            ))
+        },
+    )
     .await
 }
 
@@ -296,9 +334,9 @@ pub async fn disconnect(
     app: web::Data<AppContext>,
     _: ServerKey,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
-    write(&app, &req, body, |app, d: Disconnect| async move {
+    write(&app, &req, body, |app, d: Disconnect, _key| async move {
         sessions::disconnect(&app, &d.user_id).await?;
         Ok(Answer::empty())
     })
@@ -313,6 +351,12 @@ pub async fn presence(
 ) -> Result<HttpResponse> {
     let ids = super::inbox::split_ids(&q.user_ids)?;
     Ok(HttpResponse::Ok().json(presence::lookup(&app, &ids).await?))
+}
+
+/// Any other path under `/server`: `not_found`, but only for the key holder (others get
+/// `401`, as on every server API route).
+pub async fn unknown(_: ServerKey) -> Result<HttpResponse> {
+    Err(ApiError::new(ErrorCode::NotFound, "no such route"))
 }
 
 /// `GET /server/orgs/{org}/online`: unscoped.

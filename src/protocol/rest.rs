@@ -134,11 +134,12 @@ pub struct NotifyRequest {
     pub vars: BTreeMap<String, serde_json::Value>,
 }
 
-/// One stored notification in the reply of the server API's `POST /notifications`.
+/// One stored notification in the reply of the server API's `POST /notifications` (its id,
+/// not the whole object: a reply to 1000 users stays small).
 #[derive(Debug, Serialize)]
 pub struct Notified {
     pub user_id: String,
-    pub notification: Notification,
+    pub id: String,
     /// Whether it was pushed live (false: held back by the user's preferences; it is in
     /// their list either way).
     pub pushed: bool,

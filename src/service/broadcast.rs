@@ -29,7 +29,10 @@ pub async fn send(app: &AppContext, req: BroadcastRequest) -> Result<usize, Serv
             for u in &users {
                 check_user_id(u)?;
             }
-            (users, "users".to_string())
+            (
+                super::threads::dedup(users.into_iter()),
+                "users".to_string(),
+            )
         }
         _ => return Err(bad("give exactly one of org or user_ids")),
     };

@@ -94,6 +94,10 @@ pub async fn create_thread(
             if req.title.is_some() {
                 return Err(bad("direct threads have no title"));
             }
+            // A pair has one direct thread, which may exist already: it cannot take a ref.
+            if req.external_ref.is_some() {
+                return Err(bad("direct threads take no external_ref; use a group"));
+            }
             let [a, b] = members.as_slice() else {
                 return Err(bad("a direct thread has exactly two members"));
             };
@@ -166,11 +170,23 @@ fn check_kind(kind: &str) -> Result<(), ServiceError> {
 
 /// Posts a message of any kind into a thread, as `sender_id` or as `system`, and broadcasts
 /// it like any other. A repeated `client_id` (same sender) returns the original.
+///
+/// `idempotency_key`, when the request carried one and no `client_id`, stands in for the
+/// `client_id`: a retry of a post that committed but whose answer was lost finds the message
+/// instead of posting it again.
 pub async fn post_message(
     app: &AppContext,
     thread_id: &str,
-    req: HostMessage,
+    mut req: HostMessage,
+    idempotency_key: Option<&str>,
 ) -> Result<Message, ServiceError> {
+    if req.client_id.is_none() {
+        req.client_id = idempotency_key.map(|k| {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, k.as_bytes());
+            let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            format!("idem:{hex}")
+        });
+    }
     let kind = req.kind.unwrap_or_else(|| "system".into());
     check_kind(&kind)?;
     check_body(app, &req.body)?;
@@ -179,6 +195,13 @@ pub async fn post_message(
     if let Some(cid) = &req.client_id {
         check_client_id(cid)?;
         if let Some(original) = app.store().message_by_client_id(&sender, cid).await? {
+            // The key is the sender's across threads: the same one for another thread is a
+            // mistake, not a retry.
+            if original.thread_id != thread_id {
+                return Err(ServiceError::Conflict(
+                    "client_id was already used by this sender in another thread".into(),
+                ));
+            }
             return Ok(original.into());
         }
     }

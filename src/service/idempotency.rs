@@ -12,6 +12,10 @@ use crate::store::models::naive;
 
 /// How long an answer is kept.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How long a claim may stay unanswered before another request takes it over: longer than
+/// any request runs (every database call is bounded), so only a node that died mid-request
+/// leaves one this old.
+const STALE_CLAIM: Duration = Duration::from_secs(60);
 /// How often expired answers are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Longest key, in bytes.
@@ -27,9 +31,13 @@ pub fn check_key(key: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn cutoff() -> chrono::NaiveDateTime {
+fn ago(d: Duration) -> chrono::NaiveDateTime {
     let now = naive(Ts::now());
-    now - chrono::Duration::from_std(KEEP).unwrap_or(chrono::Duration::zero())
+    now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+}
+
+fn cutoff() -> chrono::NaiveDateTime {
+    ago(KEEP)
 }
 
 /// Claims `key` for a request identified by `fingerprint` (method, path and body).
@@ -40,20 +48,34 @@ pub async fn claim(
 ) -> Result<Claim, ServiceError> {
     Ok(app
         .store()
-        .claim_key(key.to_string(), fingerprint, naive(Ts::now()), cutoff())
+        .claim_key(
+            key.to_string(),
+            fingerprint,
+            naive(Ts::now()),
+            cutoff(),
+            ago(STALE_CLAIM),
+        )
         .await?)
 }
 
-/// Keeps the first request's answer; an answer not worth keeping (the server failed) gives
-/// the key up instead, so a retry does the work.
+/// Keeps the first request's answer when it succeeded. An error gives the key up instead, so
+/// the corrected or retried request does the work: no error is raised after a write has
+/// committed, so an error means nothing was done.
 pub async fn record(app: &AppContext, key: &str, status: u16, body: String) {
-    let r = if status >= 500 {
-        app.store().release_key(key.to_string()).await
-    } else {
-        app.store().answer_key(key.to_string(), status, body).await
-    };
-    if let Err(e) = r {
-        log::warn!("Idempotency-Key: answer not kept: {e}");
+    for attempt in 0..3 {
+        let r = if (200..300).contains(&status) {
+            app.store()
+                .answer_key(key.to_string(), status, body.clone())
+                .await
+        } else {
+            app.store().release_key(key.to_string()).await
+        };
+        match r {
+            Ok(()) => return,
+            // Left unanswered, the claim is taken over after STALE_CLAIM anyway.
+            Err(e) if attempt == 2 => log::warn!("Idempotency-Key: answer not kept: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 

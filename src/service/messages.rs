@@ -128,16 +128,25 @@ pub async fn store_and_publish(
         Inserted::New(stored) => {
             metrics::message_stored();
             let message: Message = stored.into();
-            let members = app.store().member_ids(&thread_id).await?;
-            publish(
-                app,
-                Audience::users_except(members, except_session),
-                Lane::Durable,
-                &ServerFrame::Message {
-                    message: message.clone(),
-                },
-            )
-            .await;
+            // Committed: from here on a failure is logged, never the caller's (the message
+            // is stored, so it is acknowledged; members catch up with `history`).
+            match app.store().member_ids(&thread_id).await {
+                Ok(members) => {
+                    publish(
+                        app,
+                        Audience::users_except(members, except_session),
+                        Lane::Durable,
+                        &ServerFrame::Message {
+                            message: message.clone(),
+                        },
+                    )
+                    .await;
+                }
+                Err(e) => log::warn!(
+                    "message {} stored but not broadcast: members unreadable: {e}",
+                    message.id
+                ),
+            }
             Ok(message)
         }
     }
@@ -161,6 +170,12 @@ async fn own_message(
     if row.sender_id != caller.user_id {
         return Err(ServiceError::Forbidden(
             "only the sender may change a message".into(),
+        ));
+    }
+    // A payment or dispute the host posted in a user's name stays as the host wrote it.
+    if row.kind != "text" {
+        return Err(ServiceError::Forbidden(
+            "only text messages can be changed by users".into(),
         ));
     }
     if row.deleted {

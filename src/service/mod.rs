@@ -37,6 +37,8 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("rate limited")]
     RateLimited { retry_after_ms: u64 },
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

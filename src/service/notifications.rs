@@ -135,7 +135,7 @@ pub async fn notify(app: &AppContext, req: NotifyRequest) -> Result<Vec<Notified
         }
         out.push(Notified {
             user_id,
-            notification,
+            id: notification.id,
             pushed: push,
         });
     }

@@ -25,17 +25,32 @@ pub fn check_org(org: &str) -> Result<(), ServiceError> {
 }
 
 /// Remembers, in the background, the organisations of the token a user connects with, so
-/// the session opens without waiting for it. Invalid ids and any past `MAX_ORGS` are left
-/// out rather than refusing the connection.
+/// the session opens without waiting for it. A token without `orgs` changes nothing (host
+/// apps that use no organisations issue tokens without the claim). Invalid ids and any past
+/// `MAX_ORGS` are left out rather than refusing the connection. Only a change is written,
+/// so reconnects cost one read.
 pub fn remember_later(app: &AppContext, user_id: &str, orgs: &[String]) {
-    let orgs: Vec<String> = orgs
+    if orgs.is_empty() {
+        return;
+    }
+    let mut orgs: Vec<String> = orgs
         .iter()
         .filter(|o| check_org(o).is_ok())
         .take(MAX_ORGS)
         .cloned()
         .collect();
+    orgs.sort_unstable();
+    orgs.dedup();
     let (app, user_id) = (app.clone(), user_id.to_string());
     tokio::spawn(async move {
+        if app
+            .store()
+            .orgs_of(&user_id)
+            .await
+            .is_ok_and(|now| now == orgs)
+        {
+            return;
+        }
         if let Err(e) = app.store().set_orgs(user_id.clone(), orgs).await {
             log::warn!("orgs of {user_id} not recorded: {e}");
         }

@@ -19,11 +19,19 @@ pub async fn disconnect(app: &AppContext, user_id: &str) -> Result<(), ServiceEr
         close::REVOKED,
         "access revoked",
     );
-    if let Err(e) = app.relay().publish(env).await {
+    // A revocation that may not reach every node is not done: say so (503), so the host
+    // retries, rather than answer 204 for sessions left open elsewhere.
+    if app.relay().health().await.is_err() {
+        return Err(ServiceError::Unavailable(
+            "the relay to other nodes is down; retry".into(),
+        ));
+    }
+    app.relay().publish(env).await.map_err(|e| {
         log::warn!(
             "relay {}: disconnect of {user_id} not published: {e}",
             app.relay().name()
         );
-    }
+        ServiceError::Unavailable("the disconnect could not be sent; retry".into())
+    })?;
     Ok(())
 }

@@ -499,6 +499,11 @@ impl Store {
         write!(self, |c, q| q::orgs::set(c, &user_id, orgs))
     }
 
+    /// The organisations a user is known to belong to, sorted.
+    pub async fn orgs_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        read!(self, |c, q| q::orgs::of_user(c, user_id))
+    }
+
     /// Users known to belong to `org`, at most `limit`.
     pub async fn org_members(&self, org: &str, limit: i64) -> Result<Vec<String>, StoreError> {
         read!(self, |c, q| q::orgs::members(c, org, limit))
@@ -513,13 +518,15 @@ impl Store {
         fingerprint: String,
         now: NaiveDateTime,
         expired_before: NaiveDateTime,
+        stale_before: NaiveDateTime,
     ) -> Result<Claim, StoreError> {
         write!(self, |c, q| q::idempotency::claim(
             c,
             &key,
             &fingerprint,
             now,
-            expired_before
+            expired_before,
+            stale_before
         ))
     }
 

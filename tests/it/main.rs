@@ -12,6 +12,7 @@ mod backpressure;
 mod cli;
 mod cluster;
 mod concurrency;
+mod docs;
 mod isolation;
 mod layout;
 mod messages;

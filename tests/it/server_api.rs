@@ -22,6 +22,12 @@ both! {
         assert_eq!(s.host("wrong-key").get("/templates").await.0, 401);
         assert_eq!(s.host(&s.token("alice")).get("/templates").await.0, 401, "a user token");
         assert_eq!(s.host(API_KEY).get("/templates").await.0, 200);
+        // Unknown server paths: 401 without the key, 404 with it.
+        assert_eq!(s.host("wrong-key").get("/nothing/here").await.0, 401);
+        assert_eq!(s.host(API_KEY).get("/nothing/here").await.0, 404);
+        // No user may be `system`, the sender of the host's messages.
+        let (st, v) = s.http("system").get("/threads").await;
+        assert_eq!((st, v["error"]["code"].as_str()), (401, Some("unauthorized")));
         // The key is not a user token.
         let mut as_user = s.http("alice");
         as_user.token = Some(API_KEY.into());
@@ -100,6 +106,28 @@ both! {
         let (_, d2) = host.post(&format!("/threads/{tid}/messages"), dispute).await;
         assert_eq!(d1["message"]["id"], d2["message"]["id"]);
         assert_eq!(d1["message"]["sender_id"], "client");
+        // Posted in the client's name, but the client cannot rewrite or delete it.
+        let did = d1["message"]["id"].as_str().unwrap();
+        let (st, _) = s.http("client").patch(&format!("/messages/{did}"), json!({"body":"nothing happened"})).await;
+        assert_eq!(st, 403);
+        assert_eq!(s.http("client").delete(&format!("/messages/{did}")).await.0, 403);
+        // The same Idempotency-Key for another request is a conflict, not the first answer.
+        let (st, v, _) = host
+            .post_once(&format!("/threads/{tid}/messages"), json!({"kind":"payment","body":"another"}), "pay-7")
+            .await;
+        assert_eq!((st, v["error"]["code"].as_str()), (409, Some("conflict")));
+        // An error is not kept: the key is free again.
+        let (st, _, replayed) = host.post_once("/threads/nope/messages", json!({"body":"x"}), "k-err").await;
+        assert_eq!((st, replayed), (404, false));
+        let (st, _, replayed) = host.post_once("/threads/nope/messages", json!({"body":"x"}), "k-err").await;
+        assert_eq!((st, replayed), (404, false));
+        // A client_id of this sender in another thread is a mistake, not a retry.
+        let (_, t2) = host.post("/threads", json!({"members":["client"]})).await;
+        let t2 = t2["id"].as_str().unwrap();
+        let (st, _) = host
+            .post(&format!("/threads/{t2}/messages"), json!({"kind":"dispute","body":"x","sender_id":"client","client_id":"d-1"}))
+            .await;
+        assert_eq!(st, 409);
         let (_, h) = s.http("client").get(&format!("/threads/{tid}/messages")).await;
         let kinds: Vec<&str> = h["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["payment", "dispute"]);
@@ -140,6 +168,11 @@ both! {
         assert_eq!(st, 400);
         let (st, _) = host.post("/broadcast", json!({"event":{}})).await;
         assert_eq!(st, 400, "neither org nor user_ids");
+        let (st, _) = host.post("/threads", json!({"kind":"direct","members":["a","b"],"external_ref":"x:1"})).await;
+        assert_eq!(st, 400, "direct threads take no external_ref");
+        let huge = json!({"user_ids":["a"],"title":"t","body":"x".repeat(70_000)});
+        let (st, v) = host.post("/notifications", huge).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (413, Some("too_large")), "a body past MAX_FRAME_BYTES: {v}");
         let ((st, _), _) = host
             .send(reqwest::Method::POST, "/disconnect", Some(json!({"user_id":"a"})), &[("Idempotency-Key", "")])
             .await;

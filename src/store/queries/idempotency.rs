@@ -12,7 +12,8 @@ use crate::store::schema::idempotency_keys;
 const PENDING: i32 = 0;
 
 /// Claims `key` for a request: new (the caller does the work), or the answer (or the
-/// in-flight state) of the first request with it. A claim older than `expired_before` is
+/// in-flight state) of the first request with it. An answer older than `expired_before`, or
+/// a claim still unanswered since before `stale_before` (its node died mid-request), is
 /// taken over as if it were new.
 pub async fn claim(
     conn: &mut Conn,
@@ -20,13 +21,18 @@ pub async fn claim(
     fingerprint: &str,
     now: NaiveDateTime,
     expired_before: NaiveDateTime,
+    stale_before: NaiveDateTime,
 ) -> QueryResult<Claim> {
     let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
     conn.transaction(async move |conn| {
         diesel::delete(
             idempotency_keys::table
                 .filter(idempotency_keys::key.eq(&key))
-                .filter(idempotency_keys::created_at.lt(expired_before)),
+                .filter(
+                    idempotency_keys::created_at.lt(expired_before).or(idempotency_keys::status
+                        .eq(PENDING)
+                        .and(idempotency_keys::created_at.lt(stale_before))),
+                ),
         )
         .execute(conn)
         .await?;

@@ -88,6 +88,7 @@ pub async fn read_all(conn: &mut Conn, user_id: &str, now: NaiveDateTime) -> Que
     diesel::update(
         notifications::table
             .filter(notifications::user_id.eq(user_id))
+            .filter(notifications::dismissed.eq(false))
             .filter(notifications::read_at.is_null()),
     )
     .set(notifications::read_at.eq(Some(now)))

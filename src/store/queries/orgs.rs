@@ -27,14 +27,26 @@ pub async fn set(conn: &mut Conn, user_id: &str, orgs: Vec<String>) -> QueryResu
             .execute(conn)
             .await?;
         for org in want {
+            // A racing connect of the same user may have inserted it meanwhile.
             diesel::insert_into(user_orgs::table)
                 .values((user_orgs::user_id.eq(&user_id), user_orgs::org.eq(org)))
+                .on_conflict_do_nothing()
                 .execute(conn)
                 .await?;
         }
         Ok(())
     })
     .await
+}
+
+/// The organisations a user is known to belong to.
+pub async fn of_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<String>> {
+    user_orgs::table
+        .filter(user_orgs::user_id.eq(user_id))
+        .order(user_orgs::org.asc())
+        .select(user_orgs::org)
+        .load(conn)
+        .await
 }
 
 /// The users known to belong to `org`, at most `limit`.
