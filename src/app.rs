@@ -19,7 +19,7 @@ use crate::registry::SessionRegistry;
 use crate::relay::memory::MemoryRelay;
 use crate::relay::redis::{RedisOptions, RedisRelay};
 use crate::relay::{Relay, RelayError, TRANSITION_QUEUE};
-use crate::service::{idempotency, presence};
+use crate::service::{idempotency, presence, webhooks};
 use crate::shutdown;
 use crate::store::{Store, StoreError, migrate};
 
@@ -90,6 +90,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     });
     tokio::spawn(presence::run(app.clone(), rx));
     tokio::spawn(idempotency::sweep_forever(app.clone()));
+    tokio::spawn(webhooks::send_forever(app.clone()));
     let upkeep = app.metrics().clone();
     tokio::spawn(async move {
         loop {

@@ -246,6 +246,11 @@ pub fn rate_limited() {
     counter!(RATE_LIMITED).increment(1);
 }
 
+/// A webhook delivery ended; `outcome` is `sent`, `retried` or `dropped`.
+pub fn webhook(outcome: &'static str) {
+    counter!(WEBHOOKS, "outcome" => outcome).increment(1);
+}
+
 /// A notification was stored; `outcome` is `pushed` or `muted`.
 pub fn notification(outcome: &'static str) {
     counter!(NOTIFICATIONS, "outcome" => outcome).increment(1);

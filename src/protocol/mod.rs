@@ -7,6 +7,7 @@ pub mod error;
 pub mod frames;
 pub mod objects;
 pub mod rest;
+pub mod webhooks;
 
 pub use error::ErrorCode;
 pub use frames::{

@@ -110,7 +110,11 @@ pub async fn create_thread(
     // The host created it, not one of the members: no member may remove the others.
     row.created_by = None;
     row.external_ref = req.external_ref;
-    let (t, created) = app.store().create_thread(row, members.clone()).await?;
+    let hook = super::webhooks::wants(app, "thread.created");
+    let (t, created) = app
+        .store()
+        .create_thread(row, members.clone(), hook)
+        .await?;
     if !created {
         // A racing request with the same ref, or the pair's existing direct thread.
         return Ok((same_thread(app, t, &members).await?, false));

@@ -123,7 +123,23 @@ pub async fn store_and_publish(
     // leave this node in seq order. The database serialises seq assignment anyway (the
     // thread row lock), so the turn adds no contention of its own.
     let _turn = app.sequencer().lock(&thread_id).await;
-    match app.store().insert_message(row).await? {
+    // For `message.created`, who is online just before the commit: its `offline_user_ids`
+    // are the members to push to.
+    let hook = if super::webhooks::wants(app, "message.created") {
+        let members = app.store().member_ids(&thread_id).await?;
+        let online = app.relay().online(&members).await;
+        Some(
+            members
+                .into_iter()
+                .zip(online)
+                .filter(|(_, on)| *on)
+                .map(|(m, _)| m)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    match app.store().insert_message(row, hook).await? {
         Inserted::Duplicate(original) => Ok(original.into()),
         Inserted::New(stored) => {
             metrics::message_stored();

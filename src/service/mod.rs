@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod templates;
 pub mod threads;
 pub mod typing;
+pub mod webhooks;
 
 use crate::context::AppContext;
 use crate::envelope::{Audience, Envelope, Lane};

@@ -101,7 +101,14 @@ pub async fn notify(app: &AppContext, req: NotifyRequest) -> Result<Vec<Notified
             dismissed: false,
         })
         .collect();
-    app.store().insert_notifications(rows.clone()).await?;
+    let online = if super::webhooks::wants(app, "notification.created") {
+        Some(app.relay().online(&users).await)
+    } else {
+        None
+    };
+    app.store()
+        .insert_notifications(rows.clone(), online)
+        .await?;
     // Stored: from here on nothing is the caller's failure. Preferences that cannot be read
     // count as none (push), rather than hiding a stored notification.
     let prefs: HashMap<String, Preferences> = match app.store().prefs(&users).await {

@@ -103,18 +103,19 @@ async fn offline(app: &AppContext, user_id: String, at: Ts) {
     // last_seen is stored before the event goes out, so a lookup made on receiving it
     // agrees with it.
     let now = naive(Ts::now());
+    let p = Presence {
+        user_id: user_id.clone(),
+        online: false,
+        last_seen: Some(at),
+    };
+    let hook = super::webhooks::wants(app, "presence.changed").then(|| p.clone());
     if let Err(e) = app
         .store()
-        .upsert_user(user_id.clone(), None, Some(naive(at)), now)
+        .upsert_user(user_id.clone(), None, Some(naive(at)), now, hook)
         .await
     {
         log::warn!("presence: cannot record last_seen of {user_id}: {e}");
     }
-    let p = Presence {
-        user_id,
-        online: false,
-        last_seen: Some(at),
-    };
     announce(app, p).await;
 }
 
@@ -130,11 +131,12 @@ pub async fn run(app: AppContext, mut rx: mpsc::Receiver<Transition>) {
                     online: true,
                     last_seen: None,
                 };
+                let hook = super::webhooks::wants(&app, "presence.changed").then(|| p.clone());
                 announce(&app, p).await;
                 let now = naive(Ts::now());
                 if let Err(e) = app
                     .store()
-                    .upsert_user(user_id.clone(), name, None, now)
+                    .upsert_user(user_id.clone(), name, None, now, hook)
                     .await
                 {
                     log::warn!("presence: cannot record {user_id}: {e}");

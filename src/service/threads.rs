@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Caller, ServiceError, bad, check_user_id, member_of, page_limit, publish};
+use super::{Caller, ServiceError, bad, check_user_id, member_of, page_limit, publish, webhooks};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
@@ -58,7 +58,11 @@ pub async fn direct_with(
     row.direct_key = Some(key);
     let (thread, created) = app
         .store()
-        .create_thread(row, vec![caller.user_id.clone(), other.to_string()])
+        .create_thread(
+            row,
+            vec![caller.user_id.clone(), other.to_string()],
+            webhooks::wants(app, "thread.created"),
+        )
         .await?;
     if created {
         log::info!("direct thread {} created by {}", thread.id, caller.user_id);
@@ -103,7 +107,11 @@ pub async fn create(
             all.extend(others);
             let (t, _) = app
                 .store()
-                .create_thread(new_thread("group", title, &caller.user_id), all)
+                .create_thread(
+                    new_thread("group", title, &caller.user_id),
+                    all,
+                    webhooks::wants(app, "thread.created"),
+                )
                 .await?;
             log::info!("group thread {} created by {}", t.id, caller.user_id);
             announce(app, &t.id, ThreadEvent::Created, &[]).await?;
@@ -243,7 +251,12 @@ pub(super) async fn add_to(
     }
     let added = app
         .store()
-        .add_members(t.id.clone(), dedup(user_ids.into_iter()), naive(Ts::now()))
+        .add_members(
+            t.id.clone(),
+            dedup(user_ids.into_iter()),
+            naive(Ts::now()),
+            webhooks::wants(app, "thread.member_added"),
+        )
         .await?;
     if !added.is_empty() {
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
@@ -281,7 +294,12 @@ pub(super) async fn remove_from(
     }
     let removed = app
         .store()
-        .remove_member(t.id.clone(), user_id.to_string(), naive(Ts::now()))
+        .remove_member(
+            t.id.clone(),
+            user_id.to_string(),
+            naive(Ts::now()),
+            webhooks::wants(app, "thread.member_removed"),
+        )
         .await?;
     if !removed {
         return Err(ServiceError::NotFound("not a member of this thread".into()));

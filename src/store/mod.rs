@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 
 use crate::config::DatabaseUrl;
 use crate::metrics;
-use models::{MessageRow, NotificationRow, PrefsRow, TemplateRow, ThreadRow};
+use models::{MessageRow, NotificationRow, OutboxRow, PrefsRow, TemplateRow, ThreadRow};
 pub use queries::{Access, Claim, Inserted, Page, Receipt, ThreadView};
 
 /// Connections held by one Postgres pool.
@@ -212,8 +212,9 @@ impl Store {
         &self,
         thread: ThreadRow,
         members: Vec<String>,
+        hook: bool,
     ) -> Result<(ThreadRow, bool), StoreError> {
-        write!(self, |c, q| q::threads::create(c, thread, members))
+        write!(self, |c, q| q::threads::create(c, thread, members, hook))
     }
 
     /// Sets a thread's title.
@@ -234,9 +235,10 @@ impl Store {
         thread_id: String,
         user_ids: Vec<String>,
         now: NaiveDateTime,
+        hook: bool,
     ) -> Result<Vec<String>, StoreError> {
         write!(self, |c, q| q::threads::add_members(
-            c, &thread_id, user_ids, now
+            c, &thread_id, user_ids, now, hook
         ))
     }
 
@@ -246,9 +248,10 @@ impl Store {
         thread_id: String,
         user_id: String,
         now: NaiveDateTime,
+        hook: bool,
     ) -> Result<bool, StoreError> {
         write!(self, |c, q| q::threads::remove_member(
-            c, &thread_id, &user_id, now
+            c, &thread_id, &user_id, now, hook
         ))
     }
 
@@ -283,8 +286,12 @@ impl Store {
     // ---- messages -----------------------------------------------------------------------
 
     /// Stores a message with the next seq, or finds the original of a repeated client_id.
-    pub async fn insert_message(&self, row: MessageRow) -> Result<Inserted, StoreError> {
-        write!(self, |c, q| q::messages::insert(c, row))
+    pub async fn insert_message(
+        &self,
+        row: MessageRow,
+        hook: Option<Vec<String>>,
+    ) -> Result<Inserted, StoreError> {
+        write!(self, |c, q| q::messages::insert(c, row, hook))
     }
 
     /// The message `sender_id` stored under `client_id`, if any.
@@ -374,9 +381,10 @@ impl Store {
         name: Option<String>,
         last_seen: Option<NaiveDateTime>,
         now: NaiveDateTime,
+        hook: Option<crate::protocol::Presence>,
     ) -> Result<(), StoreError> {
         write!(self, |c, q| q::users::upsert(
-            c, &user_id, name, last_seen, now
+            c, &user_id, name, last_seen, now, hook
         ))
     }
 
@@ -401,8 +409,46 @@ impl Store {
     // ---- notifications ------------------------------------------------------------------
 
     /// Stores notifications, one per recipient, in one transaction.
-    pub async fn insert_notifications(&self, rows: Vec<NotificationRow>) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::insert(c, rows))
+    pub async fn insert_notifications(
+        &self,
+        rows: Vec<NotificationRow>,
+        online: Option<Vec<bool>>,
+    ) -> Result<(), StoreError> {
+        write!(self, |c, q| q::notifications::insert(c, rows, online))
+    }
+
+    // ---- webhooks -----------------------------------------------------------------------
+
+    /// Leases due webhook deliveries to `token` until `until`.
+    pub async fn lease_webhooks(
+        &self,
+        token: String,
+        now: NaiveDateTime,
+        until: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        write!(self, |c, q| q::webhooks::lease(
+            c, &token, now, until, limit
+        ))
+    }
+
+    /// A delivery went through.
+    pub async fn webhook_delivered(&self, id: String) -> Result<(), StoreError> {
+        write!(self, |c, q| q::webhooks::delivered(c, &id))
+    }
+
+    /// A delivery failed: try again at `next_at`.
+    pub async fn webhook_retry_at(
+        &self,
+        id: String,
+        next_at: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        write!(self, |c, q| q::webhooks::retry_at(c, &id, next_at))
+    }
+
+    /// How many webhook deliveries wait.
+    pub async fn webhooks_pending(&self) -> Result<i64, StoreError> {
+        read!(self, |c, q| q::webhooks::pending(c))
     }
 
     /// A page of the user's notifications, newest first, older than `before`.

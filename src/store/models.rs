@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use super::queries::ThreadView;
 use super::schema::{
     members, messages, notification_prefs, notification_templates, notifications, threads,
+    webhook_outbox,
 };
 use crate::protocol::{Message, Notification, Thread, Ts};
 
@@ -91,6 +92,40 @@ pub struct TemplateRow {
     pub title: String,
     pub body: String,
     pub updated_at: NaiveDateTime,
+}
+
+/// A `webhook_outbox` row: one delivery waiting to be sent.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_outbox)]
+pub struct OutboxRow {
+    pub id: String,
+    pub kind: String,
+    pub body: String,
+    pub thread_id: Option<String>,
+    pub seq: Option<i64>,
+    pub attempts: i32,
+    pub next_at: NaiveDateTime,
+    pub leased_until: Option<NaiveDateTime>,
+    pub leased_by: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl OutboxRow {
+    /// A delivery due now.
+    pub fn new(id: String, kind: &str, body: String, at: NaiveDateTime) -> OutboxRow {
+        OutboxRow {
+            id,
+            kind: kind.to_string(),
+            body,
+            thread_id: None,
+            seq: None,
+            attempts: 0,
+            next_at: at,
+            leased_until: None,
+            leased_by: None,
+            created_at: at,
+        }
+    }
 }
 
 /// A stored UTC timestamp as a wire timestamp.

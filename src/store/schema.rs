@@ -105,6 +105,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_outbox (id) {
+        id -> Text,
+        kind -> Text,
+        body -> Text,
+        thread_id -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
+        attempts -> Integer,
+        next_at -> Timestamp,
+        leased_until -> Nullable<Timestamp>,
+        leased_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(members -> threads (thread_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::allow_tables_to_appear_in_same_query!(threads, members, messages, users);

@@ -26,4 +26,5 @@ mod shutdown;
 mod sse;
 mod store;
 mod threads;
+mod webhooks;
 mod ws_frames;

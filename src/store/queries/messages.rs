@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::store::models::MessageRow;
+use crate::protocol::webhooks::{MessageCreated, WebhookEvent};
+use crate::store::models::{MessageRow, OutboxRow, ts};
 use crate::store::queries::{Inserted, Page};
 use crate::store::schema::{messages, threads};
 
@@ -30,7 +31,15 @@ pub async fn by_client_id(
 /// senders queue on it and seqs come out gap-free; a rolled-back insert rolls the seq back
 /// too. A repeated `(sender, client_id)` returns the original, also when two sends race: the
 /// loser hits the unique index, rolls back and reads the winner's row.
-pub async fn insert(conn: &mut Conn, mut row: MessageRow) -> QueryResult<Inserted> {
+///
+/// With `hook` (the users online just before), a `message.created` webhook is queued in the
+/// same transaction: nothing is sent for a message that was not stored, and nothing stored
+/// goes unsent.
+pub async fn insert(
+    conn: &mut Conn,
+    mut row: MessageRow,
+    hook: Option<Vec<String>>,
+) -> QueryResult<Inserted> {
     if let Some(cid) = row.client_id.clone() {
         if let Some(existing) = by_client_id(conn, &row.sender_id, &cid).await? {
             return Ok(Inserted::Duplicate(existing));
@@ -52,6 +61,31 @@ pub async fn insert(conn: &mut Conn, mut row: MessageRow) -> QueryResult<Inserte
                 .values(&row)
                 .execute(conn)
                 .await?;
+            if let Some(online) = hook {
+                let members = super::threads::member_ids(conn, &row.thread_id).await?;
+                let offline_user_ids = members
+                    .iter()
+                    .filter(|m| **m != row.sender_id && !online.contains(m))
+                    .cloned()
+                    .collect();
+                let id = uuid::Uuid::now_v7().to_string();
+                let kind = "message.created";
+                let body = WebhookEvent {
+                    id: id.clone(),
+                    kind,
+                    created_at: ts(row.created_at),
+                    data: MessageCreated {
+                        message: row.clone().into(),
+                        members,
+                        offline_user_ids,
+                    },
+                }
+                .to_json();
+                let mut out = OutboxRow::new(id, kind, body, row.created_at);
+                out.thread_id = Some(row.thread_id.clone());
+                out.seq = Some(row.seq);
+                super::webhooks::enqueue(conn, &[out]).await?;
+            }
             Ok::<_, DieselError>(row)
         })
         .await

@@ -7,18 +7,41 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::store::models::{NotificationRow, PrefsRow, TemplateRow};
+use crate::protocol::webhooks::{NotificationCreated, WebhookEvent};
+use crate::store::models::{NotificationRow, OutboxRow, PrefsRow, TemplateRow, ts};
 use crate::store::schema::{notification_prefs, notification_templates, notifications};
 
-/// Stores notifications (one per recipient) in one transaction.
-pub async fn insert(conn: &mut Conn, rows: Vec<NotificationRow>) -> QueryResult<()> {
+/// Stores notifications (one per recipient) in one transaction, with, given `online` (each
+/// recipient's), a `notification.created` webhook each.
+pub async fn insert(
+    conn: &mut Conn,
+    rows: Vec<NotificationRow>,
+    online: Option<Vec<bool>>,
+) -> QueryResult<()> {
     conn.transaction(async move |conn| {
         // Row by row: SQLite cannot batch rows with NULL defaults in diesel.
-        for r in &rows {
+        for (i, r) in rows.iter().enumerate() {
             diesel::insert_into(notifications::table)
                 .values(r)
                 .execute(conn)
                 .await?;
+            if let Some(online) = &online {
+                let id = uuid::Uuid::now_v7().to_string();
+                let kind = "notification.created";
+                let body = WebhookEvent {
+                    id: id.clone(),
+                    kind,
+                    created_at: ts(r.created_at),
+                    data: NotificationCreated {
+                        notification: r.clone().into(),
+                        user_id: r.user_id.clone(),
+                        online: online.get(i).copied().unwrap_or(false),
+                    },
+                }
+                .to_json();
+                let out = OutboxRow::new(id, kind, body, r.created_at);
+                super::webhooks::enqueue(conn, &[out]).await?;
+            }
         }
         Ok(())
     })

@@ -4,7 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::store::models::{MemberRow, MessageRow, ThreadRow};
+use crate::protocol::Thread;
+use crate::protocol::webhooks::{ThreadChanged, WebhookEvent};
+use crate::store::models::{MemberRow, MessageRow, OutboxRow, ThreadRow, ts};
 use crate::store::queries::{Access, ThreadView};
 use crate::store::schema::{members, messages, threads};
 
@@ -68,6 +70,7 @@ pub async fn create(
     conn: &mut Conn,
     thread: ThreadRow,
     member_ids: Vec<String>,
+    hook: bool,
 ) -> QueryResult<(ThreadRow, bool)> {
     conn.transaction(async move |conn| {
         let inserted = diesel::insert_into(threads::table)
@@ -99,6 +102,10 @@ pub async fn create(
                 .execute(conn)
                 .await?;
         }
+        if hook {
+            let at = thread.created_at;
+            hook_thread(conn, "thread.created", &thread.id, member_ids, at).await?;
+        }
         Ok((thread, true))
     })
     .await
@@ -112,6 +119,33 @@ pub async fn find_direct(conn: &mut Conn, direct_key: &str) -> QueryResult<Optio
         .first(conn)
         .await
         .optional()
+}
+
+/// Queues a `thread.*` webhook with the thread as it now is (no one's unread count).
+async fn hook_thread(
+    conn: &mut Conn,
+    kind: &'static str,
+    thread_id: &str,
+    user_ids: Vec<String>,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    let Some(row) = get(conn, thread_id).await? else {
+        return Ok(());
+    };
+    let Some(view) = views(conn, "", vec![row]).await?.pop() else {
+        return Ok(());
+    };
+    let mut thread = Thread::from(view);
+    thread.unread = None;
+    let id = uuid::Uuid::now_v7().to_string();
+    let body = WebhookEvent {
+        id: id.clone(),
+        kind,
+        created_at: ts(at),
+        data: ThreadChanged { thread, user_ids },
+    }
+    .to_json();
+    super::webhooks::enqueue(conn, &[OutboxRow::new(id, kind, body, at)]).await
 }
 
 /// The thread with this `external_ref`, if any.
@@ -144,6 +178,7 @@ pub async fn add_members(
     thread_id: &str,
     user_ids: Vec<String>,
     now: NaiveDateTime,
+    hook: bool,
 ) -> QueryResult<Vec<String>> {
     let thread_id = thread_id.to_string();
     conn.transaction(async move |conn| {
@@ -169,6 +204,9 @@ pub async fn add_members(
                 .execute(conn)
                 .await?;
         }
+        if hook && !added.is_empty() {
+            hook_thread(conn, "thread.member_added", &thread_id, added.clone(), now).await?;
+        }
         Ok(added)
     })
     .await
@@ -180,6 +218,7 @@ pub async fn remove_member(
     thread_id: &str,
     user_id: &str,
     now: NaiveDateTime,
+    hook: bool,
 ) -> QueryResult<bool> {
     let (thread_id, user_id) = (thread_id.to_string(), user_id.to_string());
     conn.transaction(async move |conn| {
@@ -191,6 +230,10 @@ pub async fn remove_member(
                 .set(threads::updated_at.eq(now))
                 .execute(conn)
                 .await?;
+        }
+        if hook && n > 0 {
+            let who = vec![user_id.clone()];
+            hook_thread(conn, "thread.member_removed", &thread_id, who, now).await?;
         }
         Ok(n > 0)
     })

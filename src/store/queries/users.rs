@@ -4,12 +4,45 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::protocol::Presence;
+use crate::protocol::webhooks::WebhookEvent;
+use crate::store::models::{OutboxRow, ts};
 
 use crate::store::schema::{members, threads, users};
 
-/// Records a user's display name (from their token) and, when given, their last-seen time.
+/// Records a user's display name (from their token) and, when given, their last-seen time;
+/// with `hook`, queues a `presence.changed` webhook in the same transaction.
 pub async fn upsert(
+    conn: &mut Conn,
+    user_id: &str,
+    name: Option<String>,
+    last_seen: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+    hook: Option<Presence>,
+) -> QueryResult<()> {
+    let user_id = user_id.to_string();
+    conn.transaction(async move |conn| {
+        upsert_row(conn, &user_id, name, last_seen, now).await?;
+        if let Some(p) = hook {
+            let id = uuid::Uuid::now_v7().to_string();
+            let kind = "presence.changed";
+            let body = WebhookEvent {
+                id: id.clone(),
+                kind,
+                created_at: ts(now),
+                data: p,
+            }
+            .to_json();
+            super::webhooks::enqueue(conn, &[OutboxRow::new(id, kind, body, now)]).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn upsert_row(
     conn: &mut Conn,
     user_id: &str,
     name: Option<String>,

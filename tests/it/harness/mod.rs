@@ -5,12 +5,14 @@ mod client;
 mod cluster;
 mod http;
 mod nginx;
+mod receiver;
 mod sse;
 
 pub use client::{Client, Ended};
 pub use cluster::Cluster;
 pub use http::Http;
 pub use nginx::Nginx;
+pub use receiver::{Delivery, Receiver, free_port};
 pub use sse::{Block, Sse};
 
 use std::io::{BufRead, BufReader};
@@ -123,6 +125,12 @@ pub fn command(dir: &std::path::Path) -> Command {
         "TYPING_TIMEOUT_MS",
         "SHUTDOWN_GRACE_S",
         "JWT_LEEWAY_S",
+        "WEBHOOK_URL",
+        "WEBHOOK_SECRET",
+        "WEBHOOK_EVENTS",
+        "WEBHOOK_MAX_AGE_S",
+        "OUTBOX_BYTES",
+        "MAX_GROUP_MEMBERS",
     ] {
         cmd.env_remove(var);
     }
