@@ -10,6 +10,13 @@ use crate::protocol::rest::PresenceQuery;
 use crate::service::{Caller, presence, receipts};
 
 /// `GET /unread`
+#[utoipa::path(
+    get,
+    path = "/api/v1/unread",
+    tag = "inbox",
+    responses((status = 200, body = crate::protocol::rest::UnreadCounts), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn unread(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -19,6 +26,14 @@ pub async fn unread(
 }
 
 /// `GET /presence?user_ids=a,b`
+#[utoipa::path(
+    get,
+    path = "/api/v1/presence",
+    tag = "inbox",
+    params(crate::protocol::rest::PresenceQuery),
+    responses((status = 200, body = Vec<crate::protocol::Presence>), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn presence(
     app: web::Data<AppContext>,
     _user: AuthUser,

@@ -3,6 +3,7 @@
 
 pub mod inbox;
 pub mod notifications;
+pub mod openapi;
 pub mod ops;
 pub mod server;
 pub mod sse;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
     .route("/ws", web::get().to(crate::ws::upgrade))
     .service(
         web::scope("/api/v1")
+            .route("/openapi.json", web::get().to(openapi::document))
             .route("/events", web::get().to(sse::events))
             .route("/notifications", web::get().to(notifications::list))
             .route(
@@ -62,6 +64,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
                 "/orgs/{org}/online",
                 web::get().to(notifications::org_online),
             )
+            .route("/threads", web::get().to(threads::list_threads))
+            .route("/threads", web::post().to(threads::create_thread))
+            .route("/threads/{id}", web::get().to(threads::get_thread))
+            .route("/threads/{id}", web::patch().to(threads::update_thread))
+            .route(
+                "/threads/{id}/members",
+                web::post().to(threads::add_members),
+            )
+            .route(
+                "/threads/{id}/members/{user_id}",
+                web::delete().to(threads::remove_member),
+            )
+            .route("/threads/{id}/messages", web::get().to(threads::history))
+            .route(
+                "/threads/{id}/messages",
+                web::post().to(threads::send_message),
+            )
+            .route("/threads/{id}/read", web::post().to(threads::mark_read))
+            .route("/threads/{id}/typing", web::post().to(threads::typing))
+            .route("/messages/{id}", web::patch().to(threads::edit_message))
+            .route("/messages/{id}", web::delete().to(threads::delete_message))
+            .route("/unread", web::get().to(inbox::unread))
+            .route("/presence", web::get().to(inbox::presence))
+            // Last in the scope: tests/it/openapi.rs reads this table in order.
             .service(
                 web::scope("/server")
                     .route("/notifications", web::post().to(server::notify))
@@ -91,30 +117,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
                     .route("/presence", web::get().to(server::presence))
                     .route("/orgs/{org}/online", web::get().to(server::org_online))
                     .default_service(web::to(server::unknown)),
-            )
-            .route("/threads", web::get().to(threads::list_threads))
-            .route("/threads", web::post().to(threads::create_thread))
-            .route("/threads/{id}", web::get().to(threads::get_thread))
-            .route("/threads/{id}", web::patch().to(threads::update_thread))
-            .route(
-                "/threads/{id}/members",
-                web::post().to(threads::add_members),
-            )
-            .route(
-                "/threads/{id}/members/{user_id}",
-                web::delete().to(threads::remove_member),
-            )
-            .route("/threads/{id}/messages", web::get().to(threads::history))
-            .route(
-                "/threads/{id}/messages",
-                web::post().to(threads::send_message),
-            )
-            .route("/threads/{id}/read", web::post().to(threads::mark_read))
-            .route("/threads/{id}/typing", web::post().to(threads::typing))
-            .route("/messages/{id}", web::patch().to(threads::edit_message))
-            .route("/messages/{id}", web::delete().to(threads::delete_message))
-            .route("/unread", web::get().to(inbox::unread))
-            .route("/presence", web::get().to(inbox::presence)),
+            ),
     )
     .default_service(web::to(not_found));
 }

@@ -14,6 +14,14 @@ use crate::service::{Caller, notifications as svc, orgs};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// `GET /notifications?unread=true&limit=&before=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "notifications",
+    params(crate::protocol::rest::NotificationsQuery),
+    responses((status = 200, body = crate::protocol::rest::NotificationPage), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn list(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -24,6 +32,13 @@ pub async fn list(
 }
 
 /// `GET /notifications/unread-count`
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications/unread-count",
+    tag = "notifications",
+    responses((status = 200, body = crate::protocol::rest::UnreadCount), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn unread_count(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -33,6 +48,14 @@ pub async fn unread_count(
 }
 
 /// `POST /notifications/{id}/read`
+#[utoipa::path(
+    post,
+    path = "/api/v1/notifications/{id}/read",
+    tag = "notifications",
+    params(("id" = String, Path, description = "notification id")),
+    responses((status = 204, description = "read"), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn read(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -43,6 +66,13 @@ pub async fn read(
 }
 
 /// `POST /notifications/read-all`
+#[utoipa::path(
+    post,
+    path = "/api/v1/notifications/read-all",
+    tag = "notifications",
+    responses((status = 204, description = "all read"), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn read_all(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -52,6 +82,14 @@ pub async fn read_all(
 }
 
 /// `DELETE /notifications/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/notifications/{id}",
+    tag = "notifications",
+    params(("id" = String, Path, description = "notification id")),
+    responses((status = 204, description = "dismissed"), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn dismiss(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -62,6 +100,13 @@ pub async fn dismiss(
 }
 
 /// `DELETE /notifications`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/notifications",
+    tag = "notifications",
+    responses((status = 204, description = "all dismissed"), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn dismiss_all(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -71,6 +116,13 @@ pub async fn dismiss_all(
 }
 
 /// `GET /notification-preferences`
+#[utoipa::path(
+    get,
+    path = "/api/v1/notification-preferences",
+    tag = "notifications",
+    responses((status = 200, body = crate::protocol::rest::Preferences), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn preferences(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -80,6 +132,14 @@ pub async fn preferences(
 }
 
 /// `PUT /notification-preferences`
+#[utoipa::path(
+    put,
+    path = "/api/v1/notification-preferences",
+    tag = "notifications",
+    request_body = crate::protocol::rest::Preferences,
+    responses((status = 200, body = crate::protocol::rest::Preferences), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn set_preferences(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -90,6 +150,14 @@ pub async fn set_preferences(
 }
 
 /// `GET /orgs/{org}/online`: only for members of the organisation (by their token's `orgs`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/online",
+    tag = "inbox",
+    params(("org" = String, Path, description = "an organisation named in the caller's token")),
+    responses((status = 200, body = Vec<crate::protocol::Presence>), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn org_online(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,

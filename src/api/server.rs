@@ -163,6 +163,15 @@ where
 }
 
 /// `POST /server/notifications`
+#[utoipa::path(
+    post,
+    path = "/api/v1/server/notifications",
+    tag = "server",
+    params(("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::NotifyRequest,
+    responses((status = 201, body = crate::protocol::rest::NotifyReply), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn notify(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -180,6 +189,15 @@ pub async fn notify(
 }
 
 /// `PUT /server/templates/{key}`
+#[utoipa::path(
+    put,
+    path = "/api/v1/server/templates/{key}",
+    tag = "server",
+    params(("key" = String, Path, description = "template key"), ("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::TemplateBody,
+    responses((status = 200, body = crate::protocol::rest::Template), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn put_template(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -201,12 +219,27 @@ pub async fn put_template(
 }
 
 /// `GET /server/templates`
+#[utoipa::path(
+    get,
+    path = "/api/v1/server/templates",
+    tag = "server",
+    responses((status = 200, body = crate::protocol::rest::TemplateList), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn list_templates(app: web::Data<AppContext>, _: ServerKey) -> Result<HttpResponse> {
     let templates = templates::list(&app).await?;
     Ok(HttpResponse::Ok().json(TemplateList { templates }))
 }
 
 /// `DELETE /server/templates/{key}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/server/templates/{key}",
+    tag = "server",
+    params(("key" = String, Path, description = "template key")),
+    responses((status = 204, description = "deleted"), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn delete_template(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -218,6 +251,15 @@ pub async fn delete_template(
 
 /// `POST /server/threads`: 201 with a new thread, 200 with the one already holding the
 /// `external_ref`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/server/threads",
+    tag = "server",
+    params(("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::HostThread,
+    responses((status = 201, body = crate::protocol::Thread, description = "created"), (status = 200, body = crate::protocol::Thread, description = "the thread holding this external_ref"), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn create_thread(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -237,6 +279,14 @@ pub async fn create_thread(
 }
 
 /// `GET /server/threads/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/server/threads/{id}",
+    tag = "server",
+    params(("id" = String, Path, description = "thread id")),
+    responses((status = 200, body = crate::protocol::Thread), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn get_thread(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -246,6 +296,14 @@ pub async fn get_thread(
 }
 
 /// `GET /server/threads/by-ref/{external_ref}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/server/threads/by-ref/{external_ref}",
+    tag = "server",
+    params(("external_ref" = String, Path, description = "the host's key, e.g. job:123")),
+    responses((status = 200, body = crate::protocol::Thread), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn get_thread_by_ref(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -255,6 +313,15 @@ pub async fn get_thread_by_ref(
 }
 
 /// `POST /server/threads/{id}/members`
+#[utoipa::path(
+    post,
+    path = "/api/v1/server/threads/{id}/members",
+    tag = "server",
+    params(("id" = String, Path, description = "thread id"), ("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::AddMembers,
+    responses((status = 200, body = crate::protocol::Thread), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn add_members(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -276,6 +343,14 @@ pub async fn add_members(
 }
 
 /// `DELETE /server/threads/{id}/members/{user_id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/server/threads/{id}/members/{user_id}",
+    tag = "server",
+    params(("id" = String, Path, description = "thread id"), ("user_id" = String, Path, description = "the member")),
+    responses((status = 204, description = "removed"), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn remove_member(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -287,6 +362,15 @@ pub async fn remove_member(
 }
 
 /// `POST /server/threads/{id}/messages`
+#[utoipa::path(
+    post,
+    path = "/api/v1/server/threads/{id}/messages",
+    tag = "server",
+    params(("id" = String, Path, description = "thread id"), ("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::HostMessage,
+    responses((status = 200, body = crate::protocol::MessageReply), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn post_message(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -308,6 +392,15 @@ pub async fn post_message(
 }
 
 /// `POST /server/broadcast`
+#[utoipa::path(
+    post,
+    path = "/api/v1/server/broadcast",
+    tag = "server",
+    params(("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::BroadcastRequest,
+    responses((status = 200, body = crate::protocol::rest::BroadcastReply), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn broadcast(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -330,6 +423,15 @@ pub async fn broadcast(
 }
 
 /// `POST /server/disconnect`: closes the user's sockets and streams with 4003, on every node.
+#[utoipa::path(
+    post,
+    path = "/api/v1/server/disconnect",
+    tag = "server",
+    params(("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
+    request_body = crate::protocol::rest::Disconnect,
+    responses((status = 204, description = "closed with 4003 on every node"), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn disconnect(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -344,6 +446,14 @@ pub async fn disconnect(
 }
 
 /// `GET /server/presence?user_ids=a,b`: unscoped.
+#[utoipa::path(
+    get,
+    path = "/api/v1/server/presence",
+    tag = "server",
+    params(crate::protocol::rest::PresenceQuery),
+    responses((status = 200, body = Vec<crate::protocol::Presence>), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn presence(
     app: web::Data<AppContext>,
     _: ServerKey,
@@ -360,6 +470,14 @@ pub async fn unknown(_: ServerKey) -> Result<HttpResponse> {
 }
 
 /// `GET /server/orgs/{org}/online`: unscoped.
+#[utoipa::path(
+    get,
+    path = "/api/v1/server/orgs/{org}/online",
+    tag = "server",
+    params(("org" = String, Path, description = "organisation id")),
+    responses((status = 200, body = Vec<crate::protocol::Presence>), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("server_key" = []))
+)]
 pub async fn org_online(
     app: web::Data<AppContext>,
     _: ServerKey,

@@ -32,6 +32,14 @@ const MAX_COMMENT_INTERVAL: Duration = Duration::from_secs(15);
 const SILENT_INTERVALS: u32 = 3;
 
 /// `GET /api/v1/events`: authenticates as `/ws` does, then streams events until a close.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(("token" = Option<String>, Query, description = "the user token, where no Authorization header can be sent (EventSource)")),
+    responses((status = 200, description = "text/event-stream: hello, then every server event a socket would get, a comment line at least every 15 s, and a last event: close with data {\"code\":N}", content_type = "text/event-stream", body = String), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn events(
     req: HttpRequest,
     app: web::Data<AppContext>,

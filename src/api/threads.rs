@@ -18,6 +18,14 @@ use crate::service::{Caller, messages, receipts, threads as svc, typing as typin
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// `GET /threads`
+#[utoipa::path(
+    get,
+    path = "/api/v1/threads",
+    tag = "threads",
+    params(crate::protocol::ThreadsQuery),
+    responses((status = 200, body = crate::protocol::ThreadPage), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn list_threads(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -28,6 +36,14 @@ pub async fn list_threads(
 }
 
 /// `POST /threads`: 201 with a new thread, 200 with the existing direct thread.
+#[utoipa::path(
+    post,
+    path = "/api/v1/threads",
+    tag = "threads",
+    request_body = crate::protocol::rest::CreateThread,
+    responses((status = 201, body = crate::protocol::Thread, description = "created"), (status = 200, body = crate::protocol::Thread, description = "the existing direct thread"), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn create_thread(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -44,6 +60,14 @@ pub async fn create_thread(
 }
 
 /// `GET /threads/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/threads/{id}",
+    tag = "threads",
+    params(("id" = String, Path, description = "thread id")),
+    responses((status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn get_thread(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -54,6 +78,15 @@ pub async fn get_thread(
 }
 
 /// `PATCH /threads/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/threads/{id}",
+    tag = "threads",
+    params(("id" = String, Path, description = "thread id")),
+    request_body = crate::protocol::rest::UpdateThread,
+    responses((status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn update_thread(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -68,6 +101,15 @@ pub async fn update_thread(
 }
 
 /// `POST /threads/{id}/members`
+#[utoipa::path(
+    post,
+    path = "/api/v1/threads/{id}/members",
+    tag = "threads",
+    params(("id" = String, Path, description = "thread id")),
+    request_body = crate::protocol::rest::AddMembers,
+    responses((status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn add_members(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -85,6 +127,14 @@ pub async fn add_members(
 }
 
 /// `DELETE /threads/{id}/members/{user_id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/threads/{id}/members/{user_id}",
+    tag = "threads",
+    params(("id" = String, Path, description = "thread id"), ("user_id" = String, Path, description = "the member")),
+    responses((status = 204, description = "removed"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn remove_member(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -96,6 +146,14 @@ pub async fn remove_member(
 }
 
 /// `GET /threads/{id}/messages`
+#[utoipa::path(
+    get,
+    path = "/api/v1/threads/{id}/messages",
+    tag = "messages",
+    params(("id" = String, Path, description = "thread id"), crate::protocol::HistoryQuery),
+    responses((status = 200, body = crate::protocol::HistoryPage), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn history(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -107,6 +165,15 @@ pub async fn history(
 }
 
 /// `POST /threads/{id}/messages`
+#[utoipa::path(
+    post,
+    path = "/api/v1/threads/{id}/messages",
+    tag = "messages",
+    params(("id" = String, Path, description = "thread id")),
+    request_body = crate::protocol::rest::SendBody,
+    responses((status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn send_message(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -130,6 +197,15 @@ pub async fn send_message(
 }
 
 /// `PATCH /messages/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "message id")),
+    request_body = crate::protocol::rest::EditBody,
+    responses((status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn edit_message(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -142,6 +218,14 @@ pub async fn edit_message(
 }
 
 /// `DELETE /messages/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn delete_message(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -152,6 +236,15 @@ pub async fn delete_message(
 }
 
 /// `POST /threads/{id}/read`
+#[utoipa::path(
+    post,
+    path = "/api/v1/threads/{id}/read",
+    tag = "messages",
+    params(("id" = String, Path, description = "thread id")),
+    request_body = crate::protocol::rest::ReadBody,
+    responses((status = 204, description = "read up to seq"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn mark_read(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,
@@ -170,6 +263,15 @@ pub async fn mark_read(
 }
 
 /// `POST /threads/{id}/typing`
+#[utoipa::path(
+    post,
+    path = "/api/v1/threads/{id}/typing",
+    tag = "messages",
+    params(("id" = String, Path, description = "thread id")),
+    request_body = crate::protocol::rest::TypingBody,
+    responses((status = 204, description = "typing state set"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    security(("user_token" = []))
+)]
 pub async fn typing(
     app: web::Data<AppContext>,
     AuthUser(user): AuthUser,

@@ -93,7 +93,8 @@ pub struct HistoryFrame {
 }
 
 /// Which page of a thread's history; shared with `GET /threads/{id}/messages`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     pub before_seq: Option<i64>,
     pub after_seq: Option<i64>,
@@ -110,7 +111,8 @@ pub struct ThreadsFrame {
 }
 
 /// Which page of the thread list; shared with `GET /threads`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ThreadsQuery {
     pub limit: Option<i64>,
     pub before: Option<String>,
@@ -329,20 +331,20 @@ pub enum Reply {
 }
 
 /// One message: the `ack` of a send, the body of REST sends and edits.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageReply {
     pub message: Message,
 }
 
 /// A page of history, ascending seq.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub messages: Vec<Message>,
     pub has_more: bool,
 }
 
 /// A page of threads and the cursor of the next page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ThreadPage {
     pub threads: Vec<Thread>,
     pub next: Option<String>,

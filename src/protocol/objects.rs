@@ -16,6 +16,21 @@ impl Ts {
     }
 }
 
+impl utoipa::PartialSchema for Ts {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "RFC 3339 UTC with milliseconds, e.g. 2026-11-22T10:15:30.123Z",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Ts {}
+
 impl Serialize for Ts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -23,7 +38,7 @@ impl Serialize for Ts {
 }
 
 /// A message as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: String,
     pub thread_id: String,
@@ -31,6 +46,7 @@ pub struct Message {
     pub sender_id: String,
     pub kind: String,
     pub body: String,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     pub reply_to: Option<String>,
     pub client_id: Option<String>,
@@ -40,7 +56,7 @@ pub struct Message {
 }
 
 /// A thread as one user sees it (`unread` is theirs).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Thread {
     pub id: String,
     pub kind: String,
@@ -56,7 +72,7 @@ pub struct Thread {
 }
 
 /// Whether a user has an open session anywhere, and when they were last seen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Presence {
     pub user_id: String,
     pub online: bool,
@@ -64,7 +80,9 @@ pub struct Presence {
 }
 
 /// How urgent a notification is, lowest first (the order `min_priority` compares in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
@@ -99,13 +117,14 @@ impl Priority {
 }
 
 /// An in-app notification.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: String,
     pub category: String,
     pub priority: String,
     pub title: String,
     pub body: String,
+    #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
     pub created_at: Ts,
     pub read_at: Option<Ts>,

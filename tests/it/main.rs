@@ -18,6 +18,7 @@ mod layout;
 mod messages;
 mod metrics;
 mod notifications;
+mod openapi;
 mod presence;
 mod receipts;
 mod rest;

@@ -1,0 +1,117 @@
+//! `GET /api/v1/openapi.json` describes every REST and server API route the gateway serves:
+//! the route table in src/api/mod.rs is read, and each `/api/v1` route must be in the
+//! document with its method (and nothing documented may be missing from the table).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::harness::{Backend, Server};
+
+/// (method, path) of every route in src/api/mod.rs. Routes before `web::scope("/api/v1")`
+/// are at the root; the `/server` scope is the last thing inside `/api/v1`.
+fn served_routes() -> BTreeSet<(String, String)> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/mod.rs"))
+            .unwrap();
+    assert_eq!(
+        text.matches("web::scope(").count(),
+        2,
+        "the parser knows two scopes"
+    );
+    let mut out = BTreeSet::new();
+    let mut prefix = String::new();
+    let mut rest = text.as_str();
+    loop {
+        let next_scope = rest.find("web::scope(\"");
+        let next_route = rest.find(".route(");
+        match (next_scope, next_route) {
+            (Some(s), r) if r.is_none_or(|r| s < r) => {
+                let after = &rest[s + "web::scope(\"".len()..];
+                let end = after.find('"').unwrap();
+                prefix.push_str(&after[..end]);
+                rest = &after[end..];
+            }
+            (_, Some(r)) => {
+                let after = &rest[r + ".route(".len()..];
+                let q = after.find('"').unwrap();
+                let path_end = after[q + 1..].find('"').unwrap();
+                let path = &after[q + 1..q + 1 + path_end];
+                let m = after.find("web::").unwrap();
+                let method: String = after[m + 5..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                out.insert((method, format!("{prefix}{path}")));
+                rest = &after[q + 1 + path_end..];
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_document_describes_every_api_route() {
+    let s = Server::start(Backend::Sqlite).await;
+    let r = reqwest::get(s.url("/api/v1/openapi.json")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "Switchboard");
+    let served: BTreeSet<(String, String)> = served_routes()
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/api/v1/") && p != "/api/v1/openapi.json")
+        .collect();
+    assert!(
+        served.len() >= 35,
+        "found only {} routes: {served:?}",
+        served.len()
+    );
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            documented.insert((method.clone(), path.clone()));
+            assert!(
+                op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                "{method} {path} names no security scheme"
+            );
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path}: no 401"
+            );
+        }
+    }
+    let missing: Vec<_> = served.difference(&documented).collect();
+    assert!(missing.is_empty(), "served but not documented: {missing:?}");
+    let stale: Vec<_> = documented.difference(&served).collect();
+    assert!(stale.is_empty(), "documented but not served: {stale:?}");
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Thread",
+        "Message",
+        "Notification",
+        "Presence",
+        "ErrorBody",
+        "NotifyRequest",
+    ] {
+        assert!(schemas.contains_key(name), "no schema {name}");
+    }
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert!(schemes.contains_key("user_token") && schemes.contains_key("server_key"));
+    // What the document says of a body is what the route answers.
+    let thread = &schemas["Thread"]["properties"];
+    for field in [
+        "id",
+        "kind",
+        "members",
+        "last_seq",
+        "last_message",
+        "updated_at",
+    ] {
+        assert!(thread.get(field).is_some(), "Thread.{field} missing");
+    }
+}
