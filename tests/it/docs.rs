@@ -89,3 +89,76 @@ async fn server_api_doc_commands_run_as_written() {
     let (_, templates) = host.get("/templates").await;
     assert_eq!(templates["templates"], json!([]));
 }
+
+/// The first block fenced as ```lang in a Markdown file.
+fn first_block(markdown: &str, lang: &str) -> String {
+    let open = format!("```{lang}\n");
+    let start = markdown.find(&open).map(|i| i + open.len()).expect("block");
+    let len = markdown[start..].find("```").expect("closed");
+    markdown[start..start + len].to_string()
+}
+
+#[tokio::test]
+async fn webhook_verification_snippets_accept_a_real_delivery_and_refuse_a_forged_one() {
+    let secret = "webhook-secret-for-the-docs-test-0123456789";
+    let r = crate::harness::Receiver::start(0).await;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("WEBHOOK_URL", r.url.as_str()),
+            ("WEBHOOK_SECRET", secret),
+            ("WEBHOOK_EVENTS", "thread.created"),
+        ],
+    )
+    .await;
+    s.http("alice").direct("bob").await;
+    let d = r
+        .wait_for("thread.created", 1, std::time::Duration::from_secs(10))
+        .await
+        .remove(0);
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/server-api.md"),
+    )
+    .unwrap();
+    let dir = TempDir::new();
+    let body = dir.0.join("body.json");
+    std::fs::write(&body, &d.body).unwrap();
+    let py = format!(
+        "{}\nimport sys\nb = open(sys.argv[1], 'rb').read()\n\
+         print(verify(sys.argv[2].encode(), sys.argv[3], b), verify(sys.argv[2].encode(), sys.argv[3], b + b' '))\n",
+        first_block(&doc, "python")
+    );
+    std::fs::write(dir.0.join("verify.py"), py).unwrap();
+    std::fs::write(dir.0.join("verify.js"), first_block(&doc, "js")).unwrap();
+    let node = "const {verify} = require(process.argv[1] + '/verify.js'); \
+                const b = require('fs').readFileSync(process.argv[2]); \
+                console.log(verify(process.argv[3], process.argv[4], b), \
+                verify(process.argv[3], process.argv[4], Buffer.concat([b, Buffer.from(' ')])));";
+    let runs = [
+        std::process::Command::new("python3")
+            .arg(dir.0.join("verify.py"))
+            .arg(&body)
+            .arg(secret)
+            .arg(&d.signature)
+            .output()
+            .expect("python3"),
+        std::process::Command::new("node")
+            .arg("-e")
+            .arg(node)
+            .arg(&dir.0)
+            .arg(&body)
+            .arg(secret)
+            .arg(&d.signature)
+            .output()
+            .expect("node"),
+    ];
+    for (lang, out) in ["python", "node"].iter().zip(runs) {
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_lowercase();
+        assert_eq!(
+            said,
+            "true false",
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
