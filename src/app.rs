@@ -91,6 +91,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     tokio::spawn(presence::run(app.clone(), rx));
     tokio::spawn(idempotency::sweep_forever(app.clone()));
     tokio::spawn(webhooks::send_forever(app.clone()));
+    tokio::spawn(webhooks::expire_forever(app.clone()));
     let upkeep = app.metrics().clone();
     tokio::spawn(async move {
         loop {

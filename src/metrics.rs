@@ -255,3 +255,8 @@ pub fn webhook(outcome: &'static str) {
 pub fn notification(outcome: &'static str) {
     counter!(NOTIFICATIONS, "outcome" => outcome).increment(1);
 }
+
+/// `n` webhook deliveries were given up past `WEBHOOK_MAX_AGE_S` without being tried again.
+pub fn webhooks_dropped(n: u64) {
+    counter!(WEBHOOKS, "outcome" => "dropped").increment(n);
+}

@@ -137,7 +137,7 @@ pub async fn preferences(
     path = "/api/v1/notification-preferences",
     tag = "notifications",
     request_body = crate::protocol::rest::Preferences,
-    responses((status = 200, body = crate::protocol::rest::Preferences), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 200, body = crate::protocol::rest::Preferences), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn set_preferences(

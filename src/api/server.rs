@@ -195,7 +195,7 @@ pub async fn notify(
     tag = "server",
     params(("key" = String, Path, description = "template key"), ("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
     request_body = crate::protocol::rest::TemplateBody,
-    responses((status = 200, body = crate::protocol::rest::Template), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 200, body = crate::protocol::rest::Template), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("server_key" = []))
 )]
 pub async fn put_template(
@@ -429,7 +429,7 @@ pub async fn broadcast(
     tag = "server",
     params(("Idempotency-Key" = Option<String>, Header, description = "the first answer is kept 24 h")),
     request_body = crate::protocol::rest::Disconnect,
-    responses((status = 204, description = "closed with 4003 on every node"), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 204, description = "closed with 4003 on every node"), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("server_key" = []))
 )]
 pub async fn disconnect(

@@ -84,7 +84,7 @@ pub async fn get_thread(
     tag = "threads",
     params(("id" = String, Path, description = "thread id")),
     request_body = crate::protocol::rest::UpdateThread,
-    responses((status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn update_thread(
@@ -203,7 +203,7 @@ pub async fn send_message(
     tag = "messages",
     params(("id" = String, Path, description = "message id")),
     request_body = crate::protocol::rest::EditBody,
-    responses((status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn edit_message(
@@ -242,7 +242,7 @@ pub async fn delete_message(
     tag = "messages",
     params(("id" = String, Path, description = "thread id")),
     request_body = crate::protocol::rest::ReadBody,
-    responses((status = 204, description = "read up to seq"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 204, description = "read up to seq"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn mark_read(
@@ -269,7 +269,7 @@ pub async fn mark_read(
     tag = "messages",
     params(("id" = String, Path, description = "thread id")),
     request_body = crate::protocol::rest::TypingBody,
-    responses((status = 204, description = "typing state set"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 204, description = "typing state set"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn typing(

@@ -67,6 +67,7 @@ pub struct Thread {
     pub last_message: Option<Message>,
     /// The asking user's unread count; absent where no user asks (the server API).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64, required = false)]
     pub unread: Option<i64>,
     pub updated_at: Ts,
 }

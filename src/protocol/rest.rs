@@ -21,7 +21,7 @@ pub struct CreateThread {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateThread {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = true)]
     pub title: Option<Option<String>>,
 }
 

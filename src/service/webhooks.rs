@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use crate::config::WebhookConfig;
 use crate::context::AppContext;
@@ -13,17 +15,22 @@ use crate::metrics;
 use crate::protocol::Ts;
 use crate::store::models::{OutboxRow, naive};
 
-/// Deliveries taken per round.
-const BATCH: i64 = 64;
-/// How long a node holds a delivery it took: past the POST timeout, so only a node that died
-/// mid-send lets another take it over.
+/// Deliveries in flight at once on one node.
+const IN_FLIGHT: usize = 64;
+/// How long a node holds a delivery it took: well past the POST timeout, so only a node that
+/// died mid-send (or settles very late) lets another take it over.
 const LEASE: Duration = Duration::from_secs(30);
 /// The receiver's time to answer.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the sender sleeps when nothing is due.
-const IDLE: Duration = Duration::from_millis(250);
+/// How often the sender looks for newly due deliveries while some are in flight, or sleeps
+/// when none are.
+const POLL: Duration = Duration::from_millis(250);
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How often deliveries past `WEBHOOK_MAX_AGE_S` are deleted.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10);
+/// `WEBHOOK_MAX_AGE_S`'s default, for expiring rows a node without `WEBHOOK_URL` finds.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 /// Whether events of `kind` go to the host (`WEBHOOK_URL` set and `WEBHOOK_EVENTS` naming it).
 pub fn wants(app: &AppContext, kind: &str) -> bool {
@@ -47,14 +54,47 @@ fn backoff(attempt: i32) -> Duration {
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
-/// Sends due deliveries for the life of the node (only with `WEBHOOK_URL`).
+fn ago(d: Duration) -> chrono::NaiveDateTime {
+    naive(Ts::now()) - chrono::Duration::from_std(d).unwrap_or_default()
+}
+
+/// Deletes deliveries older than `WEBHOOK_MAX_AGE_S`, tried or not, counting them as
+/// dropped: the outbox holds at most that much, whatever the receiver does (and on a node
+/// whose `WEBHOOK_URL` was removed, nothing waits forever).
+pub async fn expire_forever(app: AppContext) {
+    let max_age = app
+        .config()
+        .webhooks
+        .as_ref()
+        .map_or(DEFAULT_MAX_AGE, |w| w.max_age);
+    loop {
+        tokio::time::sleep(EXPIRE_EVERY).await;
+        match app.store().expire_webhooks(ago(max_age)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::webhooks_dropped(n as u64);
+                log::warn!(
+                    "webhooks: {n} delivery(ies) dropped: older than {}s",
+                    max_age.as_secs()
+                );
+            }
+            Err(e) => log::warn!("webhooks: cannot expire old deliveries: {e}"),
+        }
+    }
+}
+
+/// Sends due deliveries for the life of the node (only with `WEBHOOK_URL`): up to
+/// `IN_FLIGHT` at once, each settled as soon as it is answered, so a slow receiver on one
+/// delivery never holds up the others.
 pub async fn send_forever(app: AppContext) {
     let Some(cfg) = app.config().webhooks.clone() else {
         return;
     };
+    // A redirect is not a delivery: followed, a POST becomes a GET without its body.
     let client = match reqwest::Client::builder()
         .timeout(POST_TIMEOUT)
-        .pool_max_idle_per_host(16)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(IN_FLIGHT)
         .build()
     {
         Ok(c) => c,
@@ -64,43 +104,58 @@ pub async fn send_forever(app: AppContext) {
         }
     };
     log::info!("webhooks: sending {} to {}", cfg.events.join(","), cfg.url);
+    let mut in_flight = FuturesUnordered::new();
     let mut failing = false;
     loop {
-        let now = Ts::now();
-        let until = naive(now) + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let token = uuid::Uuid::now_v7().to_string();
-        let due = match app
-            .store()
-            .lease_webhooks(token, naive(now), until, BATCH)
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!("webhooks: cannot read the outbox: {e}");
-                tokio::time::sleep(IDLE * 4).await;
-                continue;
+        let room = IN_FLIGHT - in_flight.len();
+        let mut took = 0;
+        if room > 0 {
+            let now = Ts::now();
+            let until = naive(now) + chrono::Duration::from_std(LEASE).unwrap_or_default();
+            let token = uuid::Uuid::now_v7().to_string();
+            let limit = i64::try_from(room).unwrap_or(1);
+            match app
+                .store()
+                .lease_webhooks(token, naive(now), until, ago(cfg.max_age), limit)
+                .await
+            {
+                Ok(due) => {
+                    took = due.len();
+                    for d in due {
+                        let (client, cfg) = (client.clone(), cfg.clone());
+                        in_flight.push(async move {
+                            let ok = deliver(&client, &cfg, &d).await;
+                            (d, ok)
+                        });
+                    }
+                }
+                Err(e) => log::warn!("webhooks: cannot read the outbox: {e}"),
             }
-        };
-        if due.is_empty() {
-            tokio::time::sleep(IDLE).await;
+        }
+        if in_flight.is_empty() {
+            tokio::time::sleep(POLL).await;
             continue;
         }
-        // One round's deliveries concurrently: they are of different threads (the lease
-        // gives one message per thread at a time), so no order is lost.
-        let results =
-            futures_util::future::join_all(due.iter().map(|d| deliver(&client, &cfg, d))).await;
-        let mut all_ok = true;
-        for (d, ok) in due.into_iter().zip(results) {
-            all_ok &= ok;
+        // Settle what finishes; look for more after a poll interval, or at once when the
+        // last lease filled every slot's worth of room.
+        let done = if took > 0 && took == room {
+            in_flight.next().await
+        } else {
+            tokio::select! {
+                d = in_flight.next() => d,
+                () = tokio::time::sleep(POLL) => None,
+            }
+        };
+        if let Some((d, ok)) = done {
+            // One line per outage of the receiver, not one per failed delivery.
+            if !ok && !failing {
+                log::warn!("webhooks: {} is failing; retrying with backoff", cfg.url);
+            } else if ok && failing {
+                log::info!("webhooks: {} answers again", cfg.url);
+            }
+            failing = !ok;
             settle(&app, &cfg, d, ok).await;
         }
-        // One line per outage of the receiver, not one per failed delivery.
-        if !all_ok && !failing {
-            log::warn!("webhooks: {} is failing; retrying with backoff", cfg.url);
-        } else if all_ok && failing {
-            log::info!("webhooks: {} answers again", cfg.url);
-        }
-        failing = !all_ok;
     }
 }
 
@@ -115,15 +170,27 @@ async fn deliver(client: &reqwest::Client, cfg: &WebhookConfig, d: &OutboxRow) -
         .body(d.body.clone())
         .send()
         .await;
-    matches!(r, Ok(resp) if resp.status().is_success())
+    match r {
+        Ok(resp) if resp.status().is_success() => true,
+        Ok(resp) if resp.status().is_redirection() => {
+            log::warn!(
+                "webhooks: {} answered a redirect ({}); point WEBHOOK_URL at the final URL",
+                cfg.url,
+                resp.status()
+            );
+            false
+        }
+        _ => false,
+    }
 }
 
 /// Deletes a delivered row; reschedules a failed one, or drops it past `WEBHOOK_MAX_AGE_S`.
 async fn settle(app: &AppContext, cfg: &WebhookConfig, d: OutboxRow, ok: bool) {
     let store = app.store();
+    let token = d.leased_by.clone().unwrap_or_default();
     let r = if ok {
         metrics::webhook("sent");
-        store.webhook_delivered(d.id.clone()).await
+        store.webhook_delivered(d.id.clone(), token).await
     } else {
         let now = naive(Ts::now());
         let age = (now - d.created_at).to_std().unwrap_or_default();
@@ -136,11 +203,11 @@ async fn settle(app: &AppContext, cfg: &WebhookConfig, d: OutboxRow, ok: bool) {
                 d.attempts + 1,
                 age.as_secs()
             );
-            store.webhook_delivered(d.id.clone()).await
+            store.webhook_delivered(d.id.clone(), token).await
         } else {
             metrics::webhook("retried");
             let next = now + chrono::Duration::from_std(backoff(d.attempts)).unwrap_or_default();
-            store.webhook_retry_at(d.id.clone(), next).await
+            store.webhook_retry_at(d.id.clone(), token, next).await
         }
     };
     // The lease runs out by itself, and the delivery is tried again then (at least once).

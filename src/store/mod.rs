@@ -425,25 +425,37 @@ impl Store {
         token: String,
         now: NaiveDateTime,
         until: NaiveDateTime,
+        expired_before: NaiveDateTime,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         write!(self, |c, q| q::webhooks::lease(
-            c, &token, now, until, limit
+            c,
+            &token,
+            now,
+            until,
+            expired_before,
+            limit
         ))
     }
 
-    /// A delivery went through.
-    pub async fn webhook_delivered(&self, id: String) -> Result<(), StoreError> {
-        write!(self, |c, q| q::webhooks::delivered(c, &id))
+    /// A delivery under lease `token` went through.
+    pub async fn webhook_delivered(&self, id: String, token: String) -> Result<(), StoreError> {
+        write!(self, |c, q| q::webhooks::delivered(c, &id, &token))
     }
 
-    /// A delivery failed: try again at `next_at`.
+    /// A delivery under lease `token` failed: try again at `next_at`.
     pub async fn webhook_retry_at(
         &self,
         id: String,
+        token: String,
         next_at: NaiveDateTime,
     ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::webhooks::retry_at(c, &id, next_at))
+        write!(self, |c, q| q::webhooks::retry_at(c, &id, &token, next_at))
+    }
+
+    /// Deletes webhook deliveries created before `before`; returns how many.
+    pub async fn expire_webhooks(&self, before: NaiveDateTime) -> Result<usize, StoreError> {
+        write!(self, |c, q| q::webhooks::expire(c, before))
     }
 
     /// How many webhook deliveries wait.

@@ -116,10 +116,9 @@ async fn webhook_verification_snippets_accept_a_real_delivery_and_refuse_a_forge
         .wait_for("thread.created", 1, std::time::Duration::from_secs(10))
         .await
         .remove(0);
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/server-api.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/server-api.md"))
+            .unwrap();
     let dir = TempDir::new();
     let body = dir.0.join("body.json");
     std::fs::write(&body, &d.body).unwrap();

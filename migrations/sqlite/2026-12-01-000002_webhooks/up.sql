@@ -17,3 +17,4 @@ CREATE TABLE webhook_outbox (
 );
 CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at);
 CREATE INDEX webhook_outbox_thread ON webhook_outbox (thread_id, seq);
+CREATE INDEX webhook_outbox_created ON webhook_outbox (created_at);

@@ -22,7 +22,8 @@ pub async fn enqueue(conn: &mut Conn, rows: &[OutboxRow]) -> QueryResult<()> {
 
 /// Leases up to `limit` due deliveries to `token` until `until` and returns them, oldest
 /// first. A `message.created` is due only when no earlier one of its thread is still
-/// waiting, so each thread's messages go out in seq order.
+/// waiting, so each thread's messages go out in seq order; rows older than `expired_before`
+/// are left to `expire`.
 ///
 /// The `UPDATE` that takes the lease requires, in its own `WHERE`, the row to be free:
 /// when two nodes pick the same candidates, Postgres re-checks that condition on the row the
@@ -33,6 +34,7 @@ pub async fn lease(
     token: &str,
     now: NaiveDateTime,
     until: NaiveDateTime,
+    expired_before: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<OutboxRow>> {
     let earlier = diesel::alias!(webhook_outbox as earlier);
@@ -41,8 +43,9 @@ pub async fn lease(
             .is_null()
             .or(webhook_outbox::leased_until.lt(now)),
     );
-    let due = webhook_outbox::table
+    let candidates: Vec<String> = webhook_outbox::table
         .filter(free)
+        .filter(webhook_outbox::created_at.ge(expired_before))
         .filter(diesel::dsl::not(diesel::dsl::exists(
             earlier
                 .filter(
@@ -54,12 +57,13 @@ pub async fn lease(
         )))
         .order(webhook_outbox::created_at.asc())
         .limit(limit)
-        .select(webhook_outbox::id);
-    let candidates: Vec<String> = due.load(conn).await?;
+        .select(webhook_outbox::id)
+        .load(conn)
+        .await?;
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let n = diesel::update(
+    let mut rows: Vec<OutboxRow> = diesel::update(
         webhook_outbox::table
             .filter(webhook_outbox::id.eq_any(&candidates))
             .filter(free),
@@ -68,39 +72,54 @@ pub async fn lease(
         webhook_outbox::leased_until.eq(Some(until)),
         webhook_outbox::leased_by.eq(Some(token)),
     ))
-    .execute(conn)
+    .returning(OutboxRow::as_returning())
+    .get_results(conn)
     .await?;
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    webhook_outbox::table
-        .filter(webhook_outbox::leased_by.eq(token))
-        .filter(webhook_outbox::leased_until.eq(Some(until)))
-        .order(webhook_outbox::created_at.asc())
-        .select(OutboxRow::as_select())
-        .load(conn)
-        .await
+    rows.sort_by_key(|r| r.created_at);
+    Ok(rows)
 }
 
-/// A delivery went through: forget it.
-pub async fn delivered(conn: &mut Conn, id: &str) -> QueryResult<()> {
-    diesel::delete(webhook_outbox::table.find(id))
-        .execute(conn)
-        .await
-        .map(|_| ())
+/// A delivery went through: forget it (only if this lease still holds it: a node whose
+/// lease ran out must not settle what another node now sends).
+pub async fn delivered(conn: &mut Conn, id: &str, token: &str) -> QueryResult<()> {
+    diesel::delete(
+        webhook_outbox::table
+            .filter(webhook_outbox::id.eq(id))
+            .filter(webhook_outbox::leased_by.eq(token)),
+    )
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
-/// A delivery failed: try again at `next_at`.
-pub async fn retry_at(conn: &mut Conn, id: &str, next_at: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(webhook_outbox::table.find(id))
-        .set((
-            webhook_outbox::attempts.eq(webhook_outbox::attempts + 1),
-            webhook_outbox::next_at.eq(next_at),
-            webhook_outbox::leased_until.eq(None::<NaiveDateTime>),
-        ))
+/// A delivery failed: try again at `next_at` (same lease rule as `delivered`).
+pub async fn retry_at(
+    conn: &mut Conn,
+    id: &str,
+    token: &str,
+    next_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        webhook_outbox::table
+            .filter(webhook_outbox::id.eq(id))
+            .filter(webhook_outbox::leased_by.eq(token)),
+    )
+    .set((
+        webhook_outbox::attempts.eq(webhook_outbox::attempts + 1),
+        webhook_outbox::next_at.eq(next_at),
+        webhook_outbox::leased_until.eq(None::<NaiveDateTime>),
+        webhook_outbox::leased_by.eq(None::<String>),
+    ))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Deletes deliveries created before `before`, tried or not; returns how many.
+pub async fn expire(conn: &mut Conn, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(webhook_outbox::table.filter(webhook_outbox::created_at.lt(before)))
         .execute(conn)
         .await
-        .map(|_| ())
 }
 
 /// How many deliveries wait.

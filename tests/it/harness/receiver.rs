@@ -23,6 +23,8 @@ pub struct Delivery {
 struct State {
     got: Vec<Delivery>,
     fail_first: usize,
+    /// How long each answer takes.
+    delay: Duration,
 }
 
 /// A running receiver.
@@ -55,6 +57,7 @@ impl Receiver {
         let state = Arc::new(Mutex::new(State {
             got: Vec::new(),
             fail_first,
+            delay: Duration::ZERO,
         }));
         let s = state.clone();
         let task = tokio::spawn(async move {
@@ -67,6 +70,11 @@ impl Receiver {
             state,
             task,
         }
+    }
+
+    /// Makes every answer take `d` (a slow receiver).
+    pub fn set_delay(&self, d: Duration) {
+        self.state.lock().unwrap().delay = d;
     }
 
     /// Everything received so far.
@@ -145,6 +153,8 @@ async fn serve(mut sock: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         }
         let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
         buf.drain(..head_end + len);
+        let delay = state.lock().unwrap().delay;
+        tokio::time::sleep(delay).await;
         let accepted = {
             let mut s = state.lock().unwrap();
             let accepted = s.fail_first == 0;
