@@ -109,7 +109,9 @@ pub async fn send_forever(app: AppContext) {
     loop {
         let room = IN_FLIGHT - in_flight.len();
         let mut took = 0;
-        if room > 0 {
+        // Lease in batches (a lease is a write): when a quarter of the slots are free, or
+        // nothing is in flight.
+        if room >= IN_FLIGHT / 4 || in_flight.is_empty() {
             let now = Ts::now();
             let until = naive(now) + chrono::Duration::from_std(LEASE).unwrap_or_default();
             let token = uuid::Uuid::now_v7().to_string();
@@ -138,7 +140,7 @@ pub async fn send_forever(app: AppContext) {
         }
         // Settle what finishes; look for more after a poll interval, or at once when the
         // last lease filled every slot's worth of room.
-        let done = if took > 0 && took == room {
+        let done = if (took > 0 && took == room) || room < IN_FLIGHT / 4 {
             in_flight.next().await
         } else {
             tokio::select! {
