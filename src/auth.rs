@@ -96,6 +96,8 @@ impl Auth {
         };
         let mut validation = Validation::new(alg);
         validation.leeway = config.jwt_leeway_s;
+        // A token not valid yet is refused (with the same leeway for clock skew).
+        validation.validate_nbf = true;
         // A configured iss/aud must be present, not merely right when present.
         let mut required = vec!["exp"];
         match &config.jwt_audience {
@@ -266,6 +268,9 @@ pub fn user_from_request(req: &HttpRequest, query_ok: bool) -> Result<Claims, Au
 mod tests {
     use super::*;
 
+    const S1: &str = "unit-test-secret-0123456789abcdef0123";
+    const S2: &str = "another-secret-0123456789abcdef012345";
+
     fn auth(pairs: &[(&str, &str)]) -> Auth {
         let map: std::collections::HashMap<String, String> = pairs
             .iter()
@@ -287,17 +292,17 @@ mod tests {
 
     #[test]
     fn signed_token_verifies() {
-        let a = auth(&[("JWT_SECRET", "s3cret")]);
+        let a = auth(&[("JWT_SECRET", S1)]);
         let t = a.sign(&claims("alice", 60)).unwrap();
         assert_eq!(a.verify(&t).unwrap().sub, "alice");
     }
 
     #[test]
     fn expired_and_foreign_tokens_are_refused() {
-        let a = auth(&[("JWT_SECRET", "s3cret"), ("JWT_LEEWAY_S", "0")]);
+        let a = auth(&[("JWT_SECRET", S1), ("JWT_LEEWAY_S", "0")]);
         let old = a.sign(&claims("alice", -30)).unwrap();
         assert!(matches!(a.verify(&old), Err(AuthError::Expired)));
-        let other = auth(&[("JWT_SECRET", "other")]);
+        let other = auth(&[("JWT_SECRET", S2)]);
         let t = other.sign(&claims("alice", 60)).unwrap();
         assert!(matches!(a.verify(&t), Err(AuthError::Invalid)));
         assert!(matches!(a.verify("garbage"), Err(AuthError::Invalid)));
@@ -306,7 +311,7 @@ mod tests {
     #[test]
     fn issuer_and_audience_are_checked_when_configured() {
         let a = auth(&[
-            ("JWT_SECRET", "s"),
+            ("JWT_SECRET", S1),
             ("JWT_ISSUER", "host"),
             ("JWT_AUDIENCE", "sb"),
         ]);
@@ -323,8 +328,43 @@ mod tests {
     }
 
     #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let a = auth(&[("JWT_SECRET", S1), ("JWT_LEEWAY_S", "5")]);
+        let now = chrono::Utc::now().timestamp();
+        let t = |nbf: i64| {
+            encode(
+                &Header::new(Algorithm::HS256),
+                &serde_json::json!({"sub":"alice","exp": now + 600, "nbf": nbf}),
+                &EncodingKey::from_secret(S1.as_bytes()),
+            )
+            .unwrap()
+        };
+        assert!(a.verify(&t(now + 60)).is_err(), "nbf a minute ahead");
+        assert!(a.verify(&t(now + 2)).is_ok(), "within the leeway");
+        assert!(a.verify(&t(now - 60)).is_ok());
+    }
+
+    #[test]
+    fn sub_must_be_a_usable_user_id() {
+        let a = auth(&[("JWT_SECRET", S1)]);
+        for sub in ["", "system", "a\u{7}b"] {
+            let mut c = claims("x", 60);
+            c.sub = sub.to_string();
+            assert!(
+                matches!(a.verify(&a.sign(&c).unwrap()), Err(AuthError::BadSubject)),
+                "{sub:?}"
+            );
+        }
+        let mut long = claims("x", 60);
+        long.sub = "x".repeat(257);
+        assert!(a.verify(&a.sign(&long).unwrap()).is_err());
+        long.sub = "x".repeat(256);
+        assert!(a.verify(&a.sign(&long).unwrap()).is_ok());
+    }
+
+    #[test]
     fn server_key_is_not_a_user_token() {
-        let a = auth(&[("JWT_SECRET", "s"), ("SERVER_API_KEY", "k3y")]);
+        let a = auth(&[("JWT_SECRET", S1), ("SERVER_API_KEY", "k3y")]);
         assert!(a.is_server_key("k3y"));
         assert!(matches!(a.verify("k3y"), Err(AuthError::WrongKind)));
     }

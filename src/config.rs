@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+/// Shortest `JWT_SECRET` accepted (PROTOCOL.md): 256 bits for HS256.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The development secret used when neither `JWT_SECRET` nor `JWT_PUBLIC_KEY` is set.
 pub const DEV_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
 
@@ -366,10 +369,19 @@ impl Config {
                     hint: "set only one: JWT_SECRET for HS256, JWT_PUBLIC_KEY for RS256/EdDSA",
                 });
             }
-            (Some(s), None) => JwtKey::Secret {
-                secret: s.into_bytes(),
-                is_dev: false,
-            },
+            (Some(s), None) => {
+                if s.len() < MIN_SECRET_BYTES {
+                    return Err(ConfigError {
+                        var: "JWT_SECRET",
+                        problem: format!("shorter than {MIN_SECRET_BYTES} bytes"),
+                        hint: "put a random string of at least 32 bytes (e.g. openssl rand -hex 32)",
+                    });
+                }
+                JwtKey::Secret {
+                    secret: s.into_bytes(),
+                    is_dev: false,
+                }
+            }
             (None, Some(p)) => JwtKey::Public {
                 pem: read_public_key(&p)?,
             },
@@ -378,6 +390,16 @@ impl Config {
                 is_dev: true,
             },
         };
+        // The development secret is public: anyone could mint tokens for a reachable node.
+        if matches!(jwt_key, JwtKey::Secret { is_dev: true, .. }) && !bind_addr.ip().is_loopback() {
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                problem: format!(
+                    "not set, and the built-in development secret is refused on {bind_addr} (not loopback)"
+                ),
+                hint: "put a random string of at least 32 bytes (or set JWT_PUBLIC_KEY)",
+            });
+        }
         let allowed_origins = get(env, "ALLOWED_ORIGINS").map(|s| {
             s.split(',')
                 .map(|o| o.trim().trim_end_matches('/').to_string())
@@ -527,6 +549,30 @@ mod tests {
             assert_eq!(err.var, var, "{val}");
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn secrets_are_long_and_the_dev_secret_stays_on_loopback() {
+        assert_eq!(
+            cfg(&[("JWT_SECRET", "short")]).unwrap_err().var,
+            "JWT_SECRET"
+        );
+        assert!(cfg(&[("JWT_SECRET", &"x".repeat(32))]).is_ok());
+        let public = cfg(&[("BIND_ADDR", "0.0.0.0:8080")]).unwrap_err();
+        assert_eq!(public.var, "JWT_SECRET");
+        assert!(
+            cfg(&[("BIND_ADDR", "127.0.0.1:9000")])
+                .unwrap()
+                .uses_dev_secret()
+        );
+        assert!(cfg(&[("BIND_ADDR", "[::1]:9000")]).is_ok());
+        assert!(
+            cfg(&[
+                ("BIND_ADDR", "0.0.0.0:8080"),
+                ("JWT_SECRET", &"y".repeat(40))
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Sending, editing, deleting and reading messages.
 
-use super::{Caller, ServiceError, bad, member_of, page_limit, publish};
+use super::{Caller, ServiceError, bad, member_of, page_limit, publish, rate};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::metrics;
@@ -33,16 +33,6 @@ pub(super) fn check_client_id(cid: &str) -> Result<(), ServiceError> {
         )));
     }
     Ok(())
-}
-
-/// Takes a send from the user's budget, shared by every node.
-async fn rate(app: &AppContext, user: &str) -> Result<(), ServiceError> {
-    app.relay().take_send(user).await.map_err(|wait| {
-        metrics::rate_limited();
-        ServiceError::RateLimited {
-            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
-        }
-    })
 }
 
 /// Sends a message as a user: into `thread_id`, or into the direct thread with `to` (created
@@ -247,6 +237,7 @@ pub async fn delete(
     message_id: &str,
 ) -> Result<Message, ServiceError> {
     let row = own_message(app, caller, message_id).await?;
+    rate(app, &caller.user_id).await?;
     let deleted = app.store().delete_message(row.id, naive(Ts::now())).await?;
     let message: Message = deleted.into();
     let frame = ServerFrame::MessageDeleted {

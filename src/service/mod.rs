@@ -91,6 +91,17 @@ pub async fn publish(app: &AppContext, audience: Audience, lane: Lane, frame: &S
     }
 }
 
+/// Takes one action from the user's write budget (`RATE_PER_S` / `RATE_BURST`, shared by
+/// every node): sends, edits, deletes, thread creation, title and member changes.
+pub async fn rate(app: &AppContext, user: &str) -> Result<(), ServiceError> {
+    app.relay().take_send(user).await.map_err(|wait| {
+        crate::metrics::rate_limited();
+        ServiceError::RateLimited {
+            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+        }
+    })
+}
+
 /// Largest `metadata` or `data` object, in bytes of JSON.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Caller, ServiceError, bad, check_user_id, member_of, page_limit, publish, webhooks};
+use super::{
+    Caller, ServiceError, bad, check_user_id, member_of, page_limit, publish, rate, webhooks,
+};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
@@ -82,6 +84,7 @@ pub async fn create(
     for m in &members {
         check_user_id(m)?;
     }
+    rate(app, &caller.user_id).await?;
     let others: Vec<String> = dedup(members.into_iter().filter(|m| *m != caller.user_id));
     let (thread, created) = match kind {
         "direct" => {
@@ -205,6 +208,7 @@ pub async fn set_title(
         return Err(bad("direct threads have no title"));
     }
     check_title(title.as_deref())?;
+    rate(app, &caller.user_id).await?;
     let row = app
         .store()
         .set_title(t.id.clone(), title, naive(Ts::now()))
@@ -221,6 +225,7 @@ pub async fn add_members(
     user_ids: Vec<String>,
 ) -> Result<Thread, ServiceError> {
     let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
+    rate(app, &caller.user_id).await?;
     add_to(app, &t, user_ids, &caller.user_id).await?;
     get(app, caller, thread_id).await
 }
@@ -279,6 +284,7 @@ pub async fn remove_member(
             "only the thread's creator may remove others".into(),
         ));
     }
+    rate(app, &caller.user_id).await?;
     remove_from(app, &t, user_id, &caller.user_id).await
 }
 

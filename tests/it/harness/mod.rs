@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 pub const API_KEY: &str = "host-api-key-for-tests-0123456789";
 
 /// The secret every test server verifies tokens with.
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 /// How long a test waits for a frame it expects.
 pub const WAIT: Duration = Duration::from_secs(10);
 
