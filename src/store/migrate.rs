@@ -10,6 +10,9 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use super::StoreError;
 use crate::config::DatabaseUrl;
 
+/// The advisory lock key migrations run under (any fixed number; "sbmigrat" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7362_6d69_6772_6174;
+
 /// Postgres migrations, kept in step with `SQLITE`.
 pub const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// SQLite migrations, kept in step with `POSTGRES`.
@@ -21,7 +24,20 @@ pub async fn run(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
     tokio::task::spawn_blocking(move || match url {
         DatabaseUrl::Postgres(u) => {
             let mut c = pg_connection(&u)?;
-            applied(c.run_pending_migrations(POSTGRES))
+            // Nodes started together on a new database take turns: the first applies the
+            // migrations, the others wait here and then find none pending. Without the lock
+            // two `CREATE TABLE`s race and one node exits (pg_type_typname_nsp_index).
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")),
+                &mut c,
+            )
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+            let r = applied(c.run_pending_migrations(POSTGRES));
+            let _ = diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")),
+                &mut c,
+            );
+            r
         }
         DatabaseUrl::Sqlite(path) => {
             let mut c = sqlite_connection(&path.to_string_lossy())?;

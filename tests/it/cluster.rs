@@ -455,3 +455,36 @@ async fn a_paused_redis_does_not_stop_local_chat() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn three_nodes_started_together_on_a_new_database_all_come_up() {
+    let dir = super::harness::TempDir::new();
+    let db = super::harness::fresh_database(super::harness::Backend::Postgres, &dir.0).await;
+    let start = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            super::harness::Server::spawn(
+                super::harness::TempDir::new(),
+                &db,
+                &[("NODE_ID", name)],
+            )
+            .await
+        }
+    };
+    let (a, b, c) = tokio::join!(start("n0"), start("n1"), start("n2"));
+    let http = reqwest::Client::new();
+    for s in [&a, &b, &c] {
+        let r = http.get(s.url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", s.log());
+    }
+    let applied: usize = [&a, &b, &c]
+        .iter()
+        .map(|s| s.log().matches("migration applied").count())
+        .sum();
+    let shipped = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(applied, shipped, "each migration applied once, by one node");
+}
