@@ -88,6 +88,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// `OUTBOX_FRAMES`: durable frames queued per session before 4008.
     pub outbox_frames: usize,
+    /// `PRESENCE_SCOPE`: whose presence a user may see.
+    pub presence_scope: PresenceScope,
     /// `MAX_GROUP_MEMBERS`: members of one group thread.
     pub max_group_members: usize,
     /// `OUTBOX_BYTES`: bytes queued per session (its own replies included) before 4008.
@@ -100,6 +102,15 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// `WEBHOOK_URL` and the rest: where and what to send the host; `None` sends nothing.
     pub webhooks: Option<WebhookConfig>,
+}
+
+/// Whose presence a user may see (`PRESENCE_SCOPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceScope {
+    /// Users who share a thread or an organisation with them.
+    Shared,
+    /// Anyone.
+    All,
 }
 
 /// The event types a webhook can carry (PROTOCOL.md, "Webhooks").
@@ -468,6 +479,17 @@ impl Config {
                 1024,
                 "put a number of frames, e.g. 1024",
             )?,
+            presence_scope: match get(env, "PRESENCE_SCOPE").as_deref() {
+                None | Some("shared") => PresenceScope::Shared,
+                Some("all") => PresenceScope::All,
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: "PRESENCE_SCOPE",
+                        problem: format!("cannot use {other:?}"),
+                        hint: "put shared (the default) or all",
+                    });
+                }
+            },
             max_group_members: positive(
                 env,
                 "MAX_GROUP_MEMBERS",

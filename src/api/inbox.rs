@@ -25,7 +25,7 @@ pub async fn unread(
     Ok(HttpResponse::Ok().json(counts))
 }
 
-/// `GET /presence?user_ids=a,b`
+/// `GET /presence?user_ids=a,b`: within the caller's presence scope.
 #[utoipa::path(
     get,
     path = "/api/v1/presence",
@@ -36,11 +36,11 @@ pub async fn unread(
 )]
 pub async fn presence(
     app: web::Data<AppContext>,
-    _user: AuthUser,
+    AuthUser(user): AuthUser,
     q: web::Query<PresenceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = split_ids(&q.user_ids)?;
-    Ok(HttpResponse::Ok().json(presence::lookup(&app, &ids).await?))
+    Ok(HttpResponse::Ok().json(presence::lookup_for(&app, &user.sub, ids).await?))
 }
 
 /// A comma-separated list of user ids from a query.

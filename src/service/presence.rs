@@ -3,9 +3,12 @@
 //! [`Transition`]; the presence task here turns those into `presence` events for watchers and
 //! direct-thread partners and records `last_seen`. Lookups and watches are here too.
 
+use std::collections::HashSet;
+
 use tokio::sync::mpsc;
 
 use super::{Caller, ServiceError, publish};
+use crate::config::PresenceScope;
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::protocol::{Presence, ServerFrame, Ts};
@@ -16,7 +19,42 @@ use crate::store::models::{naive, ts};
 /// Most users one lookup (or one watch) may name.
 pub const MAX_LOOKUP: usize = 500;
 
-/// Presence of each of `user_ids`, in order.
+/// Of `user_ids`, in order, those whose presence `viewer` may see (`PRESENCE_SCOPE`): with
+/// `shared`, the users who share a thread or an organisation with them.
+pub async fn visible(
+    app: &AppContext,
+    viewer: &str,
+    user_ids: Vec<String>,
+) -> Result<Vec<String>, ServiceError> {
+    if app.config().presence_scope == PresenceScope::All {
+        return Ok(user_ids);
+    }
+    let seen: HashSet<String> = app
+        .store()
+        .in_scope(viewer, &user_ids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(user_ids.into_iter().filter(|u| seen.contains(u)).collect())
+}
+
+/// Presence of each of `user_ids` that `viewer` may see, in order; the others are left out.
+pub async fn lookup_for(
+    app: &AppContext,
+    viewer: &str,
+    user_ids: Vec<String>,
+) -> Result<Vec<Presence>, ServiceError> {
+    if user_ids.len() > MAX_LOOKUP {
+        return Err(ServiceError::TooLarge(format!(
+            "at most {MAX_LOOKUP} users per presence lookup"
+        )));
+    }
+    let ids = visible(app, viewer, user_ids).await?;
+    lookup(app, &ids).await
+}
+
+/// Presence of each of `user_ids`, in order (unscoped: the server API, and callers that
+/// filtered already).
 pub async fn lookup(app: &AppContext, user_ids: &[String]) -> Result<Vec<Presence>, ServiceError> {
     if user_ids.len() > MAX_LOOKUP {
         return Err(ServiceError::TooLarge(format!(
@@ -59,6 +97,12 @@ pub async fn watch(
     }
     let Some(session_id) = caller.session_id.clone() else {
         return Err(super::bad("watching presence needs a session"));
+    };
+    // Users outside the caller's scope are not watched (so send no events) and left out.
+    let user_ids = if on {
+        visible(app, &caller.user_id, user_ids).await?
+    } else {
+        user_ids
     };
     let edges = app
         .registry()

@@ -396,6 +396,15 @@ impl Store {
         read!(self, |c, q| q::users::last_seen(c, user_ids))
     }
 
+    /// Of `candidates`, those who share a thread or an organisation with `viewer`.
+    pub async fn in_scope(
+        &self,
+        viewer: &str,
+        candidates: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        read!(self, |c, q| q::users::in_scope(c, viewer, candidates))
+    }
+
     /// The other members of the user's direct threads.
     pub async fn direct_partners(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         read!(self, |c, q| q::users::direct_partners(c, user_id))

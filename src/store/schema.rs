@@ -123,3 +123,4 @@ diesel::table! {
 diesel::joinable!(members -> threads (thread_id));
 diesel::joinable!(messages -> threads (thread_id));
 diesel::allow_tables_to_appear_in_same_query!(threads, members, messages, users);
+diesel::allow_tables_to_appear_in_same_query!(user_orgs, members);

@@ -463,12 +463,8 @@ async fn three_nodes_started_together_on_a_new_database_all_come_up() {
     let start = |name: &'static str| {
         let db = db.clone();
         async move {
-            super::harness::Server::spawn(
-                super::harness::TempDir::new(),
-                &db,
-                &[("NODE_ID", name)],
-            )
-            .await
+            super::harness::Server::spawn(super::harness::TempDir::new(), &db, &[("NODE_ID", name)])
+                .await
         }
     };
     let (a, b, c) = tokio::join!(start("n0"), start("n1"), start("n2"));

@@ -9,8 +9,37 @@ use crate::both;
 use crate::harness::Server;
 
 both! {
-    async fn online_until_the_last_session_closes(b) {
+    async fn presence_is_seen_only_within_shared_threads_and_orgs(b) {
+        // The default scope, `shared`.
         let s = Server::start(b).await;
+        let mut carol = s.ws("carol").await;
+        let _dave = s.ws("dave").await;
+        let _erin = s.ws_in("erin", &["acme"]).await;
+        let _frank = s.ws_in("frank", &["acme"]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // No shared thread or org: left out of the reply, and not watched.
+        let w = carol.ok(json!({"type":"watch_presence","user_ids":["dave"]})).await;
+        assert_eq!(w["presence"], json!([]));
+        let (st, l) = s.http("carol").get("/presence?user_ids=dave,carol").await;
+        assert_eq!(st, 200);
+        let ids: Vec<&str> = l.as_array().unwrap().iter().map(|p| p["user_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["carol"], "only yourself");
+        // A shared group brings dave into scope.
+        s.http("carol").group("g", &["dave"]).await;
+        let (_, l) = s.http("carol").get("/presence?user_ids=dave").await;
+        assert_eq!(l[0]["online"], true);
+        // A shared organisation does too.
+        let (_, l) = s.http_in("frank", &["acme"]).get("/presence?user_ids=erin,dave").await;
+        let ids: Vec<&str> = l.as_array().unwrap().iter().map(|p| p["user_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["erin"]);
+        // The host sees everyone.
+        let host = Server::start_host(b, &[]).await;
+        let (_, l) = host.host(crate::harness::API_KEY).get("/presence?user_ids=dave,zed").await;
+        assert_eq!(l.as_array().unwrap().len(), 2);
+    }
+
+    async fn online_until_the_last_session_closes(b) {
+        let s = Server::start_with(b, &[("PRESENCE_SCOPE", "all")]).await;
         let mut carol = s.ws("carol").await;
         let w = carol.ok(json!({"type":"watch_presence","user_ids":["dave"]})).await;
         assert_eq!(w["presence"], json!([{"user_id":"dave","online":false,"last_seen":null}]));
@@ -41,7 +70,7 @@ both! {
     }
 
     async fn a_session_watches_at_most_a_thousand_users(b) {
-        let s = Server::start(b).await;
+        let s = Server::start_with(b, &[("PRESENCE_SCOPE", "all")]).await;
         let mut c = s.ws("carol").await;
         let first: Vec<String> = (0..500).map(|i| format!("a{i}")).collect();
         let second: Vec<String> = (0..500).map(|i| format!("b{i}")).collect();

@@ -10,7 +10,7 @@ use crate::protocol::Presence;
 use crate::protocol::webhooks::WebhookEvent;
 use crate::store::models::{OutboxRow, ts};
 
-use crate::store::schema::{members, threads, users};
+use crate::store::schema::{members, threads, user_orgs, users};
 
 /// Records a user's display name (from their token) and, when given, their last-seen time;
 /// with `hook`, queues a `presence.changed` webhook in the same transaction.
@@ -82,6 +82,42 @@ pub async fn last_seen(
         .select((users::id, users::last_seen))
         .load(conn)
         .await
+}
+
+/// Of `candidates`, those who share a thread or an organisation with `viewer` (the viewer
+/// included): whose presence the viewer may see under `PRESENCE_SCOPE=shared`.
+pub async fn in_scope(
+    conn: &mut Conn,
+    viewer: &str,
+    candidates: &[String],
+) -> QueryResult<Vec<String>> {
+    let other = diesel::alias!(members as other);
+    let mut seen: Vec<String> = members::table
+        .inner_join(
+            other.on(other
+                .field(members::thread_id)
+                .eq(members::thread_id)),
+        )
+        .filter(members::user_id.eq(viewer))
+        .filter(other.field(members::user_id).eq_any(candidates))
+        .select(other.field(members::user_id))
+        .distinct()
+        .load(conn)
+        .await?;
+    let peer = diesel::alias!(user_orgs as peer);
+    let by_org: Vec<String> = user_orgs::table
+        .inner_join(peer.on(peer.field(user_orgs::org).eq(user_orgs::org)))
+        .filter(user_orgs::user_id.eq(viewer))
+        .filter(peer.field(user_orgs::user_id).eq_any(candidates))
+        .select(peer.field(user_orgs::user_id))
+        .distinct()
+        .load(conn)
+        .await?;
+    seen.extend(by_org);
+    if candidates.iter().any(|c| c == viewer) {
+        seen.push(viewer.to_string());
+    }
+    Ok(seen)
 }
 
 /// The other members of the user's direct threads: who sees their presence without asking.

@@ -110,7 +110,13 @@ impl Cluster {
     /// Starts one more node.
     pub async fn add_node(&mut self, name: &str, env: &[(&str, &str)]) {
         let url = self.redis.url();
-        let mut all: Vec<(&str, &str)> = vec![("REDIS_URL", url.as_str()), ("NODE_ID", name)];
+        // The cluster tests watch presence across nodes without building shared threads
+        // first; the presence scope itself is tested on one node (presence.rs).
+        let mut all: Vec<(&str, &str)> = vec![
+            ("REDIS_URL", url.as_str()),
+            ("NODE_ID", name),
+            ("PRESENCE_SCOPE", "all"),
+        ];
         all.extend_from_slice(env);
         let node = Server::spawn(TempDir::new(), &self.database_url, &all).await;
         self.nodes.push(node);

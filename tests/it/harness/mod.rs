@@ -131,6 +131,7 @@ pub fn command(dir: &std::path::Path) -> Command {
         "WEBHOOK_MAX_AGE_S",
         "OUTBOX_BYTES",
         "MAX_GROUP_MEMBERS",
+        "PRESENCE_SCOPE",
     ] {
         cmd.env_remove(var);
     }
