@@ -57,7 +57,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     for m in &applied {
         log::info!("migration applied: {m}");
     }
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(&config.database_url, config.db_timeout).await?;
     let auth = Auth::new(&config)?;
     let (transitions, rx) = mpsc::channel(TRANSITION_QUEUE);
     let registry =

@@ -95,7 +95,7 @@ fn fail(msg: &str) -> ExitCode {
 
 async fn check(config: &Config) -> ExitCode {
     let mut ok = true;
-    match Store::connect(&config.database_url).await {
+    match Store::connect(&config.database_url, config.db_timeout).await {
         Err(e) => {
             eprintln!("database: unreachable: {e}");
             ok = false;

@@ -88,6 +88,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// `OUTBOX_FRAMES`: durable frames queued per session before 4008.
     pub outbox_frames: usize,
+    /// `DB_TIMEOUT_MS`: longest wait for a database connection or statement.
+    pub db_timeout: Duration,
     /// `PRESENCE_SCOPE`: whose presence a user may see.
     pub presence_scope: PresenceScope,
     /// `MAX_GROUP_MEMBERS`: members of one group thread.
@@ -479,6 +481,12 @@ impl Config {
                 1024,
                 "put a number of frames, e.g. 1024",
             )?,
+            db_timeout: Duration::from_millis(positive(
+                env,
+                "DB_TIMEOUT_MS",
+                5000,
+                "put a number of milliseconds, e.g. 5000",
+            )?),
             presence_scope: match get(env, "PRESENCE_SCOPE").as_deref() {
                 None | Some("shared") => PresenceScope::Shared,
                 Some("all") => PresenceScope::All,

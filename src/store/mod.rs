@@ -11,6 +11,7 @@ pub mod queries;
 pub mod schema;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::SqliteConnection;
@@ -29,8 +30,6 @@ pub use queries::{Access, Claim, Inserted, Page, Receipt, ThreadView};
 const PG_POOL_SIZE: usize = 16;
 /// SQLite readers; writes go through one connection at a time anyway.
 const SQLITE_POOL_SIZE: usize = 4;
-/// How long a SQLite statement waits on a lock before failing.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +59,13 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// `DB_TIMEOUT_MS`: the longest a caller waits for a connection or a statement.
+    timeout: Duration,
 }
+
+/// How much longer than `DB_TIMEOUT_MS` a caller waits, so the database's own statement
+/// timeout (which rolls the statement back cleanly) fires first.
+const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 
 /// Runs `$body` with `$conn` bound to a pooled connection and `$q` to that backend's queries.
 macro_rules! with_conn {
@@ -90,52 +95,98 @@ macro_rules! with_conn {
     };
 }
 
-/// A read: runs in the caller's task on a pooled connection.
+/// A read: runs in the caller's task on a pooled connection, bounded by `DB_TIMEOUT_MS`.
 macro_rules! read {
     ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
         let started = std::time::Instant::now();
-        let r: Result<_, StoreError> =
-            async { with_conn!(&$self.backend, |$conn, $q| Ok($body.await?)) }.await;
+        let r: Result<_, StoreError> = $self
+            .bounded(async { with_conn!(&$self.backend, |$conn, $q| Ok($body.await?)) })
+            .await;
         metrics::db_query(started.elapsed());
         r
     }};
 }
 
 /// A write: runs in its own task (cancel safety) and, on SQLite, under the writer gate.
-/// Everything `$body` uses must be owned (moved into the task).
+/// Everything `$body` uses must be owned (moved into the task). The caller waits at most
+/// `DB_TIMEOUT_MS` (plus a margin for the database's own statement timeout to fire first);
+/// the task itself finishes or fails cleanly either way.
 macro_rules! write {
     ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
         let backend = $self.backend.clone();
         let started = std::time::Instant::now();
-        let r = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _gate = match &backend {
                 Backend::Sqlite { writer, .. } => Some(writer.clone().lock_owned().await),
                 Backend::Postgres(_) => None,
             };
             let r: Result<_, StoreError> = with_conn!(&backend, |$conn, $q| Ok($body.await?));
             r
-        })
-        .await;
+        });
+        let r = $self
+            .bounded(async { task.await.map_err(|e| StoreError::Task(e.to_string()))? })
+            .await;
         metrics::db_query(started.elapsed());
-        r.map_err(|e| StoreError::Task(e.to_string()))?
+        r
     }};
 }
 
 impl Store {
+    /// Runs `f`, failing with `Unavailable` past the timeout: a database that stops
+    /// answering fails requests, it never hangs them.
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout + TIMEOUT_MARGIN, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
     /// Connects (creating a SQLite file if needed) and checks a connection can be had.
-    pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+    /// `timeout` bounds getting a connection, making one, and every statement.
+    pub async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Store, StoreError> {
+        let ms = timeout.as_millis();
         let backend = match url {
             DatabaseUrl::Postgres(u) => {
-                let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(u.clone());
+                let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+                cfg.custom_setup = Box::new(move |url| {
+                    let url = url.to_string();
+                    async move {
+                        let connect = AsyncPgConnection::establish(&url);
+                        let mut c =
+                            tokio::time::timeout(timeout, connect).await.map_err(|_| {
+                                diesel::ConnectionError::BadConnection(format!(
+                                    "no connection within {ms} ms"
+                                ))
+                            })??;
+                        // The server aborts (and rolls back) any statement past the timeout.
+                        c.batch_execute(&format!("SET statement_timeout = {ms}"))
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(c)
+                    }
+                    .boxed()
+                });
+                let mgr =
+                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(u, cfg);
                 let pool = Pool::builder(mgr)
                     .max_size(PG_POOL_SIZE)
+                    .wait_timeout(Some(timeout))
+                    .create_timeout(Some(timeout))
+                    .recycle_timeout(Some(timeout))
+                    .runtime(deadpool::Runtime::Tokio1)
                     .build()
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 Backend::Postgres(pool)
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut cfg = ManagerConfig::<SqliteConn>::default();
-                cfg.custom_setup = Box::new(|url| {
+                cfg.custom_setup = Box::new(move |url| {
                     let url = url.to_string();
                     async move {
                         let mut c = SqliteConn::establish(&url).await?;
@@ -143,7 +194,7 @@ impl Store {
                         // instead of failing. WAL lets readers run beside the one writer;
                         // FULL sync makes a commit durable before its ack.
                         c.batch_execute(&format!(
-                            "PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}; \
+                            "PRAGMA busy_timeout={ms}; \
                              PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
                              PRAGMA foreign_keys=ON;"
                         ))
@@ -159,6 +210,10 @@ impl Store {
                 );
                 let pool = Pool::builder(mgr)
                     .max_size(SQLITE_POOL_SIZE)
+                    .wait_timeout(Some(timeout))
+                    .create_timeout(Some(timeout))
+                    .recycle_timeout(Some(timeout))
+                    .runtime(deadpool::Runtime::Tokio1)
                     .build()
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 Backend::Sqlite {
@@ -167,7 +222,7 @@ impl Store {
                 }
             }
         };
-        let store = Store { backend };
+        let store = Store { backend, timeout };
         store.ping().await?;
         Ok(store)
     }
@@ -179,10 +234,13 @@ impl Store {
 
     /// A cheap round trip, for `/readyz` and `check`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_conn!(&self.backend, |conn, _q| {
-            conn.batch_execute("SELECT 1").await?;
-            Ok(())
+        self.bounded(async {
+            with_conn!(&self.backend, |conn, _q| {
+                conn.batch_execute("SELECT 1").await?;
+                Ok(())
+            })
         })
+        .await
     }
 
     // ---- threads ------------------------------------------------------------------------
@@ -263,13 +321,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ThreadView>, StoreError> {
         let started = std::time::Instant::now();
-        let r: Result<_, StoreError> = async {
-            with_conn!(&self.backend, |c, q| {
-                let rows = q::threads::list_for_user(c, user_id, before, limit).await?;
-                Ok(q::threads::views(c, user_id, rows).await?)
+        let r: Result<_, StoreError> = self
+            .bounded(async {
+                with_conn!(&self.backend, |c, q| {
+                    let rows = q::threads::list_for_user(c, user_id, before, limit).await?;
+                    Ok(q::threads::views(c, user_id, rows).await?)
+                })
             })
-        }
-        .await;
+            .await;
         metrics::db_query(started.elapsed());
         r
     }

@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod concurrency;
 mod docs;
+mod faults;
 mod isolation;
 mod layout;
 mod messages;

@@ -5,6 +5,7 @@ mod client;
 mod cluster;
 mod http;
 mod nginx;
+mod proxy;
 mod receiver;
 mod sse;
 
@@ -12,6 +13,7 @@ pub use client::{Client, Ended};
 pub use cluster::Cluster;
 pub use http::Http;
 pub use nginx::Nginx;
+pub use proxy::Proxy;
 pub use receiver::{Delivery, Receiver, free_port};
 pub use sse::{Block, Sse};
 
@@ -132,6 +134,7 @@ pub fn command(dir: &std::path::Path) -> Command {
         "OUTBOX_BYTES",
         "MAX_GROUP_MEMBERS",
         "PRESENCE_SCOPE",
+        "DB_TIMEOUT_MS",
     ] {
         cmd.env_remove(var);
     }
