@@ -120,9 +120,7 @@ pub async fn create_thread(
         return Ok((same_thread(app, t, &members).await?, false));
     }
     log::info!("{} thread {} created by {HOST}", t.kind, t.id);
-    if let Err(e) = announce(app, &t.id, ThreadEvent::Created, &[]).await {
-        log::warn!("thread {}: created, but not announced: {e}", t.id);
-    }
+    announce(app, &t.id, ThreadEvent::Created, &[]).await;
     Ok((host_view(app, t).await?, true))
 }
 
@@ -228,5 +226,5 @@ pub async fn post_message(
         edited_at: None,
         deleted: false,
     };
-    messages::store_and_publish(app, row, None).await
+    messages::store_and_publish(app, row, None, false).await
 }

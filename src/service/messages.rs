@@ -92,15 +92,18 @@ pub async fn send(
         edited_at: None,
         deleted: false,
     };
-    store_and_publish(app, row, caller.session_id.clone()).await
+    store_and_publish(app, row, caller.session_id.clone(), true).await
 }
 
 /// Stores a message (checking `reply_to`) and publishes it to the thread's members. Shared
 /// by user sends and, later, the server API's system messages.
+///
+/// `member_only` (user sends): the sender must still be a member when the message commits.
 pub async fn store_and_publish(
     app: &AppContext,
     row: MessageRow,
     except_session: Option<String>,
+    member_only: bool,
 ) -> Result<Message, ServiceError> {
     if let Some(r) = &row.reply_to {
         match app.store().message(r).await? {
@@ -129,8 +132,11 @@ pub async fn store_and_publish(
     } else {
         None
     };
-    match app.store().insert_message(row, hook).await? {
+    match app.store().insert_message(row, hook, member_only).await? {
         Inserted::Duplicate(original) => Ok(original.into()),
+        Inserted::NotMember => Err(ServiceError::Forbidden(
+            "not a member of this thread".into(),
+        )),
         Inserted::New(stored) => {
             metrics::message_stored();
             let message: Message = stored.into();
@@ -210,24 +216,23 @@ pub async fn edit(
     let updated = app
         .store()
         .edit_message(row.id, body, metadata, naive(Ts::now()))
-        .await?;
+        .await?
+        .ok_or_else(|| ServiceError::Conflict("the message is deleted".into()))?;
     let message: Message = updated.into();
     let frame = ServerFrame::MessageUpdated {
         message: message.clone(),
     };
-    tell_members(app, &message.thread_id, &frame).await?;
+    tell_members(app, &message.thread_id, &frame).await;
     Ok(message)
 }
 
 /// Publishes a change to a message to every session of every member, the author's included.
-async fn tell_members(
-    app: &AppContext,
-    thread_id: &str,
-    frame: &ServerFrame,
-) -> Result<(), ServiceError> {
-    let members = app.store().member_ids(thread_id).await?;
-    publish(app, Audience::users(members), Lane::Durable, frame).await;
-    Ok(())
+/// The change has committed: a failure here is logged, never the caller's.
+async fn tell_members(app: &AppContext, thread_id: &str, frame: &ServerFrame) {
+    match app.store().member_ids(thread_id).await {
+        Ok(members) => publish(app, Audience::users(members), Lane::Durable, frame).await,
+        Err(e) => log::warn!("thread {thread_id}: change committed but not broadcast: {e}"),
+    }
 }
 
 /// Deletes the caller's own message (it keeps its id and seq) and tells every member.
@@ -238,12 +243,16 @@ pub async fn delete(
 ) -> Result<Message, ServiceError> {
     let row = own_message(app, caller, message_id).await?;
     rate(app, &caller.user_id).await?;
-    let deleted = app.store().delete_message(row.id, naive(Ts::now())).await?;
+    let deleted = app
+        .store()
+        .delete_message(row.id, naive(Ts::now()))
+        .await?
+        .ok_or_else(|| ServiceError::Conflict("the message is deleted".into()))?;
     let message: Message = deleted.into();
     let frame = ServerFrame::MessageDeleted {
         message: message.clone(),
     };
-    tell_members(app, &message.thread_id, &frame).await?;
+    tell_members(app, &message.thread_id, &frame).await;
     Ok(message)
 }
 

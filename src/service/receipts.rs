@@ -47,14 +47,22 @@ pub async fn mark(
             Which::Read => ServerFrame::Read(receipt),
             Which::Delivered => ServerFrame::Delivered(receipt),
         };
-        let members = app.store().member_ids(&thread.id).await?;
-        publish(
-            app,
-            Audience::users_except(members, caller.session_id.clone()),
-            Lane::Durable,
-            &frame,
-        )
-        .await;
+        // Committed: a failure from here on is logged, never the caller's.
+        match app.store().member_ids(&thread.id).await {
+            Ok(members) => {
+                publish(
+                    app,
+                    Audience::users_except(members, caller.session_id.clone()),
+                    Lane::Durable,
+                    &frame,
+                )
+                .await;
+            }
+            Err(e) => log::warn!(
+                "thread {}: receipt stored but not broadcast: {e}",
+                thread.id
+            ),
+        }
     }
     Ok(())
 }

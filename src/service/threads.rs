@@ -68,7 +68,7 @@ pub async fn direct_with(
         .await?;
     if created {
         log::info!("direct thread {} created by {}", thread.id, caller.user_id);
-        announce(app, &thread.id, ThreadEvent::Created, &[]).await?;
+        announce(app, &thread.id, ThreadEvent::Created, &[]).await;
     }
     Ok(thread)
 }
@@ -117,7 +117,7 @@ pub async fn create(
                 )
                 .await?;
             log::info!("group thread {} created by {}", t.id, caller.user_id);
-            announce(app, &t.id, ThreadEvent::Created, &[]).await?;
+            announce(app, &t.id, ThreadEvent::Created, &[]).await;
             (t, true)
         }
         _ => return Err(bad("kind must be \"direct\" or \"group\"")),
@@ -213,7 +213,7 @@ pub async fn set_title(
         .store()
         .set_title(t.id.clone(), title, naive(Ts::now()))
         .await?;
-    announce(app, &t.id, ThreadEvent::Updated, &[]).await?;
+    announce(app, &t.id, ThreadEvent::Updated, &[]).await;
     view(app, row, &caller.user_id).await
 }
 
@@ -265,7 +265,7 @@ pub(super) async fn add_to(
         .await?;
     if !added.is_empty() {
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
-        announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await?;
+        announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await;
     }
     Ok(())
 }
@@ -318,12 +318,20 @@ pub(super) async fn remove_from(
         ThreadEvent::MemberRemoved,
         &[user_id.to_string()],
     )
-    .await
+    .await;
+    Ok(())
 }
 
 /// Publishes a `thread` event to every member (each with their own unread count), then to
-/// `also` (users who are no longer members).
-pub async fn announce(
+/// `also` (users who are no longer members). The change has committed: a failure here is
+/// logged, never the caller's (members catch up with `threads`).
+pub async fn announce(app: &AppContext, thread_id: &str, event: ThreadEvent, also: &[String]) {
+    if let Err(e) = try_announce(app, thread_id, event, also).await {
+        log::warn!("thread {thread_id}: {event:?} committed but not announced: {e}");
+    }
+}
+
+async fn try_announce(
     app: &AppContext,
     thread_id: &str,
     event: ThreadEvent,

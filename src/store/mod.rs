@@ -349,8 +349,9 @@ impl Store {
         &self,
         row: MessageRow,
         hook: Option<Vec<String>>,
+        member_only: bool,
     ) -> Result<Inserted, StoreError> {
-        write!(self, |c, q| q::messages::insert(c, row, hook))
+        write!(self, |c, q| q::messages::insert(c, row, hook, member_only))
     }
 
     /// The message `sender_id` stored under `client_id`, if any.
@@ -376,7 +377,7 @@ impl Store {
         body: String,
         metadata: Option<Option<String>>,
         now: NaiveDateTime,
-    ) -> Result<MessageRow, StoreError> {
+    ) -> Result<Option<MessageRow>, StoreError> {
         write!(self, |c, q| q::messages::edit(c, &id, body, metadata, now))
     }
 
@@ -385,7 +386,7 @@ impl Store {
         &self,
         id: String,
         now: NaiveDateTime,
-    ) -> Result<MessageRow, StoreError> {
+    ) -> Result<Option<MessageRow>, StoreError> {
         write!(self, |c, q| q::messages::delete(c, &id, now))
     }
 

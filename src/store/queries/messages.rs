@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::protocol::webhooks::{MessageCreated, WebhookEvent};
 use crate::store::models::{MessageRow, OutboxRow, ts};
 use crate::store::queries::{Inserted, Page};
-use crate::store::schema::{messages, threads};
+use crate::store::schema::{members, messages, threads};
 
 /// The message a sender stored under `client_id`, if any.
 pub async fn by_client_id(
@@ -35,10 +35,14 @@ pub async fn by_client_id(
 /// With `hook` (the users online just before), a `message.created` webhook is queued in the
 /// same transaction: nothing is sent for a message that was not stored, and nothing stored
 /// goes unsent.
+///
+/// With `member_only`, the sender's membership is checked inside the same transaction, so
+/// a member removed a moment before cannot still post.
 pub async fn insert(
     conn: &mut Conn,
     mut row: MessageRow,
     hook: Option<Vec<String>>,
+    member_only: bool,
 ) -> QueryResult<Inserted> {
     if let Some(cid) = row.client_id.clone() {
         if let Some(existing) = by_client_id(conn, &row.sender_id, &cid).await? {
@@ -48,6 +52,17 @@ pub async fn insert(
     let attempt = {
         let row = row.clone();
         conn.transaction(async move |conn| {
+            if member_only {
+                let n: i64 = members::table
+                    .filter(members::thread_id.eq(&row.thread_id))
+                    .filter(members::user_id.eq(&row.sender_id))
+                    .select(diesel::dsl::count_star())
+                    .first(conn)
+                    .await?;
+                if n == 0 {
+                    return Ok::<_, DieselError>(None);
+                }
+            }
             let seq: i64 = diesel::update(threads::table.find(&row.thread_id))
                 .set((
                     threads::last_seq.eq(threads::last_seq + 1),
@@ -86,12 +101,13 @@ pub async fn insert(
                 out.seq = Some(row.seq);
                 super::webhooks::enqueue(conn, &[out]).await?;
             }
-            Ok::<_, DieselError>(row)
+            Ok::<_, DieselError>(Some(row))
         })
         .await
     };
     match attempt {
-        Ok(stored) => Ok(Inserted::New(stored)),
+        Ok(Some(stored)) => Ok(Inserted::New(stored)),
+        Ok(None) => Ok(Inserted::NotMember),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
             if row.client_id.is_some() =>
         {
@@ -122,8 +138,11 @@ pub async fn edit(
     body: String,
     metadata: Option<Option<String>>,
     now: NaiveDateTime,
-) -> QueryResult<MessageRow> {
-    let target = messages::table.find(id);
+) -> QueryResult<Option<MessageRow>> {
+    // Not a deleted one: an edit racing a delete must not bring the body back.
+    let target = messages::table
+        .find(id)
+        .filter(messages::deleted.eq(false));
     match metadata {
         Some(m) => {
             diesel::update(target)
@@ -135,6 +154,7 @@ pub async fn edit(
                 .returning(MessageRow::as_returning())
                 .get_result(conn)
                 .await
+                .optional()
         }
         None => {
             diesel::update(target)
@@ -142,13 +162,22 @@ pub async fn edit(
                 .returning(MessageRow::as_returning())
                 .get_result(conn)
                 .await
+                .optional()
         }
     }
 }
 
 /// Marks a message deleted: it keeps id and seq, loses body and metadata.
-pub async fn delete(conn: &mut Conn, id: &str, now: NaiveDateTime) -> QueryResult<MessageRow> {
-    diesel::update(messages::table.find(id))
+pub async fn delete(
+    conn: &mut Conn,
+    id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<MessageRow>> {
+    diesel::update(
+        messages::table
+            .find(id)
+            .filter(messages::deleted.eq(false)),
+    )
         .set((
             messages::deleted.eq(true),
             messages::body.eq(""),
@@ -158,6 +187,7 @@ pub async fn delete(conn: &mut Conn, id: &str, now: NaiveDateTime) -> QueryResul
         .returning(MessageRow::as_returning())
         .get_result(conn)
         .await
+        .optional()
 }
 
 /// A page of a thread's messages in ascending seq: the newest `limit` before `before_seq`

@@ -20,6 +20,8 @@ pub enum Inserted {
     New(super::models::MessageRow),
     /// The same sender already sent this `client_id`: the original row.
     Duplicate(super::models::MessageRow),
+    /// The sender is not (or no longer) a member of the thread: nothing stored.
+    NotMember,
 }
 
 /// A thread as one user sees it, before conversion to the wire object.

@@ -188,6 +188,9 @@ pub async fn add_members(
             .first(conn)
             .await?;
         let mut added = Vec::new();
+        // In one order for every transaction, so two concurrent adds cannot deadlock.
+        let mut user_ids = user_ids;
+        user_ids.sort_unstable();
         for u in user_ids {
             let n = diesel::insert_into(members::table)
                 .values(member(&thread_id, &u, last_seq, now))
