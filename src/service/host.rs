@@ -9,8 +9,8 @@ use super::threads::{
 use super::{ServiceError, bad, check_json_size, check_user_id};
 use crate::context::AppContext;
 use crate::protocol::rest::{HostMessage, HostThread};
-use crate::protocol::{Message, Thread, ThreadEvent, Ts};
-use crate::store::models::{MessageRow, ThreadRow, naive};
+use crate::protocol::{Message, Thread, ThreadEvent};
+use crate::store::models::{NewMessage, ThreadRow};
 
 /// Who acts, in logs.
 const HOST: &str = "the server API";
@@ -212,19 +212,14 @@ pub async fn post_message(
         .map(|m| check_json_size("metadata", serde_json::Value::Object(m)))
         .transpose()?;
     let t = thread(app, thread_id).await?;
-    let row = MessageRow {
-        id: uuid::Uuid::now_v7().to_string(),
+    let row = NewMessage {
         thread_id: t.id,
-        seq: 0,
         sender_id: sender,
         kind,
         body: req.body,
         metadata,
         reply_to: req.reply_to,
         client_id: req.client_id,
-        created_at: naive(Ts::now()),
-        edited_at: None,
-        deleted: false,
     };
-    messages::store_and_publish(app, row, None, false).await
+    messages::store_and_publish(app, row.into(), None, false).await
 }

@@ -6,7 +6,7 @@ use crate::envelope::{Audience, Lane};
 use crate::metrics;
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
 use crate::store::Inserted;
-use crate::store::models::{MessageRow, naive};
+use crate::store::models::{MessageRow, NewMessage, naive};
 
 /// Default history page.
 const HISTORY_DEFAULT: i64 = 50;
@@ -78,21 +78,16 @@ pub async fn send(
         (None, Some(to)) => super::threads::direct_with(app, caller, to).await?.id,
         (None, None) => return Err(bad("give exactly one of thread_id or to")),
     };
-    let row = MessageRow {
-        id: uuid::Uuid::now_v7().to_string(),
+    let row = NewMessage {
         thread_id,
-        seq: 0,
         sender_id: caller.user_id.clone(),
         kind,
         body: req.body,
         metadata,
         reply_to: req.reply_to,
         client_id: req.client_id,
-        created_at: naive(Ts::now()),
-        edited_at: None,
-        deleted: false,
     };
-    store_and_publish(app, row, caller.session_id.clone(), true).await
+    store_and_publish(app, row.into(), caller.session_id.clone(), true).await
 }
 
 /// Stores a message (checking `reply_to`) and publishes it to the thread's members. Shared

@@ -26,6 +26,38 @@ pub struct ThreadRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// What a new message is made of, before the store gives it a seq.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub thread_id: String,
+    pub sender_id: String,
+    pub kind: String,
+    pub body: String,
+    pub metadata: Option<String>,
+    pub reply_to: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl From<NewMessage> for MessageRow {
+    fn from(m: NewMessage) -> MessageRow {
+        MessageRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            thread_id: m.thread_id,
+            // Assigned inside the insert's transaction.
+            seq: 0,
+            sender_id: m.sender_id,
+            kind: m.kind,
+            body: m.body,
+            metadata: m.metadata,
+            reply_to: m.reply_to,
+            client_id: m.client_id,
+            created_at: naive(Ts::now()),
+            edited_at: None,
+            deleted: false,
+        }
+    }
+}
+
 /// A `members` row: one user in one thread, with their receipts.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = members)]
