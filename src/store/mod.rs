@@ -23,7 +23,7 @@ use futures_util::FutureExt;
 
 use crate::config::DatabaseUrl;
 use crate::metrics;
-use models::{MessageRow, NotificationRow, OutboxRow, PrefsRow, TemplateRow, ThreadRow};
+use models::{MessageRow, ThreadRow};
 pub use queries::{Access, Claim, Inserted, Page, Receipt, ThreadView};
 
 /// Connections held by one Postgres pool.
@@ -71,23 +71,23 @@ const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 macro_rules! with_conn {
     ($backend:expr, |$conn:ident, $q:ident| $body:expr) => {
         match $backend {
-            Backend::Postgres(pool) => {
+            $crate::store::Backend::Postgres(pool) => {
                 let mut $conn = pool
                     .get()
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
                 #[allow(unused_imports)]
-                use queries::pg as $q;
+                use $crate::store::queries::pg as $q;
                 let $conn = &mut *$conn;
                 $body
             }
-            Backend::Sqlite { pool, .. } => {
+            $crate::store::Backend::Sqlite { pool, .. } => {
                 let mut $conn = pool
                     .get()
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
                 #[allow(unused_imports)]
-                use queries::sqlite as $q;
+                use $crate::store::queries::sqlite as $q;
                 let $conn = &mut *$conn;
                 $body
             }
@@ -99,10 +99,10 @@ macro_rules! with_conn {
 macro_rules! read {
     ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
         let started = std::time::Instant::now();
-        let r: Result<_, StoreError> = $self
+        let r: Result<_, $crate::store::StoreError> = $self
             .bounded(async { with_conn!(&$self.backend, |$conn, $q| Ok($body.await?)) })
             .await;
-        metrics::db_query(started.elapsed());
+        $crate::metrics::db_query(started.elapsed());
         r
     }};
 }
@@ -117,16 +117,22 @@ macro_rules! write {
         let started = std::time::Instant::now();
         let task = tokio::spawn(async move {
             let _gate = match &backend {
-                Backend::Sqlite { writer, .. } => Some(writer.clone().lock_owned().await),
-                Backend::Postgres(_) => None,
+                $crate::store::Backend::Sqlite { writer, .. } => {
+                    Some(writer.clone().lock_owned().await)
+                }
+                $crate::store::Backend::Postgres(_) => None,
             };
-            let r: Result<_, StoreError> = with_conn!(&backend, |$conn, $q| Ok($body.await?));
+            let r: Result<_, $crate::store::StoreError> =
+                with_conn!(&backend, |$conn, $q| Ok($body.await?));
             r
         });
         let r = $self
-            .bounded(async { task.await.map_err(|e| StoreError::Task(e.to_string()))? })
+            .bounded(async {
+                task.await
+                    .map_err(|e| $crate::store::StoreError::Task(e.to_string()))?
+            })
             .await;
-        metrics::db_query(started.elapsed());
+        $crate::metrics::db_query(started.elapsed());
         r
     }};
 }
@@ -474,206 +480,6 @@ impl Store {
     pub async fn thread_by_ref(&self, external_ref: &str) -> Result<Option<ThreadRow>, StoreError> {
         read!(self, |c, q| q::threads::by_ref(c, external_ref))
     }
-
-    // ---- notifications ------------------------------------------------------------------
-
-    /// Stores notifications, one per recipient, in one transaction.
-    pub async fn insert_notifications(
-        &self,
-        rows: Vec<NotificationRow>,
-        online: Option<Vec<bool>>,
-    ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::insert(c, rows, online))
-    }
-
-    // ---- webhooks -----------------------------------------------------------------------
-
-    /// Leases due webhook deliveries to `token` until `until`.
-    pub async fn lease_webhooks(
-        &self,
-        token: String,
-        now: NaiveDateTime,
-        until: NaiveDateTime,
-        expired_before: NaiveDateTime,
-        limit: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        write!(self, |c, q| q::webhooks::lease(
-            c,
-            &token,
-            now,
-            until,
-            expired_before,
-            limit
-        ))
-    }
-
-    /// A delivery under lease `token` went through.
-    pub async fn webhook_delivered(&self, id: String, token: String) -> Result<(), StoreError> {
-        write!(self, |c, q| q::webhooks::delivered(c, &id, &token))
-    }
-
-    /// A delivery under lease `token` failed: try again at `next_at`.
-    pub async fn webhook_retry_at(
-        &self,
-        id: String,
-        token: String,
-        next_at: NaiveDateTime,
-    ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::webhooks::retry_at(c, &id, &token, next_at))
-    }
-
-    /// Deletes webhook deliveries created before `before`; returns how many.
-    pub async fn expire_webhooks(&self, before: NaiveDateTime) -> Result<usize, StoreError> {
-        write!(self, |c, q| q::webhooks::expire(c, before))
-    }
-
-    /// How many webhook deliveries wait.
-    pub async fn webhooks_pending(&self) -> Result<i64, StoreError> {
-        read!(self, |c, q| q::webhooks::pending(c))
-    }
-
-    /// A page of the user's notifications, newest first, older than `before`.
-    pub async fn notifications(
-        &self,
-        user_id: &str,
-        before: Option<String>,
-        unread_only: bool,
-        limit: i64,
-    ) -> Result<Vec<NotificationRow>, StoreError> {
-        read!(self, |c, q| q::notifications::list(
-            c,
-            user_id,
-            before,
-            unread_only,
-            limit
-        ))
-    }
-
-    /// How many of the user's notifications are unread.
-    pub async fn notifications_unread(&self, user_id: &str) -> Result<i64, StoreError> {
-        read!(self, |c, q| q::notifications::unread_count(c, user_id))
-    }
-
-    /// Marks one read: `None` when it is not the user's; else whether it was unread.
-    pub async fn read_notification(
-        &self,
-        user_id: String,
-        id: String,
-        now: NaiveDateTime,
-    ) -> Result<Option<bool>, StoreError> {
-        write!(self, |c, q| q::notifications::mark_read(
-            c, &user_id, &id, now
-        ))
-    }
-
-    /// Marks all the user's notifications read; returns how many changed.
-    pub async fn read_all_notifications(
-        &self,
-        user_id: String,
-        now: NaiveDateTime,
-    ) -> Result<usize, StoreError> {
-        write!(self, |c, q| q::notifications::read_all(c, &user_id, now))
-    }
-
-    /// Dismisses one of the user's notifications; returns whether it was theirs.
-    pub async fn dismiss_notification(
-        &self,
-        user_id: String,
-        id: String,
-    ) -> Result<bool, StoreError> {
-        write!(self, |c, q| q::notifications::dismiss(c, &user_id, &id))
-    }
-
-    /// Dismisses all the user's notifications; returns how many.
-    pub async fn dismiss_all_notifications(&self, user_id: String) -> Result<usize, StoreError> {
-        write!(self, |c, q| q::notifications::dismiss_all(c, &user_id))
-    }
-
-    /// The preferences of those users that have set any.
-    pub async fn prefs(&self, user_ids: &[String]) -> Result<Vec<PrefsRow>, StoreError> {
-        read!(self, |c, q| q::notifications::prefs(c, user_ids))
-    }
-
-    /// Sets a user's preferences.
-    pub async fn put_prefs(&self, row: PrefsRow) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::put_prefs(c, row))
-    }
-
-    /// Creates or replaces a template.
-    pub async fn put_template(&self, row: TemplateRow) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::put_template(c, row))
-    }
-
-    /// One template by key.
-    pub async fn template(&self, key: &str) -> Result<Option<TemplateRow>, StoreError> {
-        read!(self, |c, q| q::notifications::template(c, key))
-    }
-
-    /// Every template.
-    pub async fn templates(&self) -> Result<Vec<TemplateRow>, StoreError> {
-        read!(self, |c, q| q::notifications::templates(c))
-    }
-
-    /// Deletes a template; returns whether it existed.
-    pub async fn delete_template(&self, key: String) -> Result<bool, StoreError> {
-        write!(self, |c, q| q::notifications::delete_template(c, &key))
-    }
-
-    // ---- organisations ------------------------------------------------------------------
-
-    /// Replaces the organisations a user belongs to.
-    pub async fn set_orgs(&self, user_id: String, orgs: Vec<String>) -> Result<(), StoreError> {
-        write!(self, |c, q| q::orgs::set(c, &user_id, orgs))
-    }
-
-    /// The organisations a user is known to belong to, sorted.
-    pub async fn orgs_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        read!(self, |c, q| q::orgs::of_user(c, user_id))
-    }
-
-    /// Users known to belong to `org`, at most `limit`.
-    pub async fn org_members(&self, org: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        read!(self, |c, q| q::orgs::members(c, org, limit))
-    }
-
-    // ---- idempotency --------------------------------------------------------------------
-
-    /// Claims an Idempotency-Key for a request (see [`Claim`]).
-    pub async fn claim_key(
-        &self,
-        key: String,
-        fingerprint: String,
-        now: NaiveDateTime,
-        expired_before: NaiveDateTime,
-        stale_before: NaiveDateTime,
-    ) -> Result<Claim, StoreError> {
-        write!(self, |c, q| q::idempotency::claim(
-            c,
-            &key,
-            &fingerprint,
-            now,
-            expired_before,
-            stale_before
-        ))
-    }
-
-    /// Records the answer to a claimed key.
-    pub async fn answer_key(
-        &self,
-        key: String,
-        status: u16,
-        body: String,
-    ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::idempotency::answer(c, &key, status, body))
-    }
-
-    /// Gives up a claimed key.
-    pub async fn release_key(&self, key: String) -> Result<(), StoreError> {
-        write!(self, |c, q| q::idempotency::release(c, &key))
-    }
-
-    /// Deletes claims older than `before`.
-    pub async fn sweep_keys(&self, before: NaiveDateTime) -> Result<usize, StoreError> {
-        write!(self, |c, q| q::idempotency::sweep(c, before))
-    }
 }
+
+mod host;
