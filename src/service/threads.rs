@@ -246,23 +246,19 @@ pub(super) async fn add_to(
     for u in &user_ids {
         check_user_id(u)?;
     }
+    // Checked inside the insert's transaction, under the thread's lock.
     let max = app.config().max_group_members;
-    let have = app.store().member_ids(&t.id).await?;
-    let new = dedup(user_ids.iter().filter(|u| !have.contains(u)).cloned()).len();
-    if have.len() + new > max {
-        return Err(ServiceError::TooLarge(format!(
-            "a group has at most {max} members"
-        )));
-    }
     let added = app
         .store()
         .add_members(
             t.id.clone(),
             dedup(user_ids.into_iter()),
             naive(Ts::now()),
+            max,
             webhooks::wants(app, "thread.member_added"),
         )
-        .await?;
+        .await?
+        .ok_or_else(|| ServiceError::TooLarge(format!("a group has at most {max} members")))?;
     if !added.is_empty() {
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
         announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await;

@@ -299,10 +299,11 @@ impl Store {
         thread_id: String,
         user_ids: Vec<String>,
         now: NaiveDateTime,
+        max: usize,
         hook: bool,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Option<Vec<String>>, StoreError> {
         write!(self, |c, q| q::threads::add_members(
-            c, &thread_id, user_ids, now, hook
+            c, &thread_id, user_ids, now, max, hook
         ))
     }
 

@@ -106,3 +106,26 @@ both! {
         alice.err(json!({"type":"threads","limit":201}), "bad_request").await;
     }
 }
+
+both! {
+    async fn the_group_cap_holds_on_create_and_under_concurrent_adds(b) {
+        let s = Server::start_with(b, &[("MAX_GROUP_MEMBERS", "4")]).await;
+        let alice = s.http("alice");
+        let (st, v) = alice
+            .post("/threads", json!({"kind":"group","title":"big","members":["b","c","d","e"]}))
+            .await;
+        assert_eq!((st, v["error"]["code"].as_str()), (413, Some("too_large")));
+        let tid = alice.group("g", &["b"]).await;
+        // Ten adds at once, for two free places: exactly two get in.
+        let adds = (0..10).map(|i| {
+            let http = s.http("alice");
+            let path = format!("/threads/{tid}/members");
+            async move { http.post(&path, json!({"user_ids":[format!("u{i}")]})).await.0 }
+        });
+        let statuses = futures_util::future::join_all(adds).await;
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 413).count(), 8, "{statuses:?}");
+        let (_, t) = alice.get(&format!("/threads/{tid}")).await;
+        assert_eq!(t["members"].as_array().unwrap().len(), 4);
+    }
+}

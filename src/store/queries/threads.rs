@@ -173,18 +173,28 @@ pub async fn set_title(
 }
 
 /// Adds members who are not in the thread yet; returns the ones added.
+///
+/// `None` (and nothing changed) when the thread would pass `max` members: the count is taken
+/// under the thread row's lock, so concurrent adds cannot pass it together.
 pub async fn add_members(
     conn: &mut Conn,
     thread_id: &str,
     user_ids: Vec<String>,
     now: NaiveDateTime,
+    max: usize,
     hook: bool,
-) -> QueryResult<Vec<String>> {
+) -> QueryResult<Option<Vec<String>>> {
     let thread_id = thread_id.to_string();
-    conn.transaction(async move |conn| {
-        let last_seq: i64 = threads::table
-            .find(&thread_id)
-            .select(threads::last_seq)
+    let r = conn.transaction(async move |conn| {
+        // A no-op update: it takes the thread row's lock until the commit.
+        let last_seq: i64 = diesel::update(threads::table.find(&thread_id))
+            .set(threads::last_seq.eq(threads::last_seq))
+            .returning(threads::last_seq)
+            .get_result(conn)
+            .await?;
+        let have: i64 = members::table
+            .filter(members::thread_id.eq(&thread_id))
+            .select(diesel::dsl::count_star())
             .first(conn)
             .await?;
         let mut added = Vec::new();
@@ -201,6 +211,9 @@ pub async fn add_members(
                 added.push(u);
             }
         }
+        if usize::try_from(have).unwrap_or(usize::MAX) + added.len() > max {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
         if !added.is_empty() {
             diesel::update(threads::table.find(&thread_id))
                 .set(threads::updated_at.eq(now))
@@ -212,7 +225,12 @@ pub async fn add_members(
         }
         Ok(added)
     })
-    .await
+    .await;
+    match r {
+        Ok(added) => Ok(Some(added)),
+        Err(diesel::result::Error::RollbackTransaction) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes one member; returns whether they were one.
