@@ -9,13 +9,22 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::both;
 use crate::harness::{Client, Ended, Server, token_with};
 
+/// The status of a refused upgrade, after checking its JSON body carries the code that goes
+/// with that status (401 `unauthorized`, 403 `forbidden`).
 fn status_of(e: tokio_tungstenite::tungstenite::Error) -> u16 {
     match e {
         tokio_tungstenite::tungstenite::Error::Http(resp) => {
             let body = resp.body().clone().unwrap_or_default();
             let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON error body");
-            assert!(v["error"]["code"].is_string(), "{v}");
-            resp.status().as_u16()
+            let status = resp.status().as_u16();
+            let want = match status {
+                401 => "unauthorized",
+                403 => "forbidden",
+                400 => "bad_request",
+                other => panic!("unexpected refusal status {other}: {v}"),
+            };
+            assert_eq!(v["error"]["code"], want, "{v}");
+            status
         }
         other => panic!("expected an HTTP refusal, got {other}"),
     }
@@ -56,9 +65,13 @@ both! {
 
     async fn socket_closes_with_4001_when_its_token_expires(b) {
         let s = Server::start(b).await;
-        let mut c = s.ws_raw(&token_with("alice", 2, &[])).await.unwrap();
+        let mut c = s.ws_raw(&token_with("alice", 3, &[])).await.unwrap();
         assert_eq!(c.next().await["type"], "hello");
-        assert_eq!(c.closed(Duration::from_secs(5)).await, Ended::Code(4001));
+        // Open and answering until the token expires...
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(c.call(json!({"type":"ping"})).await["type"], "pong");
+        // ...then closed with 4001.
+        assert_eq!(c.closed(Duration::from_secs(6)).await, Ended::Code(4001));
     }
 
     async fn thread_title_member_changes_and_deletes_share_the_rate(b) {

@@ -155,7 +155,9 @@ impl Client {
             match self.read(left).await {
                 Some(Ok(v)) if v["type"] == kind => panic!("unexpected {kind}: {v}"),
                 Some(Ok(v)) => self.pending.push_back(v),
-                Some(Err(_)) | None => return,
+                // A closed socket would pass any "nothing came" check: it is a failure here.
+                Some(Err(e)) => panic!("connection ended while checking for no {kind}: {e:?}"),
+                None => return,
             }
         }
     }
