@@ -1,6 +1,7 @@
 //! The Redis subscriber actor: one per node, on its own RESP3 pub/sub connection (never one
 //! from the pool). It subscribes to the channels of the users (and watched users) that have
-//! sessions here, and hands each envelope that another node published to the local registry.
+//! sessions here; a task beside it hands each envelope that another node published to the
+//! local registry, in order, so a busy registry never stalls the subscribe calls.
 //!
 //! The connection is a `ConnectionManager` with automatic resubscription, so after Redis
 //! restarts it reconnects and subscribes again by itself (STACK.md). Pushes arrive through a
@@ -26,12 +27,10 @@ const SUBSCRIBER_QUEUE: usize = 16_384;
 /// Bound on connecting and on each command, so a paused Redis cannot stall the node.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Relays envelopes from Redis pub/sub to the local registry.
+/// Owns the pub/sub connection: subscribes and unsubscribes for the relay. What arrives on
+/// it is handed to the registry by `hand_on`.
 pub struct RedisSubscriber {
-    node_id: String,
-    registry: Addr<SessionRegistry>,
     conn: ConnectionManager,
-    dropped: Arc<AtomicU64>,
 }
 
 /// `url` with RESP3 asked for, which push delivery needs.
@@ -74,18 +73,64 @@ impl RedisSubscriber {
             redis::Client::open(resp3(url)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| RelayError::Unavailable(e.to_string()))?;
-        Ok(RedisSubscriber::create(|ctx| {
-            ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async {
-                rx.recv().await.map(|info| (info, rx))
-            }));
-            RedisSubscriber {
-                node_id,
-                registry,
-                conn,
-                dropped,
-            }
-        }))
+        // Pushes are handed on by a task of their own, one at a time and in Redis's order, so
+        // a busy registry slows only them (the queue above absorbs it, then drops and counts)
+        // and never the actor, whose subscribe and ping calls would otherwise time out and
+        // be taken for a Redis outage.
+        tokio::spawn(hand_on(rx, node_id, registry, dropped));
+        Ok(RedisSubscriber { conn }.start())
     }
+}
+
+/// Hands each pushed envelope from another node to the registry, in order, waiting for it.
+async fn hand_on(
+    mut rx: mpsc::Receiver<PushInfo>,
+    node_id: String,
+    registry: Addr<SessionRegistry>,
+    dropped: Arc<AtomicU64>,
+) {
+    while let Some(info) = rx.recv().await {
+        match info.kind {
+            PushKind::Message => {
+                if let Some(envelope) = envelope_of(&info, &node_id) {
+                    metrics::relay_received();
+                    if registry
+                        .send(Deliver {
+                            envelope: Arc::new(envelope),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            PushKind::Disconnection => {
+                log::warn!("redis: subscription connection lost; reconnecting");
+            }
+            _ => {}
+        }
+        // Logged once per burst: the count since the last envelope that got through.
+        let n = dropped.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            log::warn!("redis: {n} envelope(s) dropped: the node could not keep up");
+        }
+    }
+}
+
+/// The envelope a push carries, unless it is unreadable (counted) or this node's own (it
+/// delivered those locally when it published them).
+fn envelope_of(info: &PushInfo, node_id: &str) -> Option<Envelope> {
+    let payload = bulk(info.data.get(1))?;
+    let envelope: Envelope = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            log::warn!("redis: dropping an unreadable envelope: {e}");
+            metrics::event_dropped(DropReason::BadEnvelope, 1);
+            return None;
+        }
+    };
+    (envelope.origin != node_id).then_some(envelope)
 }
 
 impl Actor for RedisSubscriber {
@@ -101,50 +146,6 @@ fn bulk(v: Option<&Value>) -> Option<&[u8]> {
         Value::BulkString(b) => Some(b),
         _ => None,
     }
-}
-
-impl StreamHandler<PushInfo> for RedisSubscriber {
-    fn handle(&mut self, info: PushInfo, ctx: &mut Self::Context) {
-        match info.kind {
-            PushKind::Message => {
-                let Some(payload) = bulk(info.data.get(1)) else {
-                    return;
-                };
-                let envelope: Envelope = match serde_json::from_slice(payload) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        log::warn!("redis: dropping an unreadable envelope: {e}");
-                        metrics::event_dropped(DropReason::BadEnvelope, 1);
-                        return;
-                    }
-                };
-                // This node delivered its own envelopes locally when it published them.
-                if envelope.origin == self.node_id {
-                    return;
-                }
-                metrics::relay_received();
-                // Waiting here pushes back on the queue above: one envelope at a time, in
-                // the order Redis delivered them.
-                self.registry
-                    .send(Deliver {
-                        envelope: Arc::new(envelope),
-                    })
-                    .into_actor(self)
-                    .map(|_, _, _| ())
-                    .wait(ctx);
-            }
-            PushKind::Disconnection => {
-                log::warn!("redis: subscription connection lost; reconnecting");
-            }
-            _ => {}
-        }
-        let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
-            log::warn!("redis: {dropped} envelope(s) dropped: the node could not keep up");
-        }
-    }
-
-    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 /// Subscribes to (or, with `on: false`, unsubscribes from) a channel.
