@@ -60,11 +60,6 @@ impl Store {
         write!(self, |c, q| q::webhooks::expire(c, before))
     }
 
-    /// How many webhook deliveries wait.
-    pub async fn webhooks_pending(&self) -> Result<i64, StoreError> {
-        read!(self, |c, q| q::webhooks::pending(c))
-    }
-
     /// A page of the user's notifications, newest first, older than `before`.
     pub async fn notifications(
         &self,

@@ -53,21 +53,6 @@ pub enum Access {
     Member(super::models::ThreadRow, super::models::MemberRow),
 }
 
-/// A webhook event to write in the same transaction as the change that causes it: its id
-/// and time; the body is built inside the transaction, from what was committed.
-#[derive(Debug, Clone)]
-pub struct Hook {
-    pub id: String,
-    pub at: chrono::NaiveDateTime,
-}
-
-/// `message.created`'s hook: and who was online just before the commit.
-#[derive(Debug, Clone)]
-pub struct MessageHook {
-    pub hook: Hook,
-    pub online: Vec<String>,
-}
-
 /// What claiming an Idempotency-Key found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {

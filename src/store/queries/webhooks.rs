@@ -121,11 +121,3 @@ pub async fn expire(conn: &mut Conn, before: NaiveDateTime) -> QueryResult<usize
         .execute(conn)
         .await
 }
-
-/// How many deliveries wait.
-pub async fn pending(conn: &mut Conn) -> QueryResult<i64> {
-    webhook_outbox::table
-        .select(diesel::dsl::count_star())
-        .first(conn)
-        .await
-}
