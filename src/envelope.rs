@@ -2,6 +2,8 @@
 //! [`Audience`], and the [`Lane`] its frame queues on at a slow session. The relays carry it,
 //! the registry delivers it; both import it from here, and neither from the other's side.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::ServerFrame;
@@ -83,8 +85,26 @@ impl Audience {
 pub enum Payload {
     /// A server frame, serialised once at the origin and written as-is to every session.
     Frame { lane: Lane, json: String },
+    /// A frame that differs between recipients in one number (each member's own `unread` in
+    /// a `thread` event), still serialised once: `json` lacks the number at byte `at`, where
+    /// each recipient's value from `values` goes (0 when absent).
+    PerUser {
+        lane: Lane,
+        json: String,
+        at: usize,
+        values: HashMap<String, i64>,
+    },
     /// Close the addressed sessions (replaced, revoked).
     Close { code: u16, reason: String },
+}
+
+/// Where a per-recipient number goes in a frame built for [`Envelope::per_user`].
+pub const PER_USER_SLOT: i64 = i64::MIN;
+
+/// One recipient's copy of a [`Payload::PerUser`] frame; `None` when `at` is not a place in
+/// `json` (an envelope from a confused peer).
+pub fn per_user_frame(json: &str, at: usize, value: i64) -> Option<String> {
+    Some(format!("{}{value}{}", json.get(..at)?, json.get(at..)?))
 }
 
 /// How a frame queues at a slow session.
@@ -128,6 +148,38 @@ impl Envelope {
         }
     }
 
+    /// An envelope carrying `frame` with a number that differs per recipient. The frame holds
+    /// [`PER_USER_SLOT`] where that number goes; the last occurrence is taken, so the slot must
+    /// be serialised after any client-supplied JSON (a thread's `unread` follows its
+    /// `last_message`). Without a slot, every recipient gets the frame as it is.
+    pub fn per_user(
+        origin: &str,
+        audience: Audience,
+        lane: Lane,
+        frame: &ServerFrame,
+        values: HashMap<String, i64>,
+    ) -> Envelope {
+        let json = frame.to_json();
+        let slot = PER_USER_SLOT.to_string();
+        let payload = match json.rfind(&slot) {
+            Some(at) => Payload::PerUser {
+                lane,
+                json: format!("{}{}", &json[..at], &json[at + slot.len()..]),
+                at,
+                values,
+            },
+            None => Payload::Frame { lane, json },
+        };
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id: None,
+            origin: origin.to_string(),
+            audience,
+            payload,
+            order: None,
+        }
+    }
+
     /// An envelope closing the addressed sessions with `code`.
     pub fn close(origin: &str, audience: Audience, code: u16, reason: &str) -> Envelope {
         Envelope {
@@ -141,5 +193,42 @@ impl Envelope {
             },
             order: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Notification;
+
+    #[test]
+    fn a_per_user_frame_fills_the_last_slot_only() {
+        // Client JSON may hold the slot's digits; only the last occurrence is the slot.
+        let frame = ServerFrame::Notification {
+            notification: Notification {
+                id: "n".into(),
+                category: "c".into(),
+                priority: "normal".into(),
+                title: format!("{PER_USER_SLOT}"),
+                body: String::new(),
+                data: Some(serde_json::json!({ "x": PER_USER_SLOT })),
+                created_at: crate::protocol::Ts::now(),
+                read_at: None,
+            },
+        };
+        let values = HashMap::from([("a".to_string(), 7)]);
+        let env = Envelope::per_user("n1", Audience::default(), Lane::Durable, &frame, values);
+        let Payload::PerUser {
+            json, at, values, ..
+        } = &env.payload
+        else {
+            panic!("no slot found");
+        };
+        let a = per_user_frame(json, *at, values["a"]).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+        assert_eq!(v["notification"]["data"]["x"], 7);
+        assert_eq!(v["notification"]["title"], PER_USER_SLOT.to_string());
+        assert!(per_user_frame(json, json.len() + 1, 0).is_none());
+        assert!(per_user_frame("é", 1, 0).is_none(), "not a char boundary");
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 
-use crate::envelope::{ENVELOPE_VERSION, Envelope, Lane, Payload};
+use crate::envelope::{ENVELOPE_VERSION, Envelope, Lane, Payload, per_user_frame};
 use crate::metrics::{self, DropReason};
 use crate::protocol::close;
 
@@ -286,6 +286,42 @@ impl SessionRegistry {
         });
     }
 
+    /// Pushes to each of `targets` the frame `frame_for` makes for its user, and counts.
+    fn push_frames(
+        &self,
+        targets: &[String],
+        lane: &Lane,
+        mut frame_for: impl FnMut(&str) -> Option<ByteString>,
+    ) {
+        let (mut delivered, mut shed, mut closing, mut overflow, mut bad) = (0, 0, 0, 0, 0);
+        for sid in targets {
+            let Some(e) = self.sessions.get(sid) else {
+                continue;
+            };
+            let Some(frame) = frame_for(&e.user_id) else {
+                bad += 1;
+                continue;
+            };
+            match e.sink.push(lane, frame) {
+                Pushed::Queued => delivered += 1,
+                Pushed::Shed => shed += 1,
+                Pushed::Closed => closing += 1,
+                Pushed::Overflow { dropped } => {
+                    overflow += dropped as u64;
+                    log::warn!(
+                        "session {sid} of {} closed: outgoing queue full (4008)",
+                        e.user_id
+                    );
+                }
+            }
+        }
+        metrics::events_delivered(delivered);
+        metrics::event_dropped(DropReason::Shed, shed);
+        metrics::event_dropped(DropReason::Closing, closing);
+        metrics::event_dropped(DropReason::SlowSession, overflow);
+        metrics::event_dropped(DropReason::BadEnvelope, bad);
+    }
+
     /// Pushes an envelope's frame (or close) to the local sessions it addresses (only to
     /// `user`'s, when given).
     fn deliver_now(&mut self, env: &Envelope, user: Option<&str>) {
@@ -309,28 +345,24 @@ impl SessionRegistry {
             Payload::Frame { lane, json } => {
                 // One allocation for all recipients: ByteString clones share the buffer.
                 let frame = ByteString::from(json.as_str());
-                let (mut delivered, mut shed, mut closing, mut overflow) = (0, 0, 0, 0);
-                for sid in &targets {
-                    let Some(e) = self.sessions.get(sid) else {
-                        continue;
-                    };
-                    match e.sink.push(lane, frame.clone()) {
-                        Pushed::Queued => delivered += 1,
-                        Pushed::Shed => shed += 1,
-                        Pushed::Closed => closing += 1,
-                        Pushed::Overflow { dropped } => {
-                            overflow += dropped as u64;
-                            log::warn!(
-                                "session {sid} of {} closed: outgoing queue full (4008)",
-                                e.user_id
-                            );
-                        }
-                    }
-                }
-                metrics::events_delivered(delivered);
-                metrics::event_dropped(DropReason::Shed, shed);
-                metrics::event_dropped(DropReason::Closing, closing);
-                metrics::event_dropped(DropReason::SlowSession, overflow);
+                self.push_frames(&targets, lane, |_| Some(frame.clone()));
+            }
+            Payload::PerUser {
+                lane,
+                json,
+                at,
+                values,
+            } => {
+                // One copy per recipient user, shared by that user's sessions.
+                let mut made: HashMap<String, Option<ByteString>> = HashMap::new();
+                self.push_frames(&targets, lane, |user| {
+                    made.entry(user.to_string())
+                        .or_insert_with(|| {
+                            let value = values.get(user).copied().unwrap_or(0);
+                            per_user_frame(json, *at, value).map(ByteString::from)
+                        })
+                        .clone()
+                });
             }
             Payload::Close { code, reason } => {
                 for sid in &targets {

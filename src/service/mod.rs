@@ -85,7 +85,15 @@ pub async fn member_of(
 /// failure is logged rather than returned: the client that asked still gets its ack, and
 /// others catch up with `history`.
 pub async fn publish(app: &AppContext, audience: Audience, lane: Lane, frame: &ServerFrame) {
-    let env = Envelope::frame(&app.config().node_id, audience, lane, frame);
+    send(
+        app,
+        Envelope::frame(&app.config().node_id, audience, lane, frame),
+    )
+    .await;
+}
+
+/// Hands an envelope to the relay; a failure is logged (the event is lost, the data is not).
+pub async fn send(app: &AppContext, env: Envelope) {
     if let Err(e) = app.relay().publish(env).await {
         log::warn!("relay {}: publish failed: {e}", app.relay().name());
     }

@@ -1,13 +1,15 @@
 //! Threads and their members: create (direct threads converge on one per pair), list, read,
 //! retitle, add and remove members, and the `thread` events that tell members about it.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::{
-    Caller, ServiceError, bad, check_user_id, member_of, page_limit, publish, rate, webhooks,
+    Caller, ServiceError, bad, check_user_id, member_of, page_limit, rate, send, webhooks,
 };
 use crate::context::AppContext;
-use crate::envelope::{Audience, Lane};
+use crate::envelope::{Audience, Envelope, Lane, PER_USER_SLOT};
 use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
 use crate::store::models::{ThreadRow, naive};
 
@@ -336,27 +338,32 @@ async fn try_announce(
     let Some(row) = app.store().thread(thread_id).await? else {
         return Ok(());
     };
-    // One view for all (members, last message), then each recipient's own unread count.
-    let base = view(app, row, "").await?;
-    let unread: std::collections::HashMap<String, i64> = app
+    // One frame for everyone, serialised once, with a slot each recipient's unread count
+    // fills at delivery: the cost stays linear in the members however large the group.
+    let thread = Thread {
+        unread: Some(PER_USER_SLOT),
+        ..view(app, row, "").await?
+    };
+    let unread: HashMap<String, i64> = app
         .store()
         .unread_by_member(thread_id)
         .await?
         .into_iter()
         .collect();
-    let recipients = base.members.iter().chain(also.iter());
-    for user in recipients {
-        let thread = Thread {
-            unread: Some(unread.get(user).copied().unwrap_or(0)),
-            ..base.clone()
-        };
-        publish(
-            app,
-            Audience::users(vec![user.clone()]),
-            Lane::Durable,
-            &ServerFrame::Thread { event, thread },
-        )
-        .await;
+    let members = thread.members.clone();
+    let frame = ServerFrame::Thread { event, thread };
+    let node = &app.config().node_id;
+    let to_members = Audience::users(members);
+    send(
+        app,
+        Envelope::per_user(node, to_members, Lane::Durable, &frame, unread),
+    )
+    .await;
+    if !also.is_empty() {
+        // Told last, after the members who stay; no longer members, nothing is unread.
+        let to_others = Audience::users(also.to_vec());
+        let env = Envelope::per_user(node, to_others, Lane::Durable, &frame, HashMap::new());
+        send(app, env).await;
     }
     Ok(())
 }

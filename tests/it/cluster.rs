@@ -105,6 +105,8 @@ async fn presence_spans_devices_on_different_nodes() {
 
 #[tokio::test]
 async fn a_300_member_group_gets_every_message_on_every_node_in_seq_order() {
+    // 300 members travel on the channel every node hears (one part, not 300); the member
+    // change after the messages carries each member's own unread count, filled in at delivery.
     let c = Cluster::start(3, &[("RATE_BURST", "1000")]).await;
     let users: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
     let others: Vec<&str> = users.iter().skip(1).map(String::as_str).collect();
@@ -118,8 +120,29 @@ async fn a_300_member_group_gets_every_message_on_every_node_in_seq_order() {
     for i in 0..N {
         sender.say(&tid, &format!("to all {i}")).await;
     }
+    let (status, _) = c
+        .node(1)
+        .http("m1")
+        .post(&format!("/threads/{tid}/read"), json!({"seq": 2}))
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = c
+        .node(2)
+        .http("m0")
+        .post(
+            &format!("/threads/{tid}/members"),
+            json!({"user_ids": ["newbie"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let ev = sender.event("thread").await;
+    assert_eq!(
+        (ev["event"].as_str(), ev["thread"]["unread"].as_i64()),
+        (Some("member_added"), Some(0)),
+        "the sender has read its own messages"
+    );
     let mut tasks = Vec::new();
-    for mut cl in clients {
+    for (i, mut cl) in clients.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for _ in 0..N {
@@ -129,11 +152,18 @@ async fn a_300_member_group_gets_every_message_on_every_node_in_seq_order() {
                         .unwrap(),
                 );
             }
-            seqs
+            let ev = cl.event("thread").await;
+            assert_eq!(ev["event"], "member_added");
+            let members = ev["thread"]["members"].as_array().unwrap().len();
+            assert_eq!(members, 301, "m{}", i + 1);
+            (seqs, ev["thread"]["unread"].as_i64())
         }));
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), (1..=N).collect::<Vec<_>>());
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (seqs, unread) = t.await.unwrap();
+        assert_eq!(seqs, (1..=N).collect::<Vec<_>>());
+        let expected = if i == 0 { N - 2 } else { N };
+        assert_eq!(unread, Some(expected), "m{}'s own unread", i + 1);
     }
 }
 

@@ -178,6 +178,7 @@ impl RedisRelay {
                 .map(|(u, _)| u.clone())
                 .collect()
         };
+        self.subscribe_broadcast().await;
         for user in sessions.keys() {
             self.subscribe(user_channel(user), true).await;
         }

@@ -1,11 +1,11 @@
 //! The Redis relay: several nodes behind a balancer behave as one.
 //!
 //! Routing: each user has a channel `sb:u:{user}` and each watched user a channel
-//! `sb:w:{user}`. A node subscribes to a user's channel while that user has a session on it
-//! (before the session's `hello`), so it receives only the events of its own users. Publishing
-//! delivers to the local registry at once, then sends one part per addressed user (and one per
-//! watched user) in a single pipeline: the cost of an event is one PUBLISH per recipient user,
-//! received only by the nodes those users are on.
+//! `sb:w:{user}`, and every node subscribes to `sb:all`. A node subscribes to a user's channel
+//! while that user has a session on it (before the session's `hello`), so it receives only the
+//! events of its own users. Publishing delivers to the local registry at once, then sends the
+//! envelope's parts (`routing`) in a single pipeline: one per addressed user for a small
+//! audience, one on `sb:all` for a large one, and one per watched user.
 //!
 //! Shared state, all of it rebuilt from the nodes if Redis loses it:
 //! - `sb:node:{node}`: liveness, refreshed every second with a 4 s TTL.
@@ -96,6 +96,8 @@ pub struct RedisRelay {
     /// Set when this node's liveness key was found missing (Redis lost it, or we were silent
     /// past its TTL): the tick then re-registers everything.
     key_lost: AtomicBool,
+    /// Whether `sb:all` is known subscribed (it is subscribed again on every recovery).
+    broadcast_on: AtomicBool,
 }
 
 /// What the Redis relay needs to start.
@@ -150,6 +152,7 @@ impl RedisRelay {
             left: AtomicBool::new(false),
             stale_channels: Mutex::new(HashSet::new()),
             key_lost: AtomicBool::new(false),
+            broadcast_on: AtomicBool::new(false),
         });
         let refresher = Arc::downgrade(&relay);
         tokio::spawn(async move {
@@ -269,6 +272,13 @@ impl RedisRelay {
         }
     }
 
+    /// Subscribes to the channel of large-audience envelopes (`routing::ALL_CHANNEL`), at the
+    /// first session and on every recovery: a node with sessions must never miss one.
+    async fn subscribe_broadcast(&self) {
+        self.subscribe(routing::ALL_CHANNEL.to_string(), true).await;
+        self.broadcast_on.store(self.is_up(), Ordering::SeqCst);
+    }
+
     /// Sends the subscriber a command, bounded by the Redis timeout.
     async fn ask_subscriber<M>(&self, msg: M) -> Result<(), RelayError>
     where
@@ -302,8 +312,7 @@ impl Relay for RedisRelay {
                 return Ok(());
             }
             let mut pipe = redis::pipe();
-            for (channel, part) in &parts {
-                let json = serde_json::to_string(part).unwrap_or_default();
+            for (channel, json) in &parts {
                 pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
             }
             let mut conn = match self.conn().await {

@@ -28,6 +28,9 @@ impl RedisRelay {
             if first_here {
                 self.subscribe(user_channel(user), true).await;
             }
+            if !self.broadcast_on.load(Ordering::SeqCst) {
+                self.subscribe_broadcast().await;
+            }
             // After `leave`, Redis is not touched: nothing may re-add a node that left.
             let conn = match self.left.load(Ordering::SeqCst) {
                 true => None,
