@@ -16,7 +16,9 @@ impl Store {
         rows: Vec<NotificationRow>,
         online: Option<Vec<bool>>,
     ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::insert(c, rows, online))
+        write!(self, clone(rows, online), |c, q| q::notifications::insert(
+            c, rows, online
+        ))
     }
 
     // ---- webhooks -----------------------------------------------------------------------
@@ -124,12 +126,14 @@ impl Store {
 
     /// Sets a user's preferences.
     pub async fn put_prefs(&self, row: PrefsRow) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::put_prefs(c, row))
+        write!(self, clone(row), |c, q| q::notifications::put_prefs(c, row))
     }
 
     /// Creates or replaces a template.
     pub async fn put_template(&self, row: TemplateRow) -> Result<(), StoreError> {
-        write!(self, |c, q| q::notifications::put_template(c, row))
+        write!(self, clone(row), |c, q| q::notifications::put_template(
+            c, row
+        ))
     }
 
     /// One template by key.
@@ -151,7 +155,7 @@ impl Store {
 
     /// Replaces the organisations a user belongs to.
     pub async fn set_orgs(&self, user_id: String, orgs: Vec<String>) -> Result<(), StoreError> {
-        write!(self, |c, q| q::orgs::set(c, &user_id, orgs))
+        write!(self, clone(orgs), |c, q| q::orgs::set(c, &user_id, orgs))
     }
 
     /// The organisations a user is known to belong to, sorted.
@@ -192,7 +196,9 @@ impl Store {
         status: u16,
         body: String,
     ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::idempotency::answer(c, &key, status, body))
+        write!(self, clone(body), |c, q| q::idempotency::answer(
+            c, &key, status, body
+        ))
     }
 
     /// Gives up a claimed key.

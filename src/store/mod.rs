@@ -111,8 +111,15 @@ macro_rules! read {
 /// Everything `$body` uses must be owned (moved into the task). The caller waits at most
 /// `DB_TIMEOUT_MS` (plus a margin for the database's own statement timeout to fire first);
 /// the task itself finishes or fails cleanly either way.
+///
+/// A deadlock or serialization failure rolled the transaction back, so it is run again, up
+/// to `WRITE_ATTEMPTS` times: the values `$body` consumes are listed in `clone(..)` and each
+/// attempt gets its own copies (the compiler refuses a consumed value left off the list).
 macro_rules! write {
-    ($self:ident, |$conn:ident, $q:ident| $body:expr) => {{
+    ($self:ident, |$conn:ident, $q:ident| $body:expr) => {
+        write!($self, clone(), |$conn, $q| $body)
+    };
+    ($self:ident, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
         let backend = $self.backend.clone();
         let started = std::time::Instant::now();
         let task = tokio::spawn(async move {
@@ -122,9 +129,23 @@ macro_rules! write {
                 }
                 $crate::store::Backend::Postgres(_) => None,
             };
-            let r: Result<_, $crate::store::StoreError> =
-                with_conn!(&backend, |$conn, $q| Ok($body.await?));
-            r
+            let mut attempt = 1;
+            loop {
+                $(#[allow(clippy::redundant_clone)] let $v = $v.clone();)*
+                // Its own block, so that `?` inside ends this attempt, not the loop.
+                let backend = &backend;
+                let r: Result<_, $crate::store::StoreError> =
+                    async { with_conn!(backend, |$conn, $q| Ok($body.await?)) }.await;
+                match r {
+                    Err(e) if attempt < $crate::store::WRITE_ATTEMPTS && e.is_transient() => {
+                        log::info!("write rolled back ({e}); attempt {} of {}", attempt + 1,
+                            $crate::store::WRITE_ATTEMPTS);
+                        $crate::store::backoff(attempt).await;
+                        attempt += 1;
+                    }
+                    r => break r,
+                }
+            }
         });
         let r = $self
             .bounded(async {
@@ -135,6 +156,37 @@ macro_rules! write {
         $crate::metrics::db_query(started.elapsed());
         r
     }};
+}
+
+/// How many times a write is tried when the database rolls it back for a deadlock or a
+/// serialization failure.
+pub const WRITE_ATTEMPTS: u32 = 3;
+
+/// A short, jittered wait before attempt `attempt + 1`, so two writers that deadlocked do
+/// not meet again in step.
+async fn backoff(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = u64::from(nanos % 20);
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
+}
+
+impl StoreError {
+    /// Whether the database rolled the transaction back for a reason a retry can clear:
+    /// a deadlock (Postgres 40P01) or a serialization failure (40001).
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+                true
+            }
+            StoreError::Query(Error::DatabaseError(_, info)) => {
+                info.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Store {
@@ -278,7 +330,9 @@ impl Store {
         members: Vec<String>,
         hook: bool,
     ) -> Result<(ThreadRow, bool), StoreError> {
-        write!(self, |c, q| q::threads::create(c, thread, members, hook))
+        write!(self, clone(thread, members), |c, q| q::threads::create(
+            c, thread, members, hook
+        ))
     }
 
     /// Sets a thread's title.
@@ -288,7 +342,7 @@ impl Store {
         title: Option<String>,
         now: NaiveDateTime,
     ) -> Result<ThreadRow, StoreError> {
-        write!(self, |c, q| q::threads::set_title(
+        write!(self, clone(title), |c, q| q::threads::set_title(
             c, &thread_id, title, now
         ))
     }
@@ -302,7 +356,7 @@ impl Store {
         max: usize,
         hook: bool,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        write!(self, |c, q| q::threads::add_members(
+        write!(self, clone(user_ids), |c, q| q::threads::add_members(
             c, &thread_id, user_ids, now, max, hook
         ))
     }
@@ -358,7 +412,12 @@ impl Store {
         hook: Option<Vec<String>>,
         member_only: bool,
     ) -> Result<Inserted, StoreError> {
-        write!(self, |c, q| q::messages::insert(c, row, hook, member_only))
+        write!(self, clone(row, hook), |c, q| q::messages::insert(
+            c,
+            row,
+            hook,
+            member_only
+        ))
     }
 
     /// The message `sender_id` stored under `client_id`, if any.
@@ -385,7 +444,9 @@ impl Store {
         metadata: Option<Option<String>>,
         now: NaiveDateTime,
     ) -> Result<Option<MessageRow>, StoreError> {
-        write!(self, |c, q| q::messages::edit(c, &id, body, metadata, now))
+        write!(self, clone(body, metadata), |c, q| q::messages::edit(
+            c, &id, body, metadata, now
+        ))
     }
 
     /// Marks a message deleted.
@@ -450,7 +511,7 @@ impl Store {
         now: NaiveDateTime,
         hook: Option<crate::protocol::Presence>,
     ) -> Result<(), StoreError> {
-        write!(self, |c, q| q::users::upsert(
+        write!(self, clone(name, hook), |c, q| q::users::upsert(
             c, &user_id, name, last_seen, now, hook
         ))
     }
@@ -484,3 +545,6 @@ impl Store {
 }
 
 mod host;
+
+#[cfg(test)]
+mod retry_tests;
