@@ -14,7 +14,8 @@
 //! waits up to `FIRST_HOLD` for the one before it, which may be just behind it from another
 //! node; a thread's very first message (seq 1) never waits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 /// Longest a message waits for the ones before it.
@@ -37,6 +38,9 @@ pub struct Reorder<T> {
     threads: HashMap<String, ThreadOrder<T>>,
     /// Keys with something held, so `waiting` and the expiry timer cost nothing otherwise.
     holding: usize,
+    /// When each held seq may be let through, earliest first, so `expire` looks only at what
+    /// is due, never at every key. An entry whose seq has gone since is skipped.
+    due: BinaryHeap<Reverse<(Instant, String)>>,
 }
 
 impl<T> Default for Reorder<T> {
@@ -44,6 +48,7 @@ impl<T> Default for Reorder<T> {
         Reorder {
             threads: HashMap::new(),
             holding: 0,
+            due: BinaryHeap::new(),
         }
     }
 }
@@ -76,6 +81,7 @@ impl<T> Reorder<T> {
             }
             t.held.insert(seq, (vec![item], now + FIRST_HOLD));
             self.threads.insert(key.to_string(), t);
+            self.due.push(Reverse((now + FIRST_HOLD, key.to_string())));
             self.holding += 1;
             return Vec::new();
         };
@@ -85,11 +91,11 @@ impl<T> Reorder<T> {
             return vec![item];
         }
         let was_holding = !t.held.is_empty();
-        t.held
-            .entry(seq)
-            .or_insert_with(|| (Vec::new(), now + HOLD))
-            .0
-            .push(item);
+        let entry = t.held.entry(seq).or_insert_with(|| {
+            self.due.push(Reverse((now + HOLD, key.to_string())));
+            (Vec::new(), now + HOLD)
+        });
+        entry.0.push(item);
         let out = Self::ready(t, false);
         match (was_holding, t.held.is_empty()) {
             (false, false) => self.holding += 1,
@@ -101,18 +107,27 @@ impl<T> Reorder<T> {
 
     /// Lets through what has waited long enough. Returns what is ready.
     pub fn expire(&mut self) -> Vec<T> {
-        if self.holding == 0 {
-            return Vec::new();
-        }
         let now = Instant::now();
         let mut out = Vec::new();
-        for t in self.threads.values_mut().filter(|t| !t.held.is_empty()) {
+        while let Some(Reverse((until, _))) = self.due.peek() {
+            if *until > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.due.pop() else {
+                break;
+            };
+            let Some(t) = self.threads.get_mut(&key) else {
+                continue;
+            };
             let overdue = t
                 .held
                 .values()
                 .next()
                 .is_some_and(|(_, until)| now >= *until);
-            out.extend(Self::ready(t, overdue));
+            if !overdue {
+                continue;
+            }
+            out.extend(Self::ready(t, true));
             if t.held.is_empty() {
                 self.holding -= 1;
             }
