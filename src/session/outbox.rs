@@ -90,6 +90,8 @@ pub struct Outbox {
     state: Mutex<State>,
     wake: Notify,
     urgent: Notify,
+    /// Notified whenever the writer takes a frame, for `room`.
+    taken: Notify,
     limits: Limits,
 }
 
@@ -100,6 +102,7 @@ impl Outbox {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             urgent: Notify::new(),
+            taken: Notify::new(),
             limits,
         }
     }
@@ -273,9 +276,30 @@ impl Outbox {
     pub async fn next(&self) -> Next {
         loop {
             if let Some(n) = self.try_next() {
+                if matches!(n, Next::Text(_)) {
+                    self.taken.notify_waiters();
+                }
                 return n;
             }
             self.wake.notified().await;
+        }
+    }
+
+    /// Waits until no more than half the byte budget is queued, so a session takes no new
+    /// client frame while its replies are backed up. True once there is room (or the session
+    /// is closing); false when the writer took nothing for `stall`: the client is not reading.
+    pub async fn room(&self, stall: Duration) -> bool {
+        loop {
+            // Registered before the check, so a frame taken in between is not missed.
+            let taken = self.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            if self.with(|s| s.bytes * 2 <= self.limits.bytes || s.closing()) {
+                return true;
+            }
+            if tokio::time::timeout(stall, taken).await.is_err() {
+                return false;
+            }
         }
     }
 

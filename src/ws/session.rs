@@ -7,7 +7,7 @@
 //! response body (`body.rs`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
@@ -23,8 +23,12 @@ use crate::registry::Pushed;
 use crate::service::Caller;
 use crate::session::{Outbox, Session};
 
-/// Client frames waiting for the session's worker; past this the client is told to slow down.
+/// Client frames waiting for the session's worker; past this the socket is not read until the
+/// worker catches up, so a client that sends faster than it is answered is slowed by TCP.
 const PENDING_FRAMES: usize = 64;
+/// How long the worker waits for a client that is not reading its replies before closing the
+/// session with 4008 (the wait restarts whenever the client takes a frame).
+const REPLY_STALL: Duration = Duration::from_secs(10);
 /// Heartbeat intervals of silence after which a socket is dropped: one lost ping on a mobile
 /// link is forgiven, three are not.
 const SILENT_INTERVALS: u32 = 3;
@@ -69,7 +73,7 @@ impl WsSession {
         reply(self.outbox(), &self.session, frame);
     }
 
-    fn on_text(&self, text: &str) {
+    fn on_text(&self, text: &str, ctx: &mut Context<Self>) {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err(bad) => return self.bad_frame(bad),
@@ -80,12 +84,15 @@ impl WsSession {
             });
         }
         let Some(work) = &self.work else { return };
-        if let Err(mpsc::error::TrySendError::Full((frame, _))) =
-            work.try_send((frame, Instant::now()))
-        {
-            metrics::rate_limited();
-            let e = ApiError::rate_limited("too many frames in flight", 100);
-            self.reply(&e.to_frame(frame.reference().cloned()));
+        if let Err(mpsc::error::TrySendError::Full(item)) = work.try_send((frame, Instant::now())) {
+            // Stop reading (`wait` holds the actor's streams) until the worker takes one.
+            let work = work.clone();
+            ctx.wait(
+                async move {
+                    let _ = work.send(item).await;
+                }
+                .into_actor(self),
+            );
         }
     }
 
@@ -192,7 +199,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
         self.last_heard = Instant::now();
         let (id, user) = (self.session.id(), &self.claims.sub);
         match msg {
-            Ok(AggregatedMessage::Text(t)) => self.on_text(&t),
+            Ok(AggregatedMessage::Text(t)) => self.on_text(&t, ctx),
             Ok(AggregatedMessage::Binary(_)) => self.bad_frame(BadFrame {
                 reference: None,
                 error: FrameError::Binary,
@@ -233,6 +240,17 @@ async fn work(
         let outbox = session.outbox();
         // Frames still queued when the socket closes (4001, 4008, 1001...) are not acted on;
         // one begun before a graceful close gets its reply ahead of the close frame.
+        if !outbox.room(REPLY_STALL).await {
+            log::warn!(
+                "session {} of {} closed: replies not read for {}s (4008)",
+                session.id(),
+                session.user_id(),
+                REPLY_STALL.as_secs()
+            );
+            metrics::event_dropped(DropReason::SlowSession, 1);
+            outbox.close_now(close::TOO_SLOW, "replies not read");
+            break;
+        }
         if !outbox.begin() {
             break;
         }

@@ -61,15 +61,50 @@ both! {
                 .send(json!({"type":"history","ref":format!("h{i}"),"thread_id":tid,"limit":200}))
                 .await;
         }
+        // The session takes no new frame while half its byte budget is unread, and gives up
+        // on a client that reads nothing for 10 s: not reading at all past that is what
+        // makes this client a non-reader.
         let mut peak = before;
-        for _ in 0..40 {
+        for _ in 0..240 {
             peak = peak.max(s.rss());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(greedy.closed(Duration::from_secs(20)).await, Ended::Code(4008));
+        assert!(
+            s.log().contains("replies not read for 10s (4008)"),
+            "closed by the reply stall, not by an overflow"
+        );
         peak = peak.max(s.rss());
         let grew = peak.saturating_sub(before);
         eprintln!("RSS grew by {} KiB at most", grew / 1024);
         assert!(grew < 64 << 20, "RSS grew by {grew} bytes");
+    }
+
+    async fn frames_past_the_queue_wait_their_turn_and_each_gets_exactly_one_reply(b) {
+        let s = Server::start(b).await;
+        let tid = s.http("alice").direct("bob").await;
+        let mut alice = s.ws("alice").await;
+        // Far more than the 64 the worker queues: the socket is read as the worker frees
+        // room, and nothing is refused.
+        const N: usize = 500;
+        for i in 0..N {
+            alice
+                .send(json!({"type":"history","ref":format!("h{i}"),"thread_id":tid,"limit":1}))
+                .await;
+        }
+        let mut refs = Vec::new();
+        while refs.len() < N {
+            let v = alice.read_frame(Duration::from_secs(20)).await.expect("a reply");
+            match v["type"].as_str() {
+                Some("ack") => refs.push(v["ref"].as_str().unwrap().to_string()),
+                Some("error") => panic!("refused: {v}"),
+                _ => {}
+            }
+        }
+        let expected: Vec<String> = (0..N).map(|i| format!("h{i}")).collect();
+        assert_eq!(refs, expected, "one reply per ref, in the order sent");
+        // And not one more.
+        alice.no_event("ack", Duration::from_millis(300)).await;
+        alice.no_event("error", Duration::ZERO).await;
     }
 }
