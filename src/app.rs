@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::registry::SessionRegistry;
 use crate::relay::memory::MemoryRelay;
 use crate::relay::redis::{RedisOptions, RedisRelay};
-use crate::relay::{Relay, RelayError, TRANSITION_QUEUE};
+use crate::relay::{Relay, RelayError, TRANSITION_QUEUE, Transition};
 use crate::service::{idempotency, presence, webhooks};
 use crate::shutdown;
 use crate::store::{Store, StoreError, migrate};
@@ -41,8 +41,10 @@ pub enum StartError {
     Relay(#[from] RelayError),
 }
 
-/// Migrates, builds the context and serves on `listener` until SIGTERM/SIGINT.
-pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError> {
+/// Migrates and builds the node without serving it: the context, the relay and its actors,
+/// and the background tasks (presence, sweeps, webhooks). Needs a running actix system.
+/// Returns the context and the presence transitions' sender, for the drain.
+pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transition>), StartError> {
     if config.uses_dev_secret() {
         log::warn!(
             "!!! JWT_SECRET is not set: tokens are checked against the built-in DEVELOPMENT \
@@ -99,7 +101,12 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
             upkeep.upkeep();
         }
     });
+    Ok((app, transitions))
+}
 
+/// Migrates, builds the context and serves on `listener` until SIGTERM/SIGINT.
+pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError> {
+    let (app, transitions) = start(config).await?;
     let addr = listener.local_addr()?;
     let max_json = app.config().max_frame_bytes;
     let data = web::Data::new(app.clone());
