@@ -12,16 +12,21 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers.
+    /// Starts one on a free port and waits until it answers. The port is free when picked
+    /// but may be taken before Redis binds it: then another one is tried.
     pub async fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = RedisServer { port, child: None };
-        r.restart().await;
-        r
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut r = RedisServer { port, child: None };
+            if r.try_start().await {
+                return r;
+            }
+        }
+        panic!("redis-server did not start on any of 5 ports");
     }
 
     /// Its URL.
@@ -41,7 +46,20 @@ impl RedisServer {
 
     /// Starts it again on the same port (empty: it keeps nothing on disk).
     pub async fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        // The port was ours a moment ago; another process taking it meanwhile is rare
+        // enough to retry rather than to move (the nodes know this port).
+        for _ in 0..20 {
+            if self.try_start().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+
+    /// Spawns redis-server on `self.port`; false if it exited (the port was taken).
+    async fn try_start(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -49,14 +67,19 @@ impl RedisServer {
             .expect(
                 "redis-server is required for the cluster tests (apt-get install redis-server)",
             );
-        self.child = Some(child);
         for _ in 0..100 {
             if self.cli(&["PING"]) {
-                return;
+                self.child = Some(child);
+                return true;
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     /// Makes it answer no client for `d` (CLIENT PAUSE).
