@@ -252,7 +252,11 @@ async fn socket_cap_and_send_rate_hold_across_nodes() {
     assert!(wait > 0);
     // The other node refuses too while the shared budget is empty.
     let asked = Instant::now();
-    let other = if accepted % 2 == 0 { &mut on_b } else { &mut s4 };
+    let other = if accepted % 2 == 0 {
+        &mut on_b
+    } else {
+        &mut s4
+    };
     let r = other
         .call(json!({"type":"send","thread_id":tid,"body":"again"}))
         .await;
@@ -285,7 +289,11 @@ async fn a_killed_node_s_users_go_offline_for_watchers() {
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
     // The reap is logged: the drain test below relies on this line's absence.
-    assert!(c.node(0).log().contains("stopped refreshing"), "{}", c.node(0).log());
+    assert!(
+        c.node(0).log().contains("stopped refreshing"),
+        "{}",
+        c.node(0).log()
+    );
     // erin still has a session on node0: she stays online.
     carol.no_event("presence", Duration::from_secs(1)).await;
     let (_, l) = c

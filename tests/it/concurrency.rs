@@ -16,11 +16,22 @@ both! {
         let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
         let users: Vec<String> = (0..SENDERS).map(|i| format!("u{i}")).collect();
         let others: Vec<&str> = users.iter().skip(1).map(String::as_str).collect();
-        let tid = s.http(&users[0]).group("load", &others).await;
+        let mut members = others.clone();
+        members.push("reader");
+        let tid = s.http(&users[0]).group("load", &members).await;
         let mut clients = Vec::new();
         for u in &users {
             clients.push(s.ws(u).await);
         }
+        // A member who only listens: on one node, every message reaches it in seq order.
+        let mut reader = s.ws("reader").await;
+        let listening = tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for _ in 0..SENDERS * EACH {
+                seqs.push(reader.event("message").await["message"]["seq"].as_i64().unwrap());
+            }
+            seqs
+        });
         let started = std::time::Instant::now();
         let mut tasks = Vec::new();
         for (i, mut c) in clients.into_iter().enumerate() {
@@ -45,6 +56,7 @@ both! {
         eprintln!("{b:?}: {} acked sends in {secs:.2}s = {:.0} msg/s", acked.len(), acked.len() as f64 / secs);
         acked.sort_unstable();
         assert_eq!(acked, (1..=(SENDERS * EACH) as i64).collect::<Vec<_>>());
+        assert_eq!(listening.await.unwrap(), acked, "received in seq order, each once");
 
         // The stored history agrees: 1..1000, every body once.
         let http = s.http(&users[0]);
@@ -94,15 +106,22 @@ both! {
 
     async fn racing_sends_to_each_other_make_one_direct_thread(b) {
         let s = Server::start(b).await;
-        let mut tasks = Vec::new();
+        // Everyone connected first, then all sends let go at once, so they truly race.
+        let mut clients = Vec::new();
         for pair in 0..10 {
             for (from, to) in [(format!("a{pair}"), format!("b{pair}")), (format!("b{pair}"), format!("a{pair}"))] {
-                let mut c = s.ws(&from).await;
-                tasks.push(tokio::spawn(async move {
-                    let ack = c.ok(json!({"type":"send","to":to,"body":"hi"})).await;
-                    ack["message"]["thread_id"].as_str().unwrap().to_string()
-                }));
+                clients.push((s.ws(&from).await, to));
             }
+        }
+        let go = std::sync::Arc::new(tokio::sync::Barrier::new(clients.len()));
+        let mut tasks = Vec::new();
+        for (mut c, to) in clients {
+            let go = go.clone();
+            tasks.push(tokio::spawn(async move {
+                go.wait().await;
+                let ack = c.ok(json!({"type":"send","to":to,"body":"hi"})).await;
+                ack["message"]["thread_id"].as_str().unwrap().to_string()
+            }));
         }
         let mut threads = Vec::new();
         for t in tasks {

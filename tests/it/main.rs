@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod auth_keys;
 mod auth_limits;
 mod backpressure;
 mod cli;

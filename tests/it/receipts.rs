@@ -45,6 +45,10 @@ both! {
         bob.ok(json!({"type":"delivered","thread_id":tid,"seq":3})).await;
         let d = alice.event("delivered").await;
         assert_eq!((d["user_id"].as_str(), d["seq"].as_i64()), (Some("bob"), Some(3)));
+        // The reader's other session hears of it too, not the one that sent it.
+        let d2 = bob2.event("delivered").await;
+        assert_eq!((d2["user_id"].as_str(), d2["seq"].as_i64()), (Some("bob"), Some(3)));
+        bob.no_event("delivered", Duration::from_millis(300)).await;
 
         // REST read is the same action.
         alice.say(&tid, "m3").await;

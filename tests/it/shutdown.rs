@@ -23,4 +23,38 @@ both! {
         assert!(exit.success(), "{exit:?}\n{}", s.log());
         assert!(s.log().contains("draining"));
     }
+
+    async fn readyz_answers_503_while_the_node_drains(b) {
+        let mut s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let tid = s.http("alice").direct("bob").await;
+        let mut writer = s.ws("alice").await;
+        let body = "x".repeat(8000);
+        for _ in 0..50 {
+            writer.say(&tid, &body).await;
+        }
+        // A client with replies queued that it does not read holds the drain open (its
+        // close waits for them, at most 3 s): the window in which /readyz is asked.
+        let mut greedy = s.ws("bob").await;
+        for i in 0..20 {
+            greedy
+                .send(serde_json::json!({"type":"history","ref":format!("h{i}"),"thread_id":tid,"limit":50}))
+                .await;
+        }
+        let http = reqwest::Client::new();
+        let r = http.get(s.url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        s.signal("TERM");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        let body = loop {
+            let r = http.get(s.url("/readyz")).send().await.expect("still listening while draining");
+            if r.status().as_u16() == 503 {
+                break r.json::<serde_json::Value>().await.unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never 503 while draining");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(body["status"], "draining", "{body}");
+        assert_eq!(greedy.closed(Duration::from_secs(10)).await, Ended::Code(1001));
+        assert!(s.wait_exit(Duration::from_secs(8)).is_some_and(|e| e.success()));
+    }
 }

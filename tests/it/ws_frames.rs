@@ -95,4 +95,40 @@ both! {
         let ended = silent.closed(Duration::from_secs(3)).await;
         assert!(matches!(ended, Ended::Code(1000) | Ended::Dropped), "{ended:?}");
     }
+
+    async fn a_message_over_the_limit_in_small_fragments_closes_with_1009(b) {
+        let s = Server::start_with(b, &[("MAX_FRAME_BYTES", "4096")]).await;
+        let mut c = s.ws("alice").await;
+        // Each fragment is small; the message they make is not.
+        let pad = "x".repeat(2000);
+        let head = format!(r#"{{"type":"ping","pad":"{pad}"#);
+        c.send_fragments(&[&head, &pad, &format!(r#"{pad}"}}"#)]).await;
+        assert_eq!(c.closed(Duration::from_secs(5)).await, Ended::Code(1009));
+        // Fragments that stay under the limit make one ordinary frame.
+        let mut ok = s.ws("bob").await;
+        ok.send_fragments(&[r#"{"type":"ping","#, r#""ref":"frag"}"#]).await;
+        assert_eq!(ok.next().await["ref"], "frag");
+    }
+
+    async fn a_client_close_is_answered_with_1000_and_the_session_ends(b) {
+        let s = Server::start(b).await;
+        let mut c = s.ws("alice").await;
+        let open = |m: &str| {
+            crate::harness::metric(m, r#"switchboard_connections{transport="ws"}"#)
+        };
+        let until = |n: f64| {
+            let s = &s;
+            async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while open(&s.metrics().await) != n {
+                    assert!(tokio::time::Instant::now() < deadline, "never {n} open");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        until(1.0).await;
+        c.send_close(1000).await;
+        assert_eq!(c.closed(Duration::from_secs(5)).await, Ended::Code(1000));
+        until(0.0).await;
+    }
 }

@@ -221,6 +221,34 @@ impl Client {
         }
     }
 
+    /// Starts a close handshake with `code`; `closed` then reads the server's answer.
+    pub async fn send_close(&mut self, code: u16) {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        };
+        self.ws
+            .send(WsMessage::Close(Some(frame)))
+            .await
+            .expect("ws send");
+    }
+
+    /// Sends one text message in fragments: a text frame, then continuation frames.
+    pub async fn send_fragments(&mut self, parts: &[&str]) {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        for (i, part) in parts.iter().enumerate() {
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            let last = i + 1 == parts.len();
+            let frame = Frame::message(part.as_bytes().to_vec(), OpCode::Data(opcode), last);
+            // A peer that stops reading mid-message may refuse the rest: that is its answer.
+            if self.ws.send(WsMessage::Frame(frame)).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Closes the connection from the client side.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;

@@ -111,6 +111,8 @@ pub struct Cluster {
     pub nodes: Vec<Server>,
     pub redis: RedisServer,
     pub database_url: String,
+    /// Holds the database: it is dropped with this, after the nodes.
+    _dir: TempDir,
 }
 
 impl Cluster {
@@ -123,6 +125,7 @@ impl Cluster {
             nodes: Vec::new(),
             redis,
             database_url,
+            _dir: dir,
         };
         for i in 0..n {
             c.add_node(&format!("node{i}"), env).await;

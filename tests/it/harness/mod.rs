@@ -66,6 +66,12 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
             c.batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create test database");
+            let mut list = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(DATABASES_FILE))
+                .expect("database list");
+            std::io::Write::write_all(&mut list, format!("{name}\n").as_bytes()).unwrap();
             format!("{}/{name}", pg_base())
         }
     }
@@ -90,8 +96,26 @@ impl TempDir {
     }
 }
 
+/// Where a `TempDir` lists the Postgres databases made for it, to drop with it.
+const DATABASES_FILE: &str = ".pg_databases";
+
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // The test's databases go with its directory. FORCE ends the connections of servers
+        // still running (a server drops its process before its directory).
+        if let Ok(names) = std::fs::read_to_string(self.0.join(DATABASES_FILE)) {
+            for name in names.lines().filter(|n| !n.is_empty()) {
+                let _ = Command::new("psql")
+                    .arg(format!("{}/postgres", pg_base()))
+                    .args([
+                        "-qc",
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -177,7 +201,12 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
-            cmd.env(k, v);
+            // An empty value removes a variable the harness sets (JWT_SECRET, say).
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let mut child = cmd.spawn().expect("spawn switchboard");
         let stderr = child.stderr.take().expect("stderr");
