@@ -65,13 +65,13 @@ both! {
 
     async fn socket_closes_with_4001_when_its_token_expires(b) {
         let s = Server::start(b).await;
-        let mut c = s.ws_raw(&token_with("alice", 3, &[])).await.unwrap();
+        let mut c = s.ws_raw(&token_with("alice", 5, &[])).await.unwrap();
         assert_eq!(c.next().await["type"], "hello");
         // Open and answering until the token expires...
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(c.call(json!({"type":"ping"})).await["type"], "pong");
         // ...then closed with 4001.
-        assert_eq!(c.closed(Duration::from_secs(6)).await, Ended::Code(4001));
+        assert_eq!(c.closed(Duration::from_secs(8)).await, Ended::Code(4001));
     }
 
     async fn thread_title_member_changes_and_deletes_share_the_rate(b) {

@@ -80,14 +80,15 @@ both! {
         let mut alice2 = s.ws("alice").await;
         let mut bob = s.ws("bob").await;
         let tid = s.http("alice").direct("bob").await;
-        // Without a ref: no reply.
+        // Without a ref: no reply. The server cannot stop it before 400 ms after it heard
+        // the `true`, which is after this instant: a lower bound a slow test cannot break.
+        let started = std::time::Instant::now();
         alice.send(json!({"type":"typing","thread_id":tid,"is_typing":true})).await;
         let t = bob.event("typing").await;
         assert_eq!(t, json!({"type":"typing","thread_id":tid,"user_id":"alice","is_typing":true}));
-        let started = std::time::Instant::now();
         let stop = bob.event("typing").await;
         assert_eq!(stop["is_typing"], false);
-        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
         alice.no_event("ack", Duration::from_millis(100)).await;
         alice2.no_event("typing", Duration::from_millis(100)).await;
         // With a ref: an ack. An explicit stop is relayed at once.
@@ -101,5 +102,28 @@ both! {
         let (st, _) = s.http("bob").post(&format!("/threads/{tid}/typing"), json!({"is_typing":true})).await;
         assert_eq!(st, 204);
         assert_eq!(alice.event("typing").await["user_id"], "bob");
+    }
+
+    async fn typing_is_announced_on_change_only_and_a_repeat_extends_the_stop(b) {
+        let s = Server::start_with(b, &[("TYPING_TIMEOUT_MS", "600")]).await;
+        let mut alice = s.ws("alice").await;
+        let mut bob = s.ws("bob").await;
+        let tid = s.http("alice").direct("bob").await;
+        alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":true})).await;
+        assert_eq!(bob.event("typing").await["is_typing"], true);
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":true})).await;
+        }
+        // Taken before the last repeat was acked: the stop cannot come sooner than this + 600 ms.
+        let last = std::time::Instant::now();
+        alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":true})).await;
+        // The repeats were not announced: the next typing bob sees is the stop.
+        let next = bob.event("typing").await;
+        assert_eq!(next["is_typing"], false, "a repeated true was announced: {next}");
+        assert!(last.elapsed() >= Duration::from_millis(600), "{:?}", last.elapsed());
+        // An explicit stop when not typing is no change either.
+        alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":false})).await;
+        bob.no_event("typing", Duration::from_millis(300)).await;
     }
 }

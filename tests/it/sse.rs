@@ -159,14 +159,14 @@ both! {
 
     async fn a_stream_ends_with_4001_when_its_token_expires(b) {
         let s = Server::start(b).await;
-        let path = format!("/api/v1/events?token={}", token_with("alice", 3, &[]));
+        let path = format!("/api/v1/events?token={}", token_with("alice", 5, &[]));
         let mut sse = s.sse_raw(&path).await.expect("accepted");
         assert_eq!(sse.next().await.0, "hello");
         // Open until the expiry...
         assert!(sse.block(Duration::from_millis(1500)).await.is_none());
         assert!(!sse.ended(), "closed before its token expired");
         // ...then a last close event.
-        assert_eq!(sse.closed(Duration::from_secs(6)).await, Some(4001));
+        assert_eq!(sse.closed(Duration::from_secs(8)).await, Some(4001));
     }
 
     async fn sigterm_ends_streams_with_1001(b) {
