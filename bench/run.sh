@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Reproduces every row of docs/performance.md: the machine's raw limits (pgbench on the same
+# Postgres, redis-benchmark on the same Redis), then each load scenario on SQLite and on
+# Postgres with one node, and on two nodes over Redis. One JSON line per row goes to
+# bench/results/run-<time>.jsonl (and stdout).
+#
+#   bash bench/run.sh            # the full run, about 15 minutes on 2 cores
+#   bash bench/run.sh --smoke    # every scenario for 2 s at small sizes: zero loss or exit 1
+#
+# Needs: Postgres at $BENCH_PG (default postgres://postgres@127.0.0.1:5432) with pgbench,
+# redis-server and redis-benchmark on PATH. Run it alone on the machine: it measures speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+SECRET="bench-secret-bench-secret-bench-secret-0123"
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+OUT="${BENCH_OUT:-bench/results/run-$STAMP.jsonl}"
+[ "$SMOKE" = 1 ] && OUT="${BENCH_OUT:-$(mktemp)}"
+mkdir -p "$(dirname "$OUT")"
+WORK=$(mktemp -d)
+PIDS=()
+DBS=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for d in "${DBS[@]:-}"; do
+    [ -n "$d" ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The smoke run checks for loss, not speed: debug builds, which CI has already made.
+PROFILE=release
+[ "$SMOKE" = 1 ] && PROFILE=debug
+log "building ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p switchboard -p loadgen
+else
+  cargo build -q -p switchboard -p loadgen
+fi
+GW=target/$PROFILE/switchboard
+LG=target/$PROFILE/loadgen
+# Each socket is a file descriptor on both ends.
+ulimit -n "$(ulimit -Hn)" || true
+
+# A private Redis for the two-node rows and for redis-benchmark.
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+# start_nodes <sqlite|postgres> <n>: starts n nodes on a fresh database; sets NODES, GPIDS.
+start_nodes() {
+  local backend=$1 n=$2 db url
+  if [ "$backend" = sqlite ]; then
+    url="sqlite://$WORK/bench-$RANDOM.db"
+  else
+    db="sb_bench_$$_$RANDOM"
+    psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+    DBS+=("$db")
+    url="$PG/$db"
+  fi
+  NODES=""
+  GPIDS=""
+  for i in $(seq 0 $((n - 1))); do
+    local port; port=$(free_port)
+    local extra=()
+    [ "$n" -gt 1 ] && extra=(REDIS_URL="redis://127.0.0.1:$RPORT")
+    env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$port" DATABASE_URL="$url" \
+      JWT_SECRET="$SECRET" NODE_ID="bench$i" RUST_LOG=warn \
+      RATE_PER_S=1000000 RATE_BURST=1000000 MAX_SESSIONS_PER_USER=1000 \
+      "${extra[@]}" "$GW" serve >"$WORK/gw-$backend-$i.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 100); do
+      curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$WORK/gw-$backend-$i.log" >&2; exit 1; }
+    NODES="${NODES:+$NODES,}http://127.0.0.1:$port"
+    GPIDS="${GPIDS:+$GPIDS,}$pid"
+  done
+}
+
+stop_nodes() {
+  for p in ${GPIDS//,/ }; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}
+
+# row <label> <scenario> [loadgen args...]: one scenario against the running nodes.
+row() {
+  local label=$1 scenario=$2; shift 2
+  log "$label: $scenario $*"
+  "$LG" "$scenario" --nodes "$NODES" --secret "$SECRET" --pids "$GPIDS" --label "$label" "$@" \
+    | tee -a "$OUT"
+}
+
+S=10
+[ "$SMOKE" = 1 ] && S=2
+
+if [ "$SMOKE" = 0 ]; then
+  log "raw limits: pgbench (one insert per transaction; 100 per transaction)"
+  db="sb_bench_raw_$$"
+  psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  DBS+=("$db")
+  psql "$PG/$db" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, thread text, body text, at timestamptz DEFAULT now())"
+  echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');" >"$WORK/one.sql"
+  { echo "BEGIN;"; for _ in $(seq 1 100); do echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');"; done; echo "COMMIT;"; } >"$WORK/hundred.sql"
+  for c in 1 32; do
+    tps=$(pgbench -n -c "$c" -j 2 -T "$S" -f "$WORK/one.sql" "$PG/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+    echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":$c,\"rows_per_tx\":1,\"tps\":$tps}" | tee -a "$OUT"
+  done
+  tps=$(pgbench -n -c 8 -j 2 -T "$S" -f "$WORK/hundred.sql" "$PG/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+  echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":8,\"rows_per_tx\":100,\"rows_per_s\":$(python3 -c "print(round($tps*100))")}" | tee -a "$OUT"
+  log "raw limits: redis-benchmark PUBLISH"
+  for p in 1 16; do
+    rps=$(redis-benchmark -p "$RPORT" -n 200000 -c 16 -P "$p" -q publish ch hello 2>/dev/null | awk '{for(i=1;i<=NF;i++) if ($i ~ /requests/) {print $(i-1); exit}}')
+    echo "{\"label\":\"raw\",\"scenario\":\"redis-publish\",\"pipeline\":$p,\"per_s\":${rps:-0}}" | tee -a "$OUT"
+  done
+fi
+
+for backend in sqlite postgres; do
+  start_nodes "$backend" 1
+  if [ "$SMOKE" = 1 ]; then
+    row "$backend-1" direct --seconds $S --pairs 5
+    row "$backend-1" group --seconds $S --groups 2 --members 10 --senders 2
+    row "$backend-1" rate --seconds $S --pairs 5 --rate 50
+    row "$backend-1" mixed --seconds $S --groups 2 --members 10 --senders 2 --rate 50
+    row "$backend-1" reconnect --seconds $S --pairs 2 --sockets 4 --rate 20
+    row "$backend-1" idle --sockets 200
+  else
+    row "$backend-1" direct --seconds $S --pairs 50 --window 4
+    row "$backend-1" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
+    row "$backend-1" group --seconds $S --groups 1 --members 300 --senders 4 --window 2
+    row "$backend-1" rate --seconds $S --pairs 50 --rate 100
+    row "$backend-1" mixed --seconds $S --groups 20 --members 10 --senders 4 --rate 500
+    row "$backend-1" reconnect --seconds $S --pairs 10 --sockets 50 --rate 100
+    row "$backend-1" idle --sockets 10000
+  fi
+  stop_nodes
+done
+
+start_nodes postgres 2
+if [ "$SMOKE" = 1 ]; then
+  row "postgres-2" direct --seconds $S --pairs 5
+  row "postgres-2" group --seconds $S --groups 2 --members 10 --senders 2
+  row "postgres-2" rate --seconds $S --pairs 5 --rate 50
+else
+  row "postgres-2" direct --seconds $S --pairs 50 --window 4
+  row "postgres-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
+  row "postgres-2" rate --seconds $S --pairs 50 --rate 100
+  row "postgres-2" mixed --seconds $S --groups 20 --members 10 --senders 4 --rate 500
+fi
+stop_nodes
+log "results: $OUT"
