@@ -119,17 +119,19 @@ impl<T> Reorder<T> {
             let Some(t) = self.threads.get_mut(&key) else {
                 continue;
             };
-            let overdue = t
-                .held
-                .values()
-                .next()
-                .is_some_and(|(_, until)| now >= *until);
-            if !overdue {
+            let Some(first_until) = t.held.values().next().map(|(_, until)| *until) else {
                 continue;
+            };
+            if now >= first_until {
+                out.extend(Self::ready(t, true));
+                if t.held.is_empty() {
+                    self.holding -= 1;
+                }
             }
-            out.extend(Self::ready(t, true));
-            if t.held.is_empty() {
-                self.holding -= 1;
+            // Whatever is still held keeps a deadline in the heap: the first held seq's (one
+            // per key may be queued twice; the extra is skipped when it comes up).
+            if let Some((_, until)) = t.held.values().next() {
+                self.due.push(Reverse((*until, key)));
             }
         }
         out
@@ -201,6 +203,24 @@ mod tests {
         assert!(r.accept("t", 3, true, 30).is_empty());
         assert_eq!(r.accept("t", 1, true, 10), vec![10]);
         assert_eq!(r.accept("t", 2, false, 2), vec![2, 3, 30]);
+    }
+
+    #[test]
+    fn a_later_message_held_behind_an_earlier_one_still_leaves_in_time() {
+        let mut r = Reorder::default();
+        r.accept("t", 1, false, 1);
+        // 6 waits first; 3 arrives later, with a later deadline, and is first in line.
+        assert!(r.accept("t", 6, false, 6).is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(r.accept("t", 3, false, 3).is_empty());
+        std::thread::sleep(HOLD - Duration::from_millis(40));
+        // 6's deadline has passed but 3, before it, is not due: nothing yet.
+        assert!(r.expire().is_empty());
+        std::thread::sleep(Duration::from_millis(60));
+        // 3 is due; 6, whose own hold ran out meanwhile, goes right behind it instead of
+        // staying held with no deadline left in the heap.
+        assert_eq!(r.expire(), vec![3, 6]);
+        assert!(!r.waiting());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Sending, editing, deleting and reading messages.
 
-use super::{Caller, ServiceError, bad, member_of, page_limit, publish, rate};
+use super::{Caller, ServiceError, bad, fits, member_of, page_limit, publish, rate};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::metrics;
@@ -267,8 +267,22 @@ pub async fn history(
         .store()
         .history(thread_id, q.before_seq, q.after_seq, limit)
         .await?;
-    Ok(HistoryPage {
-        messages: page.rows.into_iter().map(Into::into).collect(),
-        has_more: page.has_more,
-    })
+    let mut messages: Vec<Message> = page.rows.into_iter().map(Into::into).collect();
+    let mut has_more = page.has_more;
+    // Paging forward keeps the oldest; the newest page and paging back keep the newest, so
+    // the next page's cursor (the first or last seq) continues where this one stopped.
+    let n = if q.after_seq.is_some() {
+        fits(app, messages.iter())
+    } else {
+        fits(app, messages.iter().rev())
+    };
+    if n < messages.len() {
+        has_more = true;
+        if q.after_seq.is_some() {
+            messages.truncate(n);
+        } else {
+            messages.drain(..messages.len() - n);
+        }
+    }
+    Ok(HistoryPage { messages, has_more })
 }

@@ -110,6 +110,23 @@ pub async fn rate(app: &AppContext, user: &str) -> Result<(), ServiceError> {
     })
 }
 
+/// How many of `items`, taken from the front, fit in half the session's outgoing byte budget
+/// (at least one): a page that could not be queued whole would close the session with 4008
+/// instead of answering it. The caller shortens the page and says there is more.
+pub fn fits<T: serde::Serialize>(app: &AppContext, items: impl Iterator<Item = T>) -> usize {
+    let budget = app.config().outbox_bytes / 2;
+    let mut used = 0;
+    let mut n = 0;
+    for item in items {
+        used += serde_json::to_vec(&item).map_or(0, |v| v.len());
+        if n > 0 && used > budget {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Largest `metadata` or `data` object, in bytes of JSON.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 

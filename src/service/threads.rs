@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Caller, ServiceError, bad, check_user_id, member_of, page_limit, rate, send, webhooks,
+    Caller, ServiceError, bad, check_user_id, fits, member_of, page_limit, rate, send, webhooks,
 };
 use crate::context::AppContext;
 use crate::envelope::{Audience, Envelope, Lane, PER_USER_SLOT};
@@ -188,8 +188,13 @@ pub async fn list(
         .thread_page(&caller.user_id, before, limit + 1)
         .await?;
     let mut threads: Vec<Thread> = views.into_iter().map(Thread::from).collect();
-    let more = threads.len() as i64 > limit;
+    let mut more = threads.len() as i64 > limit;
     threads.truncate(usize::try_from(limit).unwrap_or(0));
+    let n = fits(app, threads.iter());
+    if n < threads.len() {
+        more = true;
+        threads.truncate(n);
+    }
     let next = if more {
         threads.last().map(cursor)
     } else {

@@ -220,6 +220,8 @@ impl Outbox {
         });
         self.wake.notify_one();
         self.urgent.notify_one();
+        // A worker waiting for room stops waiting: nothing more will be begun.
+        self.taken.notify_waiters();
     }
 
     /// Closes before anything still queued (too slow, token expired, frame too big, silence).
@@ -231,6 +233,7 @@ impl Outbox {
         });
         self.wake.notify_one();
         self.urgent.notify_one();
+        self.taken.notify_waiters();
     }
 
     /// Whether a close has been asked for.
@@ -461,5 +464,47 @@ mod tests {
         assert!(o.ping(), "the first ping was never written");
         assert_eq!(o.try_next(), Some(Next::Ping));
         assert!(!o.ping());
+    }
+
+    #[tokio::test]
+    async fn room_waits_for_the_writer_and_ends_at_a_close() {
+        let o = std::sync::Arc::new(Outbox::new(Limits {
+            frames: 100,
+            bytes: 100,
+        }));
+        // Over half the byte budget queued: no room until the writer takes a frame.
+        o.reply(ByteString::from("x".repeat(60)));
+        let stall = Duration::from_secs(30);
+        let waiting = tokio::spawn({
+            let o = o.clone();
+            async move { o.room(stall).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "room while the budget is over half full"
+        );
+        assert!(matches!(o.next().await, Next::Text(_)));
+        assert!(
+            waiting.await.unwrap(),
+            "room once the writer took the frame"
+        );
+        // Full again, then closed: the wait ends at once, not after the stall.
+        o.reply(ByteString::from("x".repeat(60)));
+        let waiting = tokio::spawn({
+            let o = o.clone();
+            async move { o.room(stall).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        o.close(close::GOING_AWAY, "");
+        let r = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert!(r.expect("woken by the close").unwrap());
+        // A client that reads nothing: false after the stall.
+        let o = Outbox::new(Limits {
+            frames: 100,
+            bytes: 100,
+        });
+        o.reply(ByteString::from("x".repeat(60)));
+        assert!(!o.room(Duration::from_millis(50)).await);
     }
 }

@@ -85,11 +85,26 @@ impl WsSession {
         }
         let Some(work) = &self.work else { return };
         if let Err(mpsc::error::TrySendError::Full(item)) = work.try_send((frame, Instant::now())) {
-            // Stop reading (`wait` holds the actor's streams) until the worker takes one.
+            // Stop reading until the worker takes one: `wait` holds the actor's streams, and
+            // its timers too, so the wait itself ends at a close (4008, 4009, 1001...) or at
+            // the token's expiry, which the held timer could not fire.
             let work = work.clone();
+            let session = self.session.clone();
+            let left = token_left(&self.claims, self.app.config().jwt_leeway_s);
             ctx.wait(
                 async move {
-                    let _ = work.send(item).await;
+                    tokio::select! {
+                        _ = work.send(item) => {}
+                        () = session.outbox().urgent() => {}
+                        () = tokio::time::sleep(left) => {
+                            log::info!(
+                                "session {} of {}: token expired (4001)",
+                                session.id(),
+                                session.user_id()
+                            );
+                            session.outbox().close_now(close::TOKEN_EXPIRED, "token expired");
+                        }
+                    }
                 }
                 .into_actor(self),
             );

@@ -175,4 +175,49 @@ both! {
         let (st, _) = s.http("alice").get(&format!("/threads/{tid}/messages?limit=500")).await;
         assert_eq!(st, 400);
     }
+
+    async fn pages_too_big_for_the_outbox_are_cut_and_paging_stays_gap_free(b) {
+        // Half of a 64 KiB budget holds three or four 8,000-char messages.
+        let s = Server::start_with(b, &[("RATE_BURST", "100"), ("OUTBOX_BYTES", "65536")]).await;
+        let mut alice = s.ws("alice").await;
+        let tid = s.http("alice").direct("bob").await;
+        let body = "y".repeat(8000);
+        for _ in 0..20 {
+            alice.say(&tid, &body).await;
+        }
+        let seqs = |v: &serde_json::Value| -> Vec<i64> {
+            v["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect()
+        };
+        // Back from the newest: each page is cut, says there is more, and the next one
+        // continues from its first seq.
+        let mut got = Vec::new();
+        let mut page = alice.ok(json!({"type":"history","thread_id":tid,"limit":200})).await;
+        loop {
+            let s = seqs(&page);
+            assert!(!s.is_empty() && s.len() < 20, "{s:?}");
+            assert!(page.to_string().len() <= 32 * 1024 + 1024, "{} bytes", page.to_string().len());
+            got.splice(0..0, s.iter().copied());
+            if page["has_more"] == false {
+                break;
+            }
+            page = alice.ok(json!({"type":"history","thread_id":tid,"before_seq":s[0],"limit":200})).await;
+        }
+        assert_eq!(got, (1..=20).collect::<Vec<_>>());
+        // Forward from the start, the same.
+        let mut got = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = alice.ok(json!({"type":"history","thread_id":tid,"after_seq":after,"limit":200})).await;
+            let s = seqs(&page);
+            assert!(!s.is_empty() && s.len() < 20, "{s:?}");
+            after = *s.last().unwrap();
+            got.extend(s);
+            if page["has_more"] == false {
+                break;
+            }
+        }
+        assert_eq!(got, (1..=20).collect::<Vec<_>>());
+        // The socket was never closed for it.
+        assert_eq!(alice.call(json!({"type":"ping"})).await["type"], "pong");
+    }
 }

@@ -52,17 +52,8 @@ pub async fn insert(
     let attempt = {
         let row = row.clone();
         conn.transaction(async move |conn| {
-            if member_only {
-                let n: i64 = members::table
-                    .filter(members::thread_id.eq(&row.thread_id))
-                    .filter(members::user_id.eq(&row.sender_id))
-                    .select(diesel::dsl::count_star())
-                    .first(conn)
-                    .await?;
-                if n == 0 {
-                    return Ok::<_, DieselError>(None);
-                }
-            }
+            // The thread's row is locked first, so membership is read after any member
+            // change that holds it; a removal that commits later comes after this message.
             let seq: i64 = diesel::update(threads::table.find(&row.thread_id))
                 .set((
                     threads::last_seq.eq(threads::last_seq + 1),
@@ -71,6 +62,18 @@ pub async fn insert(
                 .returning(threads::last_seq)
                 .get_result(conn)
                 .await?;
+            if member_only {
+                let n: i64 = members::table
+                    .filter(members::thread_id.eq(&row.thread_id))
+                    .filter(members::user_id.eq(&row.sender_id))
+                    .select(diesel::dsl::count_star())
+                    .first(conn)
+                    .await?;
+                if n == 0 {
+                    // Undo the seq taken above.
+                    return Err(DieselError::RollbackTransaction);
+                }
+            }
             let row = MessageRow { seq, ..row };
             diesel::insert_into(messages::table)
                 .values(&row)
@@ -101,13 +104,13 @@ pub async fn insert(
                 out.seq = Some(row.seq);
                 super::webhooks::enqueue(conn, &[out]).await?;
             }
-            Ok::<_, DieselError>(Some(row))
+            Ok::<_, DieselError>(row)
         })
         .await
     };
     match attempt {
-        Ok(Some(stored)) => Ok(Inserted::New(stored)),
-        Ok(None) => Ok(Inserted::NotMember),
+        Ok(stored) => Ok(Inserted::New(stored)),
+        Err(DieselError::RollbackTransaction) => Ok(Inserted::NotMember),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
             if row.client_id.is_some() =>
         {
