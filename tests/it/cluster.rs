@@ -404,6 +404,28 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
         got_carol,
         "a session opened during the outage never got cross-node events"
     );
+    // A group of 32 travels as one part on the channel every node hears: node1 is
+    // subscribed to it again after the restart.
+    let mut members: Vec<String> = (0..30).map(|i| format!("big{i}")).collect();
+    members.push("bob".into());
+    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+    let big = c.node(0).http("alice").group("big", &members).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    alice.say(&big, "to the big group").await;
+    let mut got_big = false;
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), bob.event("message")).await {
+            Ok(m) if m["message"]["thread_id"] == big.as_str() => {
+                got_big = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                alice.say(&big, "again").await;
+            }
+        }
+    }
+    assert!(got_big, "a large group's message never crossed after the restart");
     // bob sees a gap (he missed "during") and fills it from history: nothing acked is lost.
     let last = got["message"]["seq"].as_i64().unwrap();
     let h = bob

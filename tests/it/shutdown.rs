@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::both;
-use crate::harness::{Ended, Server};
+use crate::harness::{Ended, Server, TempDir, fresh_database};
 
 both! {
     async fn sigterm_closes_sockets_with_1001_and_exits(b) {
@@ -56,5 +56,43 @@ both! {
         assert_eq!(body["status"], "draining", "{body}");
         assert_eq!(greedy.closed(Duration::from_secs(10)).await, Ended::Code(1001));
         assert!(s.wait_exit(Duration::from_secs(8)).is_some_and(|e| e.success()));
+    }
+
+    async fn a_send_burst_cut_by_sigterm_stores_exactly_what_was_acked(b) {
+        // The database outlives the first node, so a second one can count what was stored.
+        let dir = TempDir::new();
+        let url = fresh_database(b, &dir.0).await;
+        let env = [("RATE_PER_S", "100000"), ("RATE_BURST", "100000")];
+        let s = Server::spawn(TempDir::new(), &url, &env).await;
+        let tid = s.http("alice").direct("bob").await;
+        let mut alice = s.ws("alice").await;
+        const N: usize = 200;
+        for i in 0..N {
+            alice
+                .send(serde_json::json!({"type":"send","ref":format!("s{i}"),"thread_id":tid,"body":format!("m{i}")}))
+                .await;
+        }
+        s.signal("TERM");
+        let mut acked = 0;
+        let ended = loop {
+            match alice.read_frame(Duration::from_secs(10)).await {
+                Ok(v) if v["type"] == "ack" => acked += 1,
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(ended, Ended::Code(1001));
+        let mut s = s;
+        assert!(s.wait_exit(Duration::from_secs(10)).is_some_and(|e| e.success()), "{}", s.log());
+        let again = Server::spawn(TempDir::new(), &url, &env).await;
+        let (st, h) = again
+            .http("bob")
+            .get(&format!("/threads/{tid}/messages?limit=200"))
+            .await;
+        assert_eq!(st, 200);
+        let stored = h["messages"].as_array().unwrap().len();
+        eprintln!("{acked} acked, {stored} stored of {N} sent before SIGTERM");
+        assert!(acked < N, "the burst was not cut by the drain");
+        assert_eq!(stored, acked, "every stored message was acknowledged, and only those");
     }
 }
