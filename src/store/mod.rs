@@ -122,6 +122,9 @@ macro_rules! write {
     ($self:ident, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
         let backend = $self.backend.clone();
         let started = std::time::Instant::now();
+        // A retry starts only in the first half of the caller's wait, so it has time to
+        // finish before the caller gives up (a commit after that would be unacknowledged).
+        let retry_until = started + $self.timeout / 2;
         let task = tokio::spawn(async move {
             let _gate = match &backend {
                 $crate::store::Backend::Sqlite { writer, .. } => {
@@ -137,7 +140,11 @@ macro_rules! write {
                 let r: Result<_, $crate::store::StoreError> =
                     async { with_conn!(backend, |$conn, $q| Ok($body.await?)) }.await;
                 match r {
-                    Err(e) if attempt < $crate::store::WRITE_ATTEMPTS && e.is_transient() => {
+                    Err(e)
+                        if attempt < $crate::store::WRITE_ATTEMPTS
+                            && e.is_transient()
+                            && std::time::Instant::now() < retry_until =>
+                    {
                         log::info!("write rolled back ({e}); attempt {} of {}", attempt + 1,
                             $crate::store::WRITE_ATTEMPTS);
                         $crate::store::backoff(attempt).await;

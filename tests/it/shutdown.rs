@@ -72,8 +72,14 @@ both! {
                 .send(serde_json::json!({"type":"send","ref":format!("s{i}"),"thread_id":tid,"body":format!("m{i}")}))
                 .await;
         }
-        s.signal("TERM");
+        // Cut the burst in the middle: some acked, one in progress, the rest still queued.
         let mut acked = 0;
+        while acked < 20 {
+            if alice.read_frame(Duration::from_secs(10)).await.expect("acks")["type"] == "ack" {
+                acked += 1;
+            }
+        }
+        s.signal("TERM");
         let ended = loop {
             match alice.read_frame(Duration::from_secs(10)).await {
                 Ok(v) if v["type"] == "ack" => acked += 1,

@@ -315,4 +315,14 @@ async fn through_nginx_an_event_arrives_at_once_and_no_token_is_logged() {
         !log.contains(&token),
         "a token reached the access log:\n{log}"
     );
+    // With the gateway gone, nginx fails upstream: its error log must not hold the token.
+    drop(s);
+    let r = reqwest::Client::new()
+        .get(nginx.url(&format!("/api/v1/events?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let errors = nginx.error_logs();
+    assert!(!errors.contains(&token), "a token reached the error log:\n{errors}");
 }

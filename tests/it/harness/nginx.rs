@@ -88,6 +88,15 @@ impl Nginx {
         format!("http://{}{path}", self.addr)
     }
 
+    /// nginx's error logs so far (the main one and the site's).
+    pub fn error_logs(&self) -> String {
+        ["error.log", "switchboard.error.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// nginx's access log so far.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("switchboard.access.log")).unwrap_or_default()
