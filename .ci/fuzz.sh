@@ -24,4 +24,6 @@ if [ "$status" -ne 0 ]; then
   tail -n 60 "$log" >&2
   exit 1
 fi
+# The target's SQLite files (one directory per fuzzing process).
+rm -rf "${TMPDIR:-/tmp}"/sb-fuzz-*
 echo "[fuzz] ${SECONDS_TO_RUN}s, no crash"

@@ -91,11 +91,15 @@ fuzz_target!(|data: &[u8]| {
                 let r = frame
                     .reference()
                     .map(|r| serde_json::to_value(r).expect("ref"));
+                // The socket actor answers `ping` itself; every other frame with a `ref`
+                // gets exactly one reply from dispatch.
+                let owes_reply = r.is_some() && !matches!(frame, ClientFrame::Ping(_));
                 let reply = node
                     .system
                     .block_on(dispatch::handle(&node.app, &node.caller, frame));
-                if let Some(reply) = reply {
-                    check_reply(&reply.to_json(), r.as_ref());
+                match reply {
+                    Some(reply) => check_reply(&reply.to_json(), r.as_ref()),
+                    None => assert!(!owes_reply, "a frame with a ref got no reply: {text}"),
                 }
             }
         }

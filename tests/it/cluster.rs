@@ -425,7 +425,10 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
             }
         }
     }
-    assert!(got_big, "a large group's message never crossed after the restart");
+    assert!(
+        got_big,
+        "a large group's message never crossed after the restart"
+    );
     // bob sees a gap (he missed "during") and fills it from history: nothing acked is lost.
     let last = got["message"]["seq"].as_i64().unwrap();
     let h = bob

@@ -324,5 +324,8 @@ async fn through_nginx_an_event_arrives_at_once_and_no_token_is_logged() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 502);
     let errors = nginx.error_logs();
-    assert!(!errors.contains(&token), "a token reached the error log:\n{errors}");
+    assert!(
+        !errors.contains(&token),
+        "a token reached the error log:\n{errors}"
+    );
 }

@@ -78,25 +78,21 @@ impl Target {
     /// `POST /api/v1/threads` as `user`: a group with `members`; returns its id.
     pub async fn group(&self, http: &reqwest::Client, user: &str, members: &[String]) -> String {
         let others: Vec<&String> = members.iter().filter(|m| *m != user).collect();
-        let r = http
-            .post(format!("{}/api/v1/threads", self.node(0)))
-            .bearer_auth(self.token(user))
-            .json(&json!({"kind":"group","title":"load","members":others}))
-            .send()
-            .await
-            .expect("POST /threads");
-        let status = r.status();
-        let body: Value = r.json().await.expect("thread JSON");
-        assert!(status.is_success(), "POST /threads: {status} {body}");
-        body["id"].as_str().expect("thread id").to_string()
+        let body = json!({"kind":"group","title":"load","members":others});
+        self.create_thread(http, user, body).await
     }
 
     /// `POST /api/v1/threads` as `user`: the direct thread with `other`; returns its id.
     pub async fn direct(&self, http: &reqwest::Client, user: &str, other: &str) -> String {
+        let body = json!({"kind":"direct","members":[other]});
+        self.create_thread(http, user, body).await
+    }
+
+    async fn create_thread(&self, http: &reqwest::Client, user: &str, body: Value) -> String {
         let r = http
             .post(format!("{}/api/v1/threads", self.node(0)))
             .bearer_auth(self.token(user))
-            .json(&json!({"kind":"direct","members":[other]}))
+            .json(&body)
             .send()
             .await
             .expect("POST /threads");

@@ -29,20 +29,39 @@ pub struct Params {
     pub pids: Vec<u32>,
 }
 
-/// Opens `users` sessions (session `i` on node `i % nodes`), `concurrency` at a time.
-async fn open_all(t: &Target, users: &[String]) -> Vec<crate::conn::Ws> {
+/// Opens a session for each of `users` (session `i` on node `i % nodes`), `chunk` at a time,
+/// stopping after the first chunk with a failure.
+async fn open_chunked(
+    t: &Target,
+    users: &[String],
+    chunk: usize,
+) -> Vec<Result<crate::conn::Ws, String>> {
     let mut out = Vec::with_capacity(users.len());
-    for (chunk_no, chunk) in users.chunks(200).enumerate() {
-        let opened = join_all(chunk.iter().enumerate().map(|(j, u)| {
-            let i = chunk_no * 200 + j;
+    for (chunk_no, part) in users.chunks(chunk).enumerate() {
+        let opened = join_all(part.iter().enumerate().map(|(j, u)| {
+            let i = chunk_no * chunk + j;
             async move { t.open(i, u).await }
         }))
         .await;
-        for o in opened {
-            out.push(o.unwrap_or_else(|e| panic!("opening a session: {e}")));
+        let failed = opened.iter().any(Result::is_err);
+        out.extend(opened);
+        if failed {
+            break;
+        }
+        if users.len() > 1000 {
+            eprintln!("[open] {} of {}", out.len(), users.len());
         }
     }
     out
+}
+
+/// Opens every session or panics: the scenarios need all of them.
+async fn open_all(t: &Target, users: &[String]) -> Vec<crate::conn::Ws> {
+    open_chunked(t, users, 200)
+        .await
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|e| panic!("opening a session: {e}")))
+        .collect()
 }
 
 /// Runs the sessions for the scenario's time and checks what arrived: `members[k]` are the
@@ -278,22 +297,11 @@ pub async fn idle(t: &Target, p: &Params) -> Value {
     let started = Instant::now();
     let mut sessions = Vec::with_capacity(users.len());
     let mut failed = None;
-    for (chunk_no, chunk) in users.chunks(500).enumerate() {
-        let opened = join_all(chunk.iter().enumerate().map(|(j, u)| {
-            let i = chunk_no * 500 + j;
-            async move { t.open(i, u).await }
-        }))
-        .await;
-        for o in opened {
-            match o {
-                Ok(ws) => sessions.push(ws),
-                Err(e) => failed = Some(e),
-            }
+    for o in open_chunked(t, &users, 500).await {
+        match o {
+            Ok(ws) => sessions.push(ws),
+            Err(e) => failed = Some(e),
         }
-        if failed.is_some() {
-            break;
-        }
-        eprintln!("[idle] {} open", sessions.len());
     }
     let open_s = started.elapsed().as_secs_f64();
     // Let allocations settle, then read.

@@ -51,6 +51,7 @@ pub fn parts(env: &Envelope) -> Vec<(String, String)> {
     .unwrap_or_default();
     // `shell` is an object: reopen it to add the audience.
     let Some(open) = shell.strip_suffix('}') else {
+        log::error!("an envelope could not be serialised; not sent to other nodes");
         return Vec::new();
     };
     let with = |audience: PartAudience| {
