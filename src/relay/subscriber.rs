@@ -24,6 +24,8 @@ use crate::registry::{Deliver, SessionRegistry};
 
 /// Pushed envelopes waiting for the registry.
 const SUBSCRIBER_QUEUE: usize = 16_384;
+/// How often dropped pushes are reported in the log.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Bound on connecting and on each command, so a paused Redis cannot stall the node.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -83,13 +85,28 @@ impl RedisSubscriber {
 }
 
 /// Hands each pushed envelope from another node to the registry, in order, waiting for it.
+/// Envelopes the queue had no room for are logged at most once a second, with their count,
+/// so a flood makes a line per second, not a line per envelope.
 async fn hand_on(
     mut rx: mpsc::Receiver<PushInfo>,
     node_id: String,
     registry: Addr<SessionRegistry>,
     dropped: Arc<AtomicU64>,
 ) {
-    while let Some(info) = rx.recv().await {
+    let mut report = tokio::time::interval(DROP_REPORT_EVERY);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let info = tokio::select! {
+            info = rx.recv() => info,
+            _ = report.tick() => {
+                let n = dropped.swap(0, Ordering::Relaxed);
+                if n > 0 {
+                    log::warn!("redis: {n} envelope(s) dropped: the node could not keep up");
+                }
+                continue;
+            }
+        };
+        let Some(info) = info else { return };
         match info.kind {
             PushKind::Message => {
                 if let Some(envelope) = envelope_of(&info, &node_id) {
@@ -109,11 +126,6 @@ async fn hand_on(
                 log::warn!("redis: subscription connection lost; reconnecting");
             }
             _ => {}
-        }
-        // Logged once per burst: the count since the last envelope that got through.
-        let n = dropped.swap(0, Ordering::Relaxed);
-        if n > 0 {
-            log::warn!("redis: {n} envelope(s) dropped: the node could not keep up");
         }
     }
 }

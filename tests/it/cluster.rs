@@ -575,3 +575,77 @@ async fn three_nodes_started_together_on_a_new_database_all_come_up() {
     .count();
     assert_eq!(applied, shipped, "each migration applied once, by one node");
 }
+
+#[tokio::test]
+async fn a_flood_from_redis_is_counted_and_logged_not_taken_for_an_outage() {
+    let c = Cluster::start(2, &[]).await;
+    let mut bob = c.node(1).ws("bob").await;
+    // 200,000 envelopes for bob on bob's channel, as fast as redis-cli can pipe them: far
+    // more than node1's subscriber queue (16,384) holds while its registry delivers.
+    let frame = serde_json::to_string(&json!({"type":"pong","ref":"flood"})).unwrap();
+    let envelope = json!({
+        "v": 1, "origin": "flood",
+        "audience": {"users": ["bob"]},
+        "payload": {"kind": "frame", "lane": {"lane": "durable"}, "json": frame},
+    })
+    .to_string();
+    let mut resp = Vec::new();
+    for _ in 0..200_000 {
+        resp.extend_from_slice(
+            format!(
+                "*3\r\n$7\r\nPUBLISH\r\n$8\r\nsb:u:bob\r\n${}\r\n{envelope}\r\n",
+                envelope.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let dir = crate::harness::TempDir::new();
+    let path = dir.0.join("flood.resp");
+    std::fs::write(&path, resp).unwrap();
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "redis-cli -p {} --pipe < {}",
+            c.redis.port,
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    // Dropped envelopes are counted...
+    let dropped = |m: &str| {
+        crate::harness::metric(
+            m,
+            r#"switchboard_events_dropped_total{reason="relay_queue_full"}"#,
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if dropped(&c.node(1).metrics().await) > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing counted as dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and logged once per burst, not once per envelope.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c.node(1).log().contains("envelope(s) dropped") {
+        assert!(Instant::now() < deadline, "the drop was never logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = c.node(1).log().matches("envelope(s) dropped").count();
+    assert!(lines < 100, "{lines} log lines for one flood");
+    // The busy node never took it for a Redis outage, and still serves.
+    assert!(
+        !c.node(1).log().contains("redis unavailable"),
+        "{}",
+        c.node(1).log()
+    );
+    let r = reqwest::get(c.node(1).url("/readyz")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // What got through reached bob, and his node still answers him.
+    assert_eq!(bob.next().await["ref"], "flood");
+    drop(bob);
+    let mut again = c.node(1).ws("bob").await;
+    assert_eq!(again.call(json!({"type":"ping"})).await["type"], "pong");
+}
