@@ -23,9 +23,15 @@ both! {
                 .send(json!({"type":"send","ref":format!("s{i}"),"thread_id":tid,"body":"x","client_id":format!("c{i}")}))
                 .await;
         }
-        // A second session replaces the first while its sends are being handled.
-        let mut second = s.ws("alice").await;
+        // A second session replaces the first while its sends are being handled: some
+        // acked, one in progress, the rest still queued.
         let mut acked = 0;
+        while acked < 10 {
+            if first.read_frame(Duration::from_secs(10)).await.expect("acks")["type"] == "ack" {
+                acked += 1;
+            }
+        }
+        let mut second = s.ws("alice").await;
         let ended = loop {
             match first.read_frame(Duration::from_secs(10)).await {
                 Ok(v) if v["type"] == "ack" => acked += 1,
@@ -39,6 +45,7 @@ both! {
             .await;
         let stored = h["messages"].as_array().unwrap().len();
         eprintln!("{acked} acked, {stored} stored of 40 sent before the 4009");
+        assert!(acked < 40, "the replacement did not cut the burst");
         assert_eq!(stored, acked, "every stored message was acknowledged");
     }
 
