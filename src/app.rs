@@ -4,7 +4,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
@@ -25,8 +24,6 @@ use crate::store::{Store, StoreError, migrate};
 
 /// Connections one worker accepts; the default 25k is low for a gateway (STACK.md).
 const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
-/// How often histogram samples are folded into buckets between scrapes.
-const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +91,6 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
     tokio::spawn(idempotency::sweep_forever(app.clone()));
     tokio::spawn(webhooks::send_forever(app.clone()));
     tokio::spawn(webhooks::expire_forever(app.clone()));
-    let upkeep = app.metrics().clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(METRICS_UPKEEP).await;
-            upkeep.upkeep();
-        }
-    });
     Ok((app, transitions))
 }
 

@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+mod latency;
+use latency::Latency;
 
 /// Open sessions, by transport.
 pub const CONNECTIONS: &str = "switchboard_connections";
@@ -32,10 +35,13 @@ pub const NOTIFICATIONS: &str = "switchboard_notifications_total";
 /// Webhook deliveries, by outcome.
 pub const WEBHOOKS: &str = "switchboard_webhooks_total";
 
-/// Latency buckets, in seconds: sub-millisecond to several seconds.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// From a send arriving to its ack queued.
+static SEND_ACK: Latency = Latency::new(
+    SEND_ACK_SECONDS,
+    "From a send arriving to its ack queued (the commit included), in seconds.",
+);
+/// One store call.
+static DB_QUERY: Latency = Latency::new(DB_QUERY_SECONDS, "One store call, in seconds.");
 
 /// The transport a session runs over (label `transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,10 +106,7 @@ impl Metrics {
     /// Installs the process-wide recorder and describes every family, so each shows (at zero,
     /// histograms empty) from the first scrape. A second call in one process gets a handle that renders nothing.
     pub fn install() -> Metrics {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-            .unwrap_or_else(|_| PrometheusBuilder::new());
-        let handle = match builder.install_recorder() {
+        let handle = match PrometheusBuilder::new().install_recorder() {
             Ok(h) => h,
             Err(e) => {
                 log::warn!("metrics: {e}; /metrics will be empty");
@@ -114,15 +117,16 @@ impl Metrics {
         Metrics { handle }
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition: the exporter's counters and gauges, then the latency
+    /// histograms.
     pub fn render(&self) -> String {
-        self.handle.render()
-    }
-
-    /// Folds recent histogram samples into their buckets, so memory stays bounded between
-    /// scrapes.
-    pub fn upkeep(&self) {
-        self.handle.run_upkeep();
+        let mut out = self.handle.render();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        SEND_ACK.render(&mut out);
+        DB_QUERY.render(&mut out);
+        out
     }
 }
 
@@ -140,11 +144,6 @@ fn describe() {
         EVENTS_DROPPED,
         "Server event frames that did not reach a session, by reason."
     );
-    describe_histogram!(
-        SEND_ACK_SECONDS,
-        "From a send arriving to its ack queued (the commit included), in seconds."
-    );
-    describe_histogram!(DB_QUERY_SECONDS, "One store call, in seconds.");
     describe_counter!(RELAY_PUBLISHED, "Envelopes published through the relay.");
     describe_counter!(RELAY_RECEIVED, "Envelopes received from other nodes.");
     describe_counter!(REDIS_RECONNECTS, "Times Redis came back after an outage.");
@@ -161,8 +160,6 @@ fn describe() {
         "Webhook deliveries, by outcome (sent, retried, dropped)."
     );
     // Registered now, so the histograms show (empty) before their first sample.
-    let _ = histogram!(SEND_ACK_SECONDS);
-    let _ = histogram!(DB_QUERY_SECONDS);
     for t in [Transport::Ws, Transport::Sse] {
         gauge!(CONNECTIONS, "transport" => t.as_str()).set(0.0);
     }
@@ -218,12 +215,12 @@ pub fn event_dropped(reason: DropReason, n: u64) {
 
 /// A send was acknowledged `took` after it arrived.
 pub fn send_acked(took: Duration) {
-    histogram!(SEND_ACK_SECONDS).record(took.as_secs_f64());
+    SEND_ACK.record(took);
 }
 
 /// A store call took `took`.
 pub fn db_query(took: Duration) {
-    histogram!(DB_QUERY_SECONDS).record(took.as_secs_f64());
+    DB_QUERY.record(took);
 }
 
 /// An envelope was published through the relay.
