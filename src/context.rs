@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::auth::Auth;
+use crate::commit::Committer;
 use crate::config::Config;
 use crate::expiring::ExpiringSet;
 use crate::metrics::Metrics;
@@ -14,10 +15,9 @@ use crate::registry::SessionRegistry;
 use crate::relay::Relay;
 use crate::session::{Hub, Limits};
 use crate::store::Store;
-use crate::stripes::Stripes;
 
-/// Per-thread ordering locks; more stripes, fewer unrelated threads waiting on each other.
-const SEQUENCER_STRIPES: usize = 1024;
+/// Group-commit shards on Postgres: batches of different threads commit side by side.
+const PG_COMMIT_SHARDS: usize = 4;
 
 /// Who is typing where: (thread, user).
 pub type TypingSet = ExpiringSet<(String, String)>;
@@ -37,7 +37,7 @@ struct Inner {
     auth: Auth,
     metrics: Metrics,
     typing: TypingSet,
-    sequencer: Stripes,
+    committer: Committer,
 }
 
 /// The parts an [`AppContext`] is built from.
@@ -63,6 +63,18 @@ impl AppContext {
                 bytes: p.config.outbox_bytes,
             },
         );
+        // SQLite has one writer: a second shard would only wait for the first.
+        let shards = if p.store.is_postgres() {
+            PG_COMMIT_SHARDS
+        } else {
+            1
+        };
+        let committer = Committer::start(
+            p.store.clone(),
+            p.relay.clone(),
+            p.config.node_id.clone(),
+            shards,
+        );
         AppContext {
             inner: Arc::new(Inner {
                 hub,
@@ -73,7 +85,7 @@ impl AppContext {
                 auth: p.auth,
                 metrics: p.metrics,
                 typing: TypingSet::default(),
-                sequencer: Stripes::new(SEQUENCER_STRIPES),
+                committer,
             }),
         }
     }
@@ -118,9 +130,9 @@ impl AppContext {
         &self.inner.typing
     }
 
-    /// Per-thread turns from seq assignment to publish.
-    pub fn sequencer(&self) -> &Stripes {
-        &self.inner.sequencer
+    /// Stores messages, a batch per transaction, and publishes their events.
+    pub fn committer(&self) -> &Committer {
+        &self.inner.committer
     }
 
     /// Whether SIGTERM has started the drain (`/readyz` then answers 503).

@@ -9,6 +9,7 @@
 //!     error                           every layer's error → contract code, once
 //!       service/                      messages, threads, receipts, typing, presence
 //!         context                     the shared handles, behind accessors
+//!          commit                     group commit: the node's message writer
 //!           session/                  outbox; ordered attach/detach for every transport
 //!             relay/                  the relay seam: memory, redis, subscriber
 //!               registry/             local sessions, delivery, caps, seq reorder
@@ -21,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod commit;
 pub mod config;
 pub mod context;
 pub mod envelope;

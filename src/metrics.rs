@@ -14,6 +14,9 @@ use latency::Latency;
 pub const CONNECTIONS: &str = "switchboard_connections";
 /// Messages committed to the database.
 pub const MESSAGES_STORED: &str = "switchboard_messages_stored_total";
+/// Transactions that stored a batch of messages (group commit); messages stored divided by
+/// this is the mean batch.
+pub const COMMIT_BATCHES: &str = "switchboard_commit_batches_total";
 /// Frames of server events queued for a session.
 pub const EVENTS_DELIVERED: &str = "switchboard_events_delivered_total";
 /// Frames of server events that did not reach a session, by reason.
@@ -137,6 +140,10 @@ fn describe() {
     );
     describe_counter!(MESSAGES_STORED, "Messages committed to the database.");
     describe_counter!(
+        COMMIT_BATCHES,
+        "Transactions that stored a batch of messages (group commit)."
+    );
+    describe_counter!(
         EVENTS_DELIVERED,
         "Server event frames queued for a session."
     );
@@ -174,6 +181,7 @@ fn describe() {
     }
     for c in [
         MESSAGES_STORED,
+        COMMIT_BATCHES,
         EVENTS_DELIVERED,
         RELAY_PUBLISHED,
         RELAY_RECEIVED,
@@ -192,6 +200,11 @@ pub fn session_opened(t: Transport) {
 /// A session closed.
 pub fn session_closed(t: Transport) {
     gauge!(CONNECTIONS, "transport" => t.as_str()).decrement(1.0);
+}
+
+/// A batch of messages goes to the store in one transaction.
+pub fn commit_batch() {
+    counter!(COMMIT_BATCHES).increment(1);
 }
 
 /// A message was committed.

@@ -236,6 +236,24 @@ pub struct Deliver {
     pub envelope: Arc<Envelope>,
 }
 
+/// Hands several envelopes, in order, to the local sessions they address: one mailbox trip
+/// for a committed batch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverAll {
+    pub envelopes: Vec<Arc<Envelope>>,
+}
+
+impl Handler<DeliverAll> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverAll, ctx: &mut Self::Context) {
+        for envelope in msg.envelopes {
+            <Self as Handler<Deliver>>::handle(self, Deliver { envelope }, ctx);
+        }
+    }
+}
+
 impl Handler<Deliver> for SessionRegistry {
     type Result = ();
 

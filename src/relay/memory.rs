@@ -4,7 +4,7 @@
 //! publisher's envelopes stay in order.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
@@ -17,7 +17,7 @@ use crate::envelope::Envelope;
 use crate::limits::RateLimiter;
 use crate::metrics;
 use crate::protocol::Ts;
-use crate::registry::{Deliver, SessionRegistry};
+use crate::registry::{DeliverAll, SessionRegistry};
 use crate::stripes::Stripes;
 
 /// Per-user turns for opening and closing sessions.
@@ -64,12 +64,17 @@ impl MemoryRelay {
 
 impl Relay for MemoryRelay {
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>> {
+        self.publish_all(vec![envelope])
+    }
+
+    fn publish_all(&self, envelopes: Vec<Envelope>) -> BoxFuture<'_, Result<(), RelayError>> {
         async move {
-            metrics::relay_published();
+            for _ in &envelopes {
+                metrics::relay_published();
+            }
+            let envelopes = envelopes.into_iter().map(Arc::new).collect();
             self.registry
-                .send(Deliver {
-                    envelope: envelope.into(),
-                })
+                .send(DeliverAll { envelopes })
                 .await
                 .map_err(|_| RelayError::RegistryGone)
         }

@@ -60,6 +60,9 @@ pub trait Relay: Send + Sync + 'static {
     /// Publishes one envelope. Envelopes published one after another by one task reach each
     /// session in that order.
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>>;
+    /// Publishes envelopes in order, as one delivery here and one round trip to the other
+    /// nodes.
+    fn publish_all(&self, envelopes: Vec<Envelope>) -> BoxFuture<'_, Result<(), RelayError>>;
     /// A short name for logs and `/readyz`.
     fn name(&self) -> &'static str;
     /// Whether the relay can deliver beyond this node right now (`/readyz`).

@@ -1,12 +1,18 @@
 //! Sending, editing, deleting and reading messages.
 
+use std::future::IntoFuture;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
+
 use super::{Caller, ServiceError, bad, fits, member_of, page_limit, publish, rate};
+use crate::commit::Answer;
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
-use crate::metrics;
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
-use crate::store::Inserted;
 use crate::store::models::{MessageRow, NewMessage, naive};
+use crate::store::{Inserted, Pending};
 
 /// Default history page.
 const HISTORY_DEFAULT: i64 = 50;
@@ -43,6 +49,17 @@ pub async fn send(
     caller: &Caller,
     req: SendRequest,
 ) -> Result<Message, ServiceError> {
+    queue(app, caller, req).await?.await
+}
+
+/// Checks a user's send and queues it for the next commit; the returned future resolves
+/// once it has committed. Sends queued one after another by one caller get seqs in that
+/// order, so a session can have several in flight.
+pub async fn queue(
+    app: &AppContext,
+    caller: &Caller,
+    req: SendRequest,
+) -> Result<Committing, ServiceError> {
     let kind = req.kind.clone().unwrap_or_else(|| "text".into());
     if kind != "text" {
         return Err(bad("clients may only send kind \"text\""));
@@ -54,27 +71,26 @@ pub async fn send(
     if req.thread_id.is_some() == req.to.is_some() {
         return Err(bad("give exactly one of thread_id or to"));
     }
-    // A resend of something already stored is answered before the rate limit: retrying
-    // after a lost ack must never be refused.
-    if let Some(cid) = &req.client_id {
-        if let Some(original) = app
-            .store()
-            .message_by_client_id(&caller.user_id, cid)
-            .await?
-        {
-            return Ok(original.into());
-        }
-    }
     let metadata = req
         .metadata
         .map(|m| super::check_json_size("metadata", serde_json::Value::Object(m)))
         .transpose()?;
-    rate(app, &caller.user_id).await?;
-    let thread_id = match (&req.thread_id, &req.to) {
-        (Some(t), _) => {
-            member_of(app, t, &caller.user_id).await?;
-            t.clone()
+    if let Err(limited) = rate(app, &caller.user_id).await {
+        // A resend of something already stored is answered, never refused: retrying after
+        // a lost ack must work whatever the rate. (The commit finds other resends itself.)
+        if let Some(cid) = &req.client_id {
+            if let Some(original) = app
+                .store()
+                .message_by_client_id(&caller.user_id, cid)
+                .await?
+            {
+                return Ok(Committing::Done(original.into()));
+            }
         }
+        return Err(limited);
+    }
+    let thread_id = match (req.thread_id, &req.to) {
+        (Some(t), _) => t,
         (None, Some(to)) => super::threads::direct_with(app, caller, to).await?.id,
         (None, None) => return Err(bad("give exactly one of thread_id or to")),
     };
@@ -87,11 +103,44 @@ pub async fn send(
         reply_to: req.reply_to,
         client_id: req.client_id,
     };
-    store_and_publish(app, row.into(), caller.session_id.clone(), true).await
+    commit(app, row.into(), caller.session_id.clone(), true).await
+}
+
+/// A message on its way to the database.
+pub enum Committing {
+    /// Queued for a batch.
+    Queued(oneshot::Receiver<Answer>),
+    /// Answered without a write (the original of a resend).
+    Done(Message),
+}
+
+impl IntoFuture for Committing {
+    type Output = Result<Message, ServiceError>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        async move {
+            let answer = match self {
+                Committing::Done(m) => return Ok(m),
+                Committing::Queued(rx) => rx.await.map_err(|_| {
+                    ServiceError::Unavailable("the message writer stopped".into())
+                })??,
+            };
+            match answer {
+                Inserted::New(stored, _) => Ok(stored.into()),
+                Inserted::Duplicate(original) => Ok(original.into()),
+                Inserted::NotMember => Err(ServiceError::Forbidden(
+                    "not a member of this thread".into(),
+                )),
+                Inserted::NoThread => Err(ServiceError::NotFound("no such thread".into())),
+            }
+        }
+        .boxed()
+    }
 }
 
 /// Stores a message (checking `reply_to`) and publishes it to the thread's members. Shared
-/// by user sends and, later, the server API's system messages.
+/// by user sends and the server API's system messages.
 ///
 /// `member_only` (user sends): the sender must still be a member when the message commits.
 pub async fn store_and_publish(
@@ -100,21 +149,26 @@ pub async fn store_and_publish(
     except_session: Option<String>,
     member_only: bool,
 ) -> Result<Message, ServiceError> {
+    commit(app, row, except_session, member_only).await?.await
+}
+
+/// Checks `reply_to`, gathers what a `message.created` webhook needs, and queues the row.
+async fn commit(
+    app: &AppContext,
+    row: MessageRow,
+    except_session: Option<String>,
+    member_only: bool,
+) -> Result<Committing, ServiceError> {
     if let Some(r) = &row.reply_to {
         match app.store().message(r).await? {
             Some(m) if m.thread_id == row.thread_id => {}
             _ => return Err(bad("reply_to must be a message in the same thread")),
         }
     }
-    let thread_id = row.thread_id.clone();
-    // The thread's turn is held until the event is handed to the relay, so `message` events
-    // leave this node in seq order. The database serialises seq assignment anyway (the
-    // thread row lock), so the turn adds no contention of its own.
-    let _turn = app.sequencer().lock(&thread_id).await;
     // For `message.created`, who is online just before the commit: its `offline_user_ids`
     // are the members to push to.
     let hook = if super::webhooks::wants(app, "message.created") {
-        let members = app.store().member_ids(&thread_id).await?;
+        let members = app.store().member_ids(&row.thread_id).await?;
         let online = app.relay().online(&members).await;
         Some(
             members
@@ -127,36 +181,14 @@ pub async fn store_and_publish(
     } else {
         None
     };
-    match app.store().insert_message(row, hook, member_only).await? {
-        Inserted::Duplicate(original) => Ok(original.into()),
-        Inserted::NotMember => Err(ServiceError::Forbidden(
-            "not a member of this thread".into(),
-        )),
-        Inserted::New(stored) => {
-            metrics::message_stored();
-            let message: Message = stored.into();
-            // Committed: from here on a failure is logged, never the caller's (the message
-            // is stored, so it is acknowledged; members catch up with `history`).
-            match app.store().member_ids(&thread_id).await {
-                Ok(members) => {
-                    publish(
-                        app,
-                        Audience::users_except(members, except_session),
-                        Lane::Durable,
-                        &ServerFrame::Message {
-                            message: message.clone(),
-                        },
-                    )
-                    .await;
-                }
-                Err(e) => log::warn!(
-                    "message {} stored but not broadcast: members unreadable: {e}",
-                    message.id
-                ),
-            }
-            Ok(message)
-        }
-    }
+    let item = Pending {
+        row,
+        hook,
+        member_only,
+    };
+    Ok(Committing::Queued(
+        app.committer().submit(item, except_session).await?,
+    ))
 }
 
 async fn own_message(

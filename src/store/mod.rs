@@ -16,7 +16,9 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
@@ -24,7 +26,7 @@ use futures_util::FutureExt;
 use crate::config::DatabaseUrl;
 use crate::metrics;
 use models::{MessageRow, ThreadRow};
-pub use queries::{Access, Claim, Inserted, Page, Receipt, ThreadView};
+pub use queries::{Access, Claim, Inserted, Page, Pending, Receipt, ThreadView};
 
 /// Connections held by one Postgres pool.
 const PG_POOL_SIZE: usize = 16;
@@ -219,6 +221,9 @@ impl Store {
         let backend = match url {
             DatabaseUrl::Postgres(u) => {
                 let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+                // No `SELECT 1` on every checkout: a broken connection shows as one
+                // (`is_broken`) and fails its statement, which `unavailable` covers.
+                cfg.recycling_method = RecyclingMethod::Fast;
                 cfg.custom_setup = Box::new(move |url| {
                     let url = url.to_string();
                     async move {
@@ -412,18 +417,12 @@ impl Store {
 
     // ---- messages -----------------------------------------------------------------------
 
-    /// Stores a message with the next seq, or finds the original of a repeated client_id.
-    pub async fn insert_message(
-        &self,
-        row: MessageRow,
-        hook: Option<Vec<String>>,
-        member_only: bool,
-    ) -> Result<Inserted, StoreError> {
-        write!(self, clone(row, hook), |c, q| q::messages::insert(
-            c,
-            row,
-            hook,
-            member_only
+    /// Stores a batch of messages in one transaction, each with its thread's next seq in
+    /// batch order; answers each (new, the original of a repeated client_id, or refused) in
+    /// the batch's order.
+    pub async fn insert_messages(&self, batch: Vec<Pending>) -> Result<Vec<Inserted>, StoreError> {
+        write!(self, clone(batch), |c, q| q::messages::insert_batch(
+            c, batch
         ))
     }
 
@@ -553,5 +552,7 @@ impl Store {
 
 mod host;
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod retry_tests;

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["registry"],
     &["relay"],
     &["session"],
+    &["commit"],
     &["context"],
     &["service"],
     &["error"],

@@ -40,7 +40,7 @@ use crate::envelope::Envelope;
 use crate::limits::RateLimiter;
 use crate::metrics;
 use crate::protocol::Ts;
-use crate::registry::{Deliver, SessionRegistry};
+use crate::registry::{DeliverAll, SessionRegistry};
 use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
 use crate::relay::{Relay, RelayError};
 use crate::relay::{Transition, tell};
@@ -299,21 +299,28 @@ impl RedisRelay {
 
 impl Relay for RedisRelay {
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), RelayError>> {
+        self.publish_all(vec![envelope])
+    }
+
+    fn publish_all(&self, envelopes: Vec<Envelope>) -> BoxFuture<'_, Result<(), RelayError>> {
         async move {
-            metrics::relay_published();
-            let parts = routing::parts(&envelope);
+            let mut pipe = redis::pipe();
+            let mut any = false;
+            let mut here = Vec::with_capacity(envelopes.len());
+            for envelope in envelopes {
+                metrics::relay_published();
+                for (channel, json) in routing::parts(&envelope) {
+                    pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
+                    any = true;
+                }
+                here.push(Arc::new(envelope));
+            }
             self.registry
-                .send(Deliver {
-                    envelope: Arc::new(envelope),
-                })
+                .send(DeliverAll { envelopes: here })
                 .await
                 .map_err(|_| RelayError::RegistryGone)?;
-            if !self.is_up() || parts.is_empty() {
+            if !self.is_up() || !any {
                 return Ok(());
-            }
-            let mut pipe = redis::pipe();
-            for (channel, json) in &parts {
-                pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
             }
             let mut conn = match self.conn().await {
                 Ok(c) => c,

@@ -1,5 +1,7 @@
 // Messages. Included by queries/mod.rs once per backend: no inner attributes here.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -7,7 +9,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::protocol::webhooks::{MessageCreated, WebhookEvent};
 use crate::store::models::{MessageRow, OutboxRow, ts};
-use crate::store::queries::{Inserted, Page};
+use crate::store::queries::{Inserted, Page, Pending};
 use crate::store::schema::{members, messages, threads};
 
 /// The message a sender stored under `client_id`, if any.
@@ -25,103 +27,248 @@ pub async fn by_client_id(
         .optional()
 }
 
-/// Stores a message with the thread's next seq, in one transaction.
+/// Stores a batch of messages in one transaction (group commit), each with its thread's next
+/// seq in batch order, and answers each in the batch's order.
 ///
-/// The `UPDATE threads … RETURNING last_seq` takes the thread row's lock, so concurrent
-/// senders queue on it and seqs come out gap-free; a rolled-back insert rolls the seq back
-/// too. A repeated `(sender, client_id)` returns the original, also when two sends race: the
-/// loser hits the unique index, rolls back and reads the winner's row.
+/// The thread rows are locked first (`UPDATE threads … RETURNING last_seq`, in id order so
+/// two batches never wait on each other in a cycle), so concurrent writers queue on them and
+/// seqs come out gap-free; membership is read after the locks, so a member removed a moment
+/// before cannot still post (`member_only`). A sender found not to be a member rolls the
+/// batch back and it runs again without them: no seq is taken for a refused message.
 ///
-/// With `hook` (the users online just before), a `message.created` webhook is queued in the
-/// same transaction: nothing is sent for a message that was not stored, and nothing stored
-/// goes unsent.
+/// A repeated `(sender, client_id)` answers the original, also inside one batch and when two
+/// batches race: the loser hits the unique index, and its batch runs again one message at a
+/// time, each finding the winner's row.
 ///
-/// With `member_only`, the sender's membership is checked inside the same transaction, so
-/// a member removed a moment before cannot still post.
-pub async fn insert(
-    conn: &mut Conn,
-    mut row: MessageRow,
-    hook: Option<Vec<String>>,
-    member_only: bool,
-) -> QueryResult<Inserted> {
-    if let Some(cid) = row.client_id.clone() {
-        if let Some(existing) = by_client_id(conn, &row.sender_id, &cid).await? {
-            return Ok(Inserted::Duplicate(existing));
+/// An item's `hook` (the members online just before) queues a `message.created` webhook in
+/// the same transaction: nothing is sent for a message that was not stored, and nothing
+/// stored goes unsent.
+pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<Vec<Inserted>> {
+    let mut out: Vec<Option<Inserted>> = (0..batch.len()).map(|_| None).collect();
+    // Resends of something stored before: one lookup for the whole batch.
+    let keyed: Vec<(&str, &str)> = batch
+        .iter()
+        .filter_map(|p| Some((p.row.sender_id.as_str(), p.row.client_id.as_deref()?)))
+        .collect();
+    if !keyed.is_empty() {
+        let senders: Vec<&str> = keyed.iter().map(|k| k.0).collect();
+        let cids: Vec<&str> = keyed.iter().map(|k| k.1).collect();
+        let found: Vec<MessageRow> = messages::table
+            .filter(messages::sender_id.eq_any(&senders))
+            .filter(messages::client_id.eq_any(&cids))
+            .select(MessageRow::as_select())
+            .load(conn)
+            .await?;
+        for (slot, p) in out.iter_mut().zip(&batch) {
+            if let Some(m) = found
+                .iter()
+                .find(|m| m.sender_id == p.row.sender_id && m.client_id == p.row.client_id)
+            {
+                *slot = Some(Inserted::Duplicate(m.clone()));
+            }
         }
     }
-    let attempt = {
-        let row = row.clone();
-        conn.transaction(async move |conn| {
-            // The thread's row is locked first, so membership is read after any member
-            // change that holds it; a removal that commits later comes after this message.
-            let seq: i64 = diesel::update(threads::table.find(&row.thread_id))
+    // The same key twice in one batch: the later one answers with the earlier's row.
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut copy_of: Vec<(usize, usize)> = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        let Some(cid) = p.row.client_id.as_deref() else {
+            continue;
+        };
+        if out[i].is_some() {
+            continue;
+        }
+        match first_of.get(&(p.row.sender_id.as_str(), cid)) {
+            Some(&first) => copy_of.push((i, first)),
+            None => {
+                first_of.insert((p.row.sender_id.as_str(), cid), i);
+            }
+        }
+    }
+    let mut todo: Vec<usize> = (0..batch.len())
+        .filter(|&i| out[i].is_none() && !copy_of.iter().any(|c| c.0 == i))
+        .collect();
+    // Rounds: everything at once; again without refused senders; after a client_id race,
+    // one message per transaction.
+    let mut one_by_one = false;
+    while let Some(&head) = todo.iter().next() {
+        let round: Vec<usize> = if one_by_one { vec![head] } else { todo.clone() };
+        let items: Vec<Pending> = round.iter().map(|&i| batch[i].clone()).collect();
+        match commit(conn, items).await {
+            Ok(results) => {
+                for (&i, r) in round.iter().zip(results) {
+                    out[i] = Some(r);
+                }
+            }
+            Err(Refused::NotMembers(at)) => {
+                for k in at {
+                    out[round[k]] = Some(Inserted::NotMember);
+                }
+            }
+            Err(Refused::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
+                if round.len() > 1 =>
+            {
+                one_by_one = true;
+            }
+            Err(Refused::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
+                if batch[head].row.client_id.is_some() =>
+            {
+                // Another writer stored this client_id first: answer with its row.
+                let p = &batch[head];
+                let cid = p.row.client_id.as_deref().unwrap_or_default();
+                match by_client_id(conn, &p.row.sender_id, cid).await? {
+                    Some(existing) => out[head] = Some(Inserted::Duplicate(existing)),
+                    None => return Err(DieselError::NotFound),
+                }
+            }
+            Err(Refused::Db(e)) => return Err(e),
+        }
+        todo.retain(|&i| out[i].is_none());
+    }
+    for (i, first) in copy_of {
+        out[i] = Some(match &out[first] {
+            Some(Inserted::New(m, _) | Inserted::Duplicate(m)) => Inserted::Duplicate(m.clone()),
+            Some(Inserted::NotMember) => Inserted::NotMember,
+            _ => Inserted::NoThread,
+        });
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.unwrap_or(Inserted::NoThread))
+        .collect())
+}
+
+/// Why a batch's transaction rolled back.
+enum Refused {
+    /// These items' senders are not members (positions in the round).
+    NotMembers(Vec<usize>),
+    Db(DieselError),
+}
+
+impl From<DieselError> for Refused {
+    fn from(e: DieselError) -> Self {
+        Refused::Db(e)
+    }
+}
+
+/// One transaction for `items`: lock and advance each thread once, check membership, insert
+/// every row, queue the hooks.
+async fn commit(conn: &mut Conn, items: Vec<Pending>) -> Result<Vec<Inserted>, Refused> {
+    conn.transaction(async move |conn| {
+        // Per thread, in id order: how many rows, and the newest time.
+        let mut per_thread: BTreeMap<&str, (i64, NaiveDateTime)> = BTreeMap::new();
+        for p in &items {
+            let e = per_thread
+                .entry(p.row.thread_id.as_str())
+                .or_insert((0, p.row.created_at));
+            e.0 += 1;
+            e.1 = e.1.max(p.row.created_at);
+        }
+        // Each existing thread's first new seq.
+        let mut next: HashMap<&str, i64> = HashMap::new();
+        for (&thread_id, &(n, at)) in &per_thread {
+            let last: Option<i64> = diesel::update(threads::table.find(thread_id))
                 .set((
-                    threads::last_seq.eq(threads::last_seq + 1),
-                    threads::updated_at.eq(row.created_at),
+                    threads::last_seq.eq(threads::last_seq + n),
+                    threads::updated_at.eq(at),
                 ))
                 .returning(threads::last_seq)
                 .get_result(conn)
-                .await?;
-            if member_only {
-                let n: i64 = members::table
-                    .filter(members::thread_id.eq(&row.thread_id))
-                    .filter(members::user_id.eq(&row.sender_id))
-                    .select(diesel::dsl::count_star())
-                    .first(conn)
-                    .await?;
-                if n == 0 {
-                    // Undo the seq taken above.
-                    return Err(DieselError::RollbackTransaction);
-                }
-            }
-            let row = MessageRow { seq, ..row };
-            diesel::insert_into(messages::table)
-                .values(&row)
-                .execute(conn)
-                .await?;
-            if let Some(online) = hook {
-                let members = super::threads::member_ids(conn, &row.thread_id).await?;
-                let offline_user_ids = members
-                    .iter()
-                    .filter(|m| **m != row.sender_id && !online.contains(m))
-                    .cloned()
-                    .collect();
-                let id = uuid::Uuid::now_v7().to_string();
-                let kind = "message.created";
-                let body = WebhookEvent {
-                    id: id.clone(),
-                    kind,
-                    created_at: ts(row.created_at),
-                    data: MessageCreated {
-                        message: row.clone().into(),
-                        members,
-                        offline_user_ids,
-                    },
-                }
-                .to_json();
-                let mut out = OutboxRow::new(id, kind, body, row.created_at);
-                out.thread_id = Some(row.thread_id.clone());
-                out.seq = Some(row.seq);
-                super::webhooks::enqueue(conn, &[out]).await?;
-            }
-            Ok::<_, DieselError>(row)
-        })
-        .await
-    };
-    match attempt {
-        Ok(stored) => Ok(Inserted::New(stored)),
-        Err(DieselError::RollbackTransaction) => Ok(Inserted::NotMember),
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
-            if row.client_id.is_some() =>
-        {
-            let cid = row.client_id.take().unwrap_or_default();
-            match by_client_id(conn, &row.sender_id, &cid).await? {
-                Some(existing) => Ok(Inserted::Duplicate(existing)),
-                None => Err(DieselError::NotFound),
+                .await
+                .optional()?;
+            if let Some(last) = last {
+                next.insert(thread_id, last - n + 1);
             }
         }
-        Err(e) => Err(e),
+        let ids: Vec<&str> = next.keys().copied().collect();
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        let found: Vec<(String, String)> = members::table
+            .filter(members::thread_id.eq_any(&ids))
+            .order((
+                members::thread_id.asc(),
+                members::joined_at.asc(),
+                members::user_id.asc(),
+            ))
+            .select((members::thread_id, members::user_id))
+            .load(conn)
+            .await?;
+        for (t, u) in found {
+            members.entry(t).or_default().push(u);
+        }
+        let refused: Vec<usize> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.member_only
+                    && next.contains_key(p.row.thread_id.as_str())
+                    && !members
+                        .get(&p.row.thread_id)
+                        .is_some_and(|m| m.contains(&p.row.sender_id))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !refused.is_empty() {
+            return Err(Refused::NotMembers(refused));
+        }
+        let mut stored: Vec<Option<MessageRow>> = Vec::with_capacity(items.len());
+        let mut hooks = Vec::new();
+        for p in &items {
+            let Some(seq) = next.get_mut(p.row.thread_id.as_str()) else {
+                stored.push(None);
+                continue;
+            };
+            let row = MessageRow {
+                seq: *seq,
+                ..p.row.clone()
+            };
+            *seq += 1;
+            if let Some(online) = &p.hook {
+                let members = members.get(&row.thread_id).cloned().unwrap_or_default();
+                hooks.push(created_hook(&row, members, online));
+            }
+            stored.push(Some(row));
+        }
+        let rows: Vec<MessageRow> = stored.iter().flatten().cloned().collect();
+        insert_rows(conn, &rows).await?;
+        super::webhooks::enqueue(conn, &hooks).await?;
+        Ok(stored
+            .into_iter()
+            .map(|s| match s {
+                Some(row) => {
+                    let m = members.get(&row.thread_id).cloned().unwrap_or_default();
+                    Inserted::New(row, m)
+                }
+                None => Inserted::NoThread,
+            })
+            .collect())
+    })
+    .await
+}
+
+/// The `message.created` outbox row for a stored message.
+fn created_hook(row: &MessageRow, members: Vec<String>, online: &[String]) -> OutboxRow {
+    let offline_user_ids = members
+        .iter()
+        .filter(|m| **m != row.sender_id && !online.contains(m))
+        .cloned()
+        .collect();
+    let id = uuid::Uuid::now_v7().to_string();
+    let kind = "message.created";
+    let body = WebhookEvent {
+        id: id.clone(),
+        kind,
+        created_at: ts(row.created_at),
+        data: MessageCreated {
+            message: row.clone().into(),
+            members,
+            offline_user_ids,
+        },
     }
+    .to_json();
+    let mut out = OutboxRow::new(id, kind, body, row.created_at);
+    out.thread_id = Some(row.thread_id.clone());
+    out.seq = Some(row.seq);
+    out
 }
 
 /// One message by id.

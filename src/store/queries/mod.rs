@@ -13,15 +13,28 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+/// A message waiting for its batch's commit.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The row; its seq is assigned in the commit.
+    pub row: super::models::MessageRow,
+    /// For a `message.created` webhook: the members online just before.
+    pub hook: Option<Vec<String>>,
+    /// Refuse the row unless its sender is a member when it commits (user sends).
+    pub member_only: bool,
+}
+
 /// What inserting a message did.
 #[derive(Debug)]
 pub enum Inserted {
-    /// A new row with its freshly assigned seq.
-    New(super::models::MessageRow),
+    /// A new row with its freshly assigned seq, and the thread's members at the commit.
+    New(super::models::MessageRow, Vec<String>),
     /// The same sender already sent this `client_id`: the original row.
     Duplicate(super::models::MessageRow),
     /// The sender is not (or no longer) a member of the thread: nothing stored.
     NotMember,
+    /// No such thread: nothing stored.
+    NoThread,
 }
 
 /// A thread as one user sees it, before conversion to the wire object.
@@ -69,8 +82,49 @@ pub enum Claim {
     },
 }
 
+/// Stores message rows. The one query that differs by backend: Postgres takes many rows per
+/// `INSERT`, and diesel-async's SQLite wrapper takes one (a local call, no round trip).
+mod insert_rows {
+    use diesel::QueryResult;
+    use diesel_async::RunQueryDsl;
+
+    use crate::store::models::MessageRow;
+    use crate::store::schema::messages;
+
+    /// Rows per `INSERT`: well below Postgres's limit on bound parameters.
+    const CHUNK: usize = 256;
+
+    pub async fn pg(
+        conn: &mut diesel_async::AsyncPgConnection,
+        rows: &[MessageRow],
+    ) -> QueryResult<()> {
+        for chunk in rows.chunks(CHUNK) {
+            diesel::insert_into(messages::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn sqlite(
+        conn: &mut diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+            diesel::SqliteConnection,
+        >,
+        rows: &[MessageRow],
+    ) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(messages::table)
+                .values(row)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 macro_rules! backend {
-    ($name:ident, $conn:ty) => {
+    ($name:ident, $conn:ty, $insert_rows:path) => {
         /// Queries compiled for one backend.
         pub mod $name {
             /// This backend's connection.
@@ -83,6 +137,7 @@ macro_rules! backend {
             /// Messages: insert with seq, edit, delete, history.
             pub mod messages {
                 use super::Conn;
+                use $insert_rows as insert_rows;
                 include!("messages.rs");
             }
             /// Read and delivered receipts, unread counts.
@@ -119,8 +174,13 @@ macro_rules! backend {
     };
 }
 
-backend!(pg, diesel_async::AsyncPgConnection);
+backend!(
+    pg,
+    diesel_async::AsyncPgConnection,
+    crate::store::queries::insert_rows::pg
+);
 backend!(
     sqlite,
-    diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>
+    diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>,
+    crate::store::queries::insert_rows::sqlite
 );

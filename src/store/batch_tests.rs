@@ -1,0 +1,146 @@
+//! Group commit at the seam, on both backends (a fresh SQLite file; a fresh database on the
+//! Postgres at `TEST_DATABASE_URL`, as the integration tests use, failing rather than
+//! skipping when it is down): one batch mixing every outcome.
+
+use std::time::Duration;
+
+use diesel_async::AsyncConnection;
+
+use super::models::{MessageRow, NewMessage, ThreadRow, naive};
+use super::{Inserted, Pending, Store, migrate};
+use crate::config::DatabaseUrl;
+use crate::protocol::Ts;
+
+fn thread(id: &str) -> ThreadRow {
+    let now = naive(Ts::now());
+    ThreadRow {
+        id: id.into(),
+        kind: "group".into(),
+        title: None,
+        external_ref: None,
+        direct_key: None,
+        last_seq: 0,
+        created_by: Some("ann".into()),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn message(thread_id: &str, sender: &str, client_id: Option<&str>) -> Pending {
+    let row: MessageRow = NewMessage {
+        thread_id: thread_id.into(),
+        sender_id: sender.into(),
+        kind: "text".into(),
+        body: format!("from {sender}"),
+        metadata: None,
+        reply_to: None,
+        client_id: client_id.map(Into::into),
+    }
+    .into();
+    Pending {
+        row,
+        hook: None,
+        member_only: true,
+    }
+}
+
+/// The seq of a new row, or what else the store answered.
+fn outcome(i: &Inserted) -> String {
+    match i {
+        Inserted::New(m, members) => format!("new {} {}", m.seq, members.join(",")),
+        Inserted::Duplicate(m) => format!("duplicate of {}", m.seq),
+        Inserted::NotMember => "not a member".into(),
+        Inserted::NoThread => "no thread".into(),
+    }
+}
+
+async fn one_batch_of_every_outcome(url: DatabaseUrl) {
+    migrate::run(&url).await.expect("migrations");
+    let store = Store::connect(&url, Duration::from_secs(10))
+        .await
+        .expect("the database");
+    let members = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store
+        .create_thread(thread("t1"), members(&["ann", "bob"]), false)
+        .await
+        .unwrap();
+    store
+        .create_thread(thread("t2"), members(&["bob", "cat"]), false)
+        .await
+        .unwrap();
+    // Stored before the batch: its resend must answer the original.
+    let before = store
+        .insert_messages(vec![message("t1", "ann", Some("c0"))])
+        .await
+        .unwrap();
+    assert_eq!(outcome(&before[0]), "new 1 ann,bob");
+
+    let answers = store
+        .insert_messages(vec![
+            message("t1", "ann", Some("c1")),
+            message("t2", "cat", None),
+            // Not a member of t1: refused, and takes no seq.
+            message("t1", "cat", Some("c9")),
+            message("t1", "bob", None),
+            message("t1", "ann", Some("c0")),
+            message("nope", "ann", None),
+            // The same key twice in one batch: stored once.
+            message("t1", "ann", Some("c1")),
+            message("t2", "bob", None),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<String> = answers.iter().map(outcome).collect();
+    assert_eq!(
+        got,
+        [
+            "new 2 ann,bob",
+            "new 1 bob,cat",
+            "not a member",
+            "new 3 ann,bob",
+            "duplicate of 1",
+            "no thread",
+            "duplicate of 2",
+            "new 2 bob,cat",
+        ]
+    );
+    // Gap-free and stored once each: exactly the seqs answered.
+    for (t, last) in [("t1", 3), ("t2", 2)] {
+        let page = store.history(t, None, None, 50).await.unwrap();
+        let seqs: Vec<i64> = page.rows.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "{t}");
+        assert_eq!(store.thread(t).await.unwrap().unwrap().last_seq, last);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_on_sqlite_answers_each_message_in_order() {
+    let dir = std::env::temp_dir().join(format!("sb-batch-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    one_batch_of_every_outcome(DatabaseUrl::Sqlite(dir.join("db.sqlite"))).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_batch_on_postgres_answers_each_message_in_order() {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let base = base.trim_end_matches('/');
+    let name = format!("sb_batch_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = diesel_async::AsyncPgConnection::establish(&format!("{base}/postgres"))
+        .await
+        .expect("Postgres at TEST_DATABASE_URL");
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!("CREATE DATABASE {name}"),
+    )
+    .await
+    .unwrap();
+    one_batch_of_every_outcome(DatabaseUrl::Postgres(format!("{base}/{name}"))).await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!("DROP DATABASE {name} WITH (FORCE)"),
+    )
+    .await
+    .unwrap();
+}
