@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::commit::Committer;
 use crate::config::Config;
 use crate::expiring::ExpiringSet;
+use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::registry::SessionRegistry;
 use crate::relay::Relay;
@@ -18,6 +19,9 @@ use crate::store::Store;
 
 /// Group-commit shards on Postgres: batches of different threads commit side by side.
 const PG_COMMIT_SHARDS: usize = 4;
+
+/// Direct threads remembered by their pair of users (about 150 bytes each).
+const DIRECT_MEMO: usize = 50_000;
 
 /// Who is typing where: (thread, user).
 pub type TypingSet = ExpiringSet<(String, String)>;
@@ -38,6 +42,7 @@ struct Inner {
     metrics: Metrics,
     typing: TypingSet,
     committer: Committer,
+    directs: Memo,
 }
 
 /// The parts an [`AppContext`] is built from.
@@ -86,6 +91,7 @@ impl AppContext {
                 metrics: p.metrics,
                 typing: TypingSet::default(),
                 committer,
+                directs: Memo::new(DIRECT_MEMO),
             }),
         }
     }
@@ -133,6 +139,11 @@ impl AppContext {
     /// Stores messages, a batch per transaction, and publishes their events.
     pub fn committer(&self) -> &Committer {
         &self.inner.committer
+    }
+
+    /// Direct thread ids by pair key: a pair's direct thread never changes once made.
+    pub fn directs(&self) -> &Memo {
+        &self.inner.directs
     }
 
     /// Whether SIGTERM has started the drain (`/readyz` then answers 503).

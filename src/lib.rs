@@ -14,7 +14,7 @@
 //!             relay/                  the relay seam: memory, redis, subscriber
 //!               registry/             local sessions, delivery, caps, seq reorder
 //!                 store/              the store seam over Postgres and SQLite
-//!                   envelope, auth, config, limits, metrics, stripes, expiring
+//!                   envelope, auth, config, limits, metrics, stripes, expiring, memo
 //!                     protocol/       the wire: frames, objects, codes (imports nothing)
 //! ```
 
@@ -29,6 +29,7 @@ pub mod envelope;
 pub mod error;
 pub mod expiring;
 pub mod limits;
+pub mod memo;
 pub mod metrics;
 pub mod protocol;
 pub mod registry;

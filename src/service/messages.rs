@@ -91,7 +91,7 @@ pub async fn queue(
     }
     let thread_id = match (req.thread_id, &req.to) {
         (Some(t), _) => t,
-        (None, Some(to)) => super::threads::direct_with(app, caller, to).await?.id,
+        (None, Some(to)) => super::threads::direct_id(app, caller, to).await?,
         (None, None) => return Err(bad("give exactly one of thread_id or to")),
     };
     let row = NewMessage {

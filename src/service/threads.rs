@@ -75,6 +75,22 @@ pub async fn direct_with(
     Ok(thread)
 }
 
+/// The id of the direct thread between the caller and `other`, as [`direct_with`], from
+/// memory when this node has seen the pair before (a pair's direct thread never changes).
+pub async fn direct_id(
+    app: &AppContext,
+    caller: &Caller,
+    other: &str,
+) -> Result<String, ServiceError> {
+    let key = direct_key(&caller.user_id, other);
+    if let Some(id) = app.directs().get(&key) {
+        return Ok(id);
+    }
+    let id = direct_with(app, caller, other).await?.id;
+    app.directs().put(key, id.clone());
+    Ok(id)
+}
+
 /// `POST /threads`: a direct thread (the existing one if any) or a new group.
 pub async fn create(
     app: &AppContext,

@@ -1,19 +1,56 @@
 //! Turns one parsed client frame into a service call and its one direct reply.
 
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
 use crate::context::AppContext;
+use crate::metrics;
 use crate::error::ApiError;
+use crate::protocol::frames::SendFrame;
 use crate::protocol::{ClientFrame, MessageReply, PresenceList, Reply, ServerFrame};
 use crate::service::{Caller, messages, presence, receipts, threads, typing};
 
+/// Checks a `send` and queues it for the group commit; the returned future gives its reply
+/// once it has committed (or at once, for a send refused before queueing).
+pub async fn send(
+    app: &AppContext,
+    caller: &Caller,
+    f: SendFrame,
+    read_at: Instant,
+) -> BoxFuture<'static, ServerFrame> {
+    let reference = f.reference;
+    let queued = messages::queue(app, caller, f.msg).await;
+    async move {
+        let result = match queued {
+            Ok(committing) => committing.await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(message) => {
+                metrics::send_acked(read_at.elapsed());
+                ServerFrame::Ack {
+                    reference,
+                    reply: Reply::Message(MessageReply { message }),
+                }
+            }
+            Err(e) => ApiError::from(e).to_frame(reference),
+        }
+    }
+    .boxed()
+}
+
 /// Handles a frame; returns the reply to queue, if the contract calls for one.
 pub async fn handle(app: &AppContext, caller: &Caller, frame: ClientFrame) -> Option<ServerFrame> {
+    let frame = match frame {
+        ClientFrame::Send(f) => return Some(send(app, caller, f, Instant::now()).await.await),
+        other => other,
+    };
     let reference = frame.reference().cloned();
     let has_ref = reference.is_some();
     let result: Result<Option<Reply>, ApiError> = async {
         Ok(match frame {
-            ClientFrame::Send(f) => Some(Reply::Message(MessageReply {
-                message: messages::send(app, caller, f.msg).await?,
-            })),
             ClientFrame::Typing(f) => {
                 typing::set(app, caller, &f.thread_id, f.is_typing).await?;
                 // `typing` is fire-and-forget unless the client asked for a reply.
@@ -41,8 +78,8 @@ pub async fn handle(app: &AppContext, caller: &Caller, frame: ClientFrame) -> Op
                 presence::watch(app, caller, f.user_ids, false).await?;
                 Some(Reply::Empty {})
             }
-            // Answered by the socket actor without a round trip through here.
-            ClientFrame::Ping(_) => None,
+            // Sends were taken above; pings are answered by the socket actor.
+            ClientFrame::Send(_) | ClientFrame::Ping(_) => None,
         })
     }
     .await;

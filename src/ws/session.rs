@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
 use actix_ws::{AggregatedMessage, ProtocolError};
 use tokio::sync::mpsc;
 
@@ -29,6 +32,8 @@ const PENDING_FRAMES: usize = 64;
 /// How long the worker waits for a client that is not reading its replies before closing the
 /// session with 4008 (the wait restarts whenever the client takes a frame).
 const REPLY_STALL: Duration = Duration::from_secs(10);
+/// Sends of one session committing at once; past this the worker waits for the oldest.
+const SENDS_IN_FLIGHT: usize = 32;
 /// Heartbeat intervals of silence after which a socket is dropped: one lost ping on a mobile
 /// link is forgiven, three are not.
 const SILENT_INTERVALS: u32 = 3;
@@ -244,15 +249,34 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
     }
 }
 
-/// The session's worker: one frame at a time, replies into the outbox.
+/// The session's worker: frames in the order they came, replies into the outbox.
+///
+/// Consecutive sends are pipelined: each is checked and queued for the group commit in turn
+/// (so they take seqs in the order sent), and the next is read while it commits; their
+/// replies go out in the same order. Any other frame waits until the sends before it are
+/// answered, so it sees their effect, and is handled alone.
 async fn work(
     app: AppContext,
     caller: Caller,
     session: Arc<Session>,
     mut rx: mpsc::Receiver<Work>,
 ) {
-    while let Some((frame, read_at)) = rx.recv().await {
-        let outbox = session.outbox();
+    let outbox = session.outbox();
+    let mut sends: FuturesOrdered<BoxFuture<'static, ServerFrame>> = FuturesOrdered::new();
+    loop {
+        let (frame, read_at) = tokio::select! {
+            // Replies first: they free room and end the in-flight count the drain waits on.
+            biased;
+            Some(done) = sends.next(), if !sends.is_empty() => {
+                reply(outbox, &session, &done);
+                outbox.end();
+                continue;
+            }
+            next = rx.recv(), if sends.len() < SENDS_IN_FLIGHT => match next {
+                Some(w) => w,
+                None => break,
+            },
+        };
         // Frames still queued when the socket closes (4001, 4008, 1001...) are not acted on;
         // one begun before a graceful close gets its reply ahead of the close frame.
         if !outbox.room(REPLY_STALL).await {
@@ -269,13 +293,23 @@ async fn work(
         if !outbox.begin() {
             break;
         }
-        let is_send = matches!(frame, ClientFrame::Send(_));
+        if let ClientFrame::Send(f) = frame {
+            sends.push_back(dispatch::send(&app, &caller, f, read_at).await);
+            continue;
+        }
+        // Everything else after the sends before it.
+        while let Some(done) = sends.next().await {
+            reply(outbox, &session, &done);
+            outbox.end();
+        }
         if let Some(frame) = dispatch::handle(&app, &caller, frame).await {
-            if is_send && matches!(frame, ServerFrame::Ack { .. }) {
-                metrics::send_acked(read_at.elapsed());
-            }
             reply(outbox, &session, &frame);
         }
+        outbox.end();
+    }
+    // Sends already queued are answered before the socket closes.
+    while let Some(done) = sends.next().await {
+        reply(outbox, &session, &done);
         outbox.end();
     }
 }
