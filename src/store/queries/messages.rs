@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::protocol::webhooks::{MessageCreated, WebhookEvent};
 use crate::store::models::{MessageRow, OutboxRow, ts};
 use crate::store::queries::{Inserted, Page, Pending};
-use crate::store::schema::{members, messages, threads};
+use crate::store::schema::{members, messages};
 
 /// The message a sender stored under `client_id`, if any.
 pub async fn by_client_id(
@@ -165,19 +165,14 @@ async fn commit(conn: &mut Conn, items: Vec<Pending>) -> Result<Vec<Inserted>, R
             e.1 = e.1.max(p.row.created_at);
         }
         // Each existing thread's first new seq.
+        let list: Vec<(&str, i64, NaiveDateTime)> = per_thread
+            .iter()
+            .map(|(&id, &(n, at))| (id, n, at))
+            .collect();
         let mut next: HashMap<&str, i64> = HashMap::new();
-        for (&thread_id, &(n, at)) in &per_thread {
-            let last: Option<i64> = diesel::update(threads::table.find(thread_id))
-                .set((
-                    threads::last_seq.eq(threads::last_seq + n),
-                    threads::updated_at.eq(at),
-                ))
-                .returning(threads::last_seq)
-                .get_result(conn)
-                .await
-                .optional()?;
-            if let Some(last) = last {
-                next.insert(thread_id, last - n + 1);
+        for (id, last) in advance_threads(conn, &list).await? {
+            if let Some((&key, &(n, _))) = per_thread.get_key_value(id.as_str()) {
+                next.insert(key, last - n + 1);
             }
         }
         let ids: Vec<&str> = next.keys().copied().collect();

@@ -82,19 +82,87 @@ pub enum Claim {
     },
 }
 
-/// Stores message rows. The one query that differs by backend: Postgres takes many rows per
-/// `INSERT`, and diesel-async's SQLite wrapper takes one (a local call, no round trip).
-mod insert_rows {
-    use diesel::QueryResult;
+/// The two steps of a group commit that differ by backend. Postgres gets one statement for
+/// many rows (each round trip costs more than the row); diesel-async's SQLite wrapper takes
+/// one row per statement, and a statement there is a local call.
+mod batch {
+    use chrono::NaiveDateTime;
+    use diesel::prelude::*;
+    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
     use diesel_async::RunQueryDsl;
 
     use crate::store::models::MessageRow;
-    use crate::store::schema::messages;
+    use crate::store::schema::{messages, threads};
 
     /// Rows per `INSERT`: well below Postgres's limit on bound parameters.
     const CHUNK: usize = 256;
 
-    pub async fn pg(
+    type Sqlite = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
+        diesel::SqliteConnection,
+    >;
+
+    /// A thread's new `last_seq`.
+    #[derive(QueryableByName)]
+    struct Advanced {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = BigInt)]
+        last_seq: i64,
+    }
+
+    /// Moves each thread's `last_seq` on by its count and stamps `updated_at`, locking the
+    /// rows in id order; returns the new `last_seq` of those that exist.
+    pub async fn advance_pg(
+        conn: &mut diesel_async::AsyncPgConnection,
+        threads: &[(&str, i64, NaiveDateTime)],
+    ) -> QueryResult<Vec<(String, i64)>> {
+        let ids: Vec<&str> = threads.iter().map(|t| t.0).collect();
+        let ns: Vec<i64> = threads.iter().map(|t| t.1).collect();
+        let ats: Vec<NaiveDateTime> = threads.iter().map(|t| t.2).collect();
+        // Locked in one order by every writer, so two batches never wait on each other in a
+        // cycle; the UPDATE then finds them already held.
+        diesel::sql_query("SELECT id FROM threads WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind::<Array<Text>, _>(&ids)
+            .execute(conn)
+            .await?;
+        let rows: Vec<Advanced> = diesel::sql_query(
+            "UPDATE threads SET last_seq = threads.last_seq + v.n, updated_at = v.at \
+             FROM unnest($1::text[], $2::bigint[], $3::timestamp[]) AS v(id, n, at) \
+             WHERE threads.id = v.id RETURNING threads.id, threads.last_seq",
+        )
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<BigInt>, _>(&ns)
+        .bind::<Array<Timestamp>, _>(&ats)
+        .load(conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
+    }
+
+    /// As [`advance_pg`], a thread at a time (SQLite has one writer: nothing to order).
+    pub async fn advance_sqlite(
+        conn: &mut Sqlite,
+        list: &[(&str, i64, NaiveDateTime)],
+    ) -> QueryResult<Vec<(String, i64)>> {
+        let mut out = Vec::with_capacity(list.len());
+        for &(id, n, at) in list {
+            let last: Option<i64> = diesel::update(threads::table.find(id))
+                .set((
+                    threads::last_seq.eq(threads::last_seq + n),
+                    threads::updated_at.eq(at),
+                ))
+                .returning(threads::last_seq)
+                .get_result(conn)
+                .await
+                .optional()?;
+            if let Some(last) = last {
+                out.push((id.to_string(), last));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores message rows, many per `INSERT`.
+    pub async fn insert_pg(
         conn: &mut diesel_async::AsyncPgConnection,
         rows: &[MessageRow],
     ) -> QueryResult<()> {
@@ -107,12 +175,8 @@ mod insert_rows {
         Ok(())
     }
 
-    pub async fn sqlite(
-        conn: &mut diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-            diesel::SqliteConnection,
-        >,
-        rows: &[MessageRow],
-    ) -> QueryResult<()> {
+    /// Stores message rows, one per `INSERT`.
+    pub async fn insert_sqlite(conn: &mut Sqlite, rows: &[MessageRow]) -> QueryResult<()> {
         for row in rows {
             diesel::insert_into(messages::table)
                 .values(row)
@@ -124,7 +188,7 @@ mod insert_rows {
 }
 
 macro_rules! backend {
-    ($name:ident, $conn:ty, $insert_rows:path) => {
+    ($name:ident, $conn:ty, $advance:path, $insert_rows:path) => {
         /// Queries compiled for one backend.
         pub mod $name {
             /// This backend's connection.
@@ -137,6 +201,7 @@ macro_rules! backend {
             /// Messages: insert with seq, edit, delete, history.
             pub mod messages {
                 use super::Conn;
+                use $advance as advance_threads;
                 use $insert_rows as insert_rows;
                 include!("messages.rs");
             }
@@ -177,10 +242,12 @@ macro_rules! backend {
 backend!(
     pg,
     diesel_async::AsyncPgConnection,
-    crate::store::queries::insert_rows::pg
+    crate::store::queries::batch::advance_pg,
+    crate::store::queries::batch::insert_pg
 );
 backend!(
     sqlite,
     diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>,
-    crate::store::queries::insert_rows::sqlite
+    crate::store::queries::batch::advance_sqlite,
+    crate::store::queries::batch::insert_sqlite
 );
