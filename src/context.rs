@@ -17,8 +17,9 @@ use crate::relay::Relay;
 use crate::session::{Hub, Limits};
 use crate::store::Store;
 
-/// Group-commit shards on Postgres: batches of different threads commit side by side.
-const PG_COMMIT_SHARDS: usize = 4;
+/// Group-commit shards on Postgres: batches of different threads commit side by side. Two
+/// measured best on 2 cores (docs/performance.md): more shards make smaller batches.
+const PG_COMMIT_SHARDS: usize = 2;
 
 /// Direct threads remembered by their pair of users (about 150 bytes each).
 const DIRECT_MEMO: usize = 50_000;

@@ -74,8 +74,6 @@ pub struct MemberRow {
 /// A `messages` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = messages)]
-// None is NULL, not DEFAULT: SQLite takes a many-row INSERT only without DEFAULT.
-#[diesel(treat_none_as_default_value = false)]
 pub struct MessageRow {
     pub id: String,
     pub thread_id: String,

@@ -6,8 +6,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::context::AppContext;
-use crate::metrics;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::protocol::frames::SendFrame;
 use crate::protocol::{ClientFrame, MessageReply, PresenceList, Reply, ServerFrame};
 use crate::service::{Caller, messages, presence, receipts, threads, typing};

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_ws::{AggregatedMessage, ProtocolError};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
-use actix_ws::{AggregatedMessage, ProtocolError};
 use tokio::sync::mpsc;
 
 use super::dispatch;

@@ -88,18 +88,14 @@ pub enum Claim {
 mod batch {
     use chrono::NaiveDateTime;
     use diesel::prelude::*;
-    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+    use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
     use diesel_async::RunQueryDsl;
 
     use crate::store::models::MessageRow;
     use crate::store::schema::{messages, threads};
 
-    /// Rows per `INSERT`: well below Postgres's limit on bound parameters.
-    const CHUNK: usize = 256;
-
-    type Sqlite = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<
-        diesel::SqliteConnection,
-    >;
+    type Sqlite =
+        diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
 
     /// A thread's new `last_seq`.
     #[derive(QueryableByName)]
@@ -161,17 +157,38 @@ mod batch {
         Ok(out)
     }
 
-    /// Stores message rows, many per `INSERT`.
+    /// Stores message rows with one `INSERT` of arrays: the same statement whatever the
+    /// batch's size, so it is parsed and planned once per connection.
     pub async fn insert_pg(
         conn: &mut diesel_async::AsyncPgConnection,
         rows: &[MessageRow],
     ) -> QueryResult<()> {
-        for chunk in rows.chunks(CHUNK) {
-            diesel::insert_into(messages::table)
-                .values(chunk)
-                .execute(conn)
-                .await?;
+        if rows.is_empty() {
+            return Ok(());
         }
+        let col = |f: fn(&MessageRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        let opt = |f: fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+        diesel::sql_query(
+            "INSERT INTO messages (id, thread_id, seq, sender_id, kind, body, metadata, \
+             reply_to, client_id, created_at, edited_at, deleted) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamp[], \
+             $11::timestamp[], $12::boolean[])",
+        )
+        .bind::<Array<Text>, _>(col(|r| &r.id))
+        .bind::<Array<Text>, _>(col(|r| &r.thread_id))
+        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(col(|r| &r.sender_id))
+        .bind::<Array<Text>, _>(col(|r| &r.kind))
+        .bind::<Array<Text>, _>(col(|r| &r.body))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.metadata.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.reply_to.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.client_id.as_deref()))
+        .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamp>>, _>(rows.iter().map(|r| r.edited_at).collect::<Vec<_>>())
+        .bind::<Array<Bool>, _>(rows.iter().map(|r| r.deleted).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
         Ok(())
     }
 
