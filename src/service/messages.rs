@@ -84,7 +84,7 @@ pub async fn queue(
                 .message_by_client_id(&caller.user_id, cid)
                 .await?
             {
-                return Ok(Committing::Done(original.into()));
+                return Ok(Committing::Done(Box::new(original.into())));
             }
         }
         return Err(limited);
@@ -111,7 +111,7 @@ pub enum Committing {
     /// Queued for a batch.
     Queued(oneshot::Receiver<Answer>),
     /// Answered without a write (the original of a resend).
-    Done(Message),
+    Done(Box<Message>),
 }
 
 impl IntoFuture for Committing {
@@ -121,7 +121,7 @@ impl IntoFuture for Committing {
     fn into_future(self) -> Self::IntoFuture {
         async move {
             let answer = match self {
-                Committing::Done(m) => return Ok(m),
+                Committing::Done(m) => return Ok(*m),
                 Committing::Queued(rx) => rx.await.map_err(|_| {
                     ServiceError::Unavailable("the message writer stopped".into())
                 })??,

@@ -91,7 +91,7 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
     // Rounds: everything at once; again without refused senders; after a client_id race,
     // one message per transaction.
     let mut one_by_one = false;
-    while let Some(&head) = todo.iter().next() {
+    while let Some(&head) = <[usize]>::first(&todo) {
         let round: Vec<usize> = if one_by_one { vec![head] } else { todo.clone() };
         let items: Vec<Pending> = round.iter().map(|&i| batch[i].clone()).collect();
         match commit(conn, items).await {
