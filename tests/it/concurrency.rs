@@ -76,6 +76,53 @@ both! {
         assert_eq!(after, (SENDERS * EACH) as i64);
     }
 
+    async fn a_session_s_pipelined_sends_keep_their_order_and_a_later_read_sees_them_all(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let tid = s.http("alice").group("pipe", &["bob"]).await;
+        let mut alice = s.ws("alice").await;
+        // Sends to two threads and a repeated client_id, all written before any reply is
+        // read, so they commit while later ones are queued; then a history request.
+        let other = s.http("alice").direct("carol").await;
+        const N: usize = 300;
+        for i in 0..N {
+            let (thread, cid) = if i % 3 == 0 { (&other, format!("o{i}")) } else { (&tid, format!("g{i}")) };
+            alice.send(json!({"type":"send","ref":format!("s{i}"),"thread_id":thread,"body":format!("{i}"),"client_id":cid})).await;
+        }
+        alice.send(json!({"type":"send","ref":"again","thread_id":tid,"body":"dup","client_id":"g1"})).await;
+        alice.send(json!({"type":"history","ref":"h","thread_id":tid,"limit":200})).await;
+        let mut last: std::collections::HashMap<String, i64> = Default::default();
+        let mut refs = Vec::new();
+        let history = loop {
+            let f = alice.read_frame(std::time::Duration::from_secs(20)).await.expect("a reply");
+            if f["type"] != "ack" {
+                continue;
+            }
+            let r = f["ref"].as_str().unwrap().to_string();
+            if r == "h" {
+                break f;
+            }
+            if r != "again" {
+                // One thread's seqs rise in the order the client sent.
+                let m = &f["message"];
+                let seq = m["seq"].as_i64().unwrap();
+                let prev = last.insert(m["thread_id"].as_str().unwrap().to_string(), seq);
+                assert_eq!(seq, prev.unwrap_or(0) + 1, "{f}");
+                assert_eq!(m["body"].as_str().unwrap(), r.trim_start_matches('s'));
+            } else {
+                assert_eq!(f["message"]["body"], "1", "a resend answers the original");
+            }
+            refs.push(r);
+        };
+        // Every send answered once, in the order sent, before the history reply.
+        let mut want: Vec<String> = (0..N).map(|i| format!("s{i}")).collect();
+        want.push("again".into());
+        assert_eq!(refs, want);
+        assert_eq!(history["messages"].as_array().unwrap().len(), 200);
+        assert_eq!(history["messages"][199]["seq"].as_i64(), Some(200), "the read sees every send before it");
+        assert_eq!(last[&tid], 200);
+        assert_eq!(last[&other], 100);
+    }
+
     async fn racing_duplicate_client_ids_store_one_message(b) {
         let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
         let tid = s.http("alice").direct("bob").await;
