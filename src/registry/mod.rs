@@ -53,7 +53,7 @@ pub struct SessionRegistry {
     /// Whether a timer to let held messages through is pending.
     reorder_timer: bool,
     /// Whether message events may arrive out of order (several nodes); on one node they
-    /// leave the sequencer in order and are delivered as they come.
+    /// leave their group-commit shard in order and are delivered as they come.
     ordered: bool,
 }
 

@@ -3,8 +3,8 @@
 //! unit whose order can be lost). `message_updated`/`message_deleted` follow their message
 //! when it is still held, so an edit never overtakes what it edits.
 //!
-//! One node publishes its messages in seq order (the sequencer holds a thread's turn until the
-//! event is handed on), but two nodes writing the same thread can publish 6 just before 5:
+//! One node publishes its messages in seq order (a thread always takes the same group-commit
+//! shard, which publishes its batches in commit order), but two nodes writing the same thread can publish 6 just before 5:
 //! both commit in order, and the second can be quicker from commit to publish. So the
 //! registry hands on a thread's messages in seq order: a message after a gap waits (at most
 //! `HOLD`) for the ones before it. A gap that does not fill in time is let through (the

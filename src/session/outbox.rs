@@ -25,6 +25,9 @@ use crate::registry::{Pushed, SessionSink};
 
 /// Distinct lossy keys (typing per thread and user, presence per user) kept per session.
 const LOSSY_KEYS: usize = 64;
+/// Queue slots an emptied lane keeps; past this it gives the rest back (a slow reader's
+/// burst would otherwise stay allocated while its session lives).
+const KEEP_SLOTS: usize = 16;
 /// How long a graceful close (drain, replaced, revoked) waits for queued frames and replies
 /// in progress before it goes first anyway.
 const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(3);
@@ -259,10 +262,17 @@ impl Outbox {
             }
             if let Some(f) = s.durable.pop_front() {
                 s.bytes -= f.len();
+                if s.durable.is_empty() && s.durable.capacity() > KEEP_SLOTS {
+                    // A burst's high-water mark is not kept for the session's lifetime.
+                    s.durable.shrink_to(KEEP_SLOTS);
+                }
                 return Some(Next::Text(f));
             }
             if let Some((_, f)) = s.lossy.pop_front() {
                 s.bytes -= f.len();
+                if s.lossy.is_empty() && s.lossy.capacity() > KEEP_SLOTS {
+                    s.lossy.shrink_to(KEEP_SLOTS);
+                }
                 return Some(Next::Text(f));
             }
             if s.in_flight == 0 {

@@ -1,7 +1,8 @@
 //! The socket actor: one per WebSocket. It attaches its [`Session`] when it starts and
 //! detaches when it stops, reads and parses client frames, keeps the heartbeat, closes the
 //! socket when the token expires, and hands frames to a per-session worker that calls the
-//! services one at a time (so a client's sends get seqs in the order it sent them).
+//! services in order (consecutive sends pipelined into the group commit, so a client's sends
+//! get seqs in the order it sent them).
 //!
 //! Everything written to the socket goes through the session's bounded outbox, drained by the
 //! response body (`body.rs`).
