@@ -1,6 +1,6 @@
 //! Group commit: the node's one way to store messages. Sends from every session queue here,
-//! and each shard stores what has queued since its last commit in one transaction, answers
-//! each sender as soon as that commits, then publishes the `message` events in seq order.
+//! and each shard stores what has queued since its last commit in one transaction, then
+//! publishes the `message` events in seq order and answers each sender.
 //!
 //! A transaction per message spends most of its time on round trips and the commit's
 //! flush; a batch pays for both once (docs/performance.md, "Group commit"). Threads are
@@ -8,7 +8,10 @@
 //! order needs no lock, and the shards' batches never touch the same thread row.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::envelope::{Audience, Envelope, Lane};
@@ -18,11 +21,13 @@ use crate::relay::Relay;
 use crate::store::{Inserted, Pending, Store, StoreError};
 
 /// Most messages in one transaction.
-const MAX_BATCH: usize = 512;
-/// Messages waiting for a shard; a sender waits for room past this.
+const MAX_BATCH: usize = 256;
+/// Messages waiting for a shard; a sender waits for room past this (at most
+/// `DB_TIMEOUT_MS`, then `unavailable`).
 const QUEUE: usize = 4096;
-/// Committed batches waiting for their events to be published.
-const PUBLISH_QUEUE: usize = 64;
+/// Committed batches waiting for their events to be published: the writer commits the
+/// next while the last is published, and no further ahead.
+const PUBLISH_QUEUE: usize = 2;
 
 /// What a sender gets back: the store's answer for its message.
 pub type Answer = Result<Inserted, StoreError>;
@@ -33,17 +38,26 @@ struct Job {
     /// Left out of the `message` event (the sending session).
     except_session: Option<String>,
     done: oneshot::Sender<Answer>,
+    queued: Instant,
+}
+
+/// A committed batch: its events, then its answers, in batch order.
+struct Committed {
+    envelopes: Vec<Envelope>,
+    answers: Vec<(oneshot::Sender<Answer>, Answer)>,
 }
 
 /// The handle senders queue messages through. Cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
     shards: Arc<Vec<mpsc::Sender<Job>>>,
+    timeout: Duration,
 }
 
 impl Committer {
     /// Starts `shards` writers on the runtime, each publishing through `relay` as `node_id`.
     pub fn start(store: Store, relay: Arc<dyn Relay>, node_id: String, shards: usize) -> Self {
+        let timeout = store.timeout();
         let senders = (0..shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -55,12 +69,14 @@ impl Committer {
             .collect();
         Committer {
             shards: Arc::new(senders),
+            timeout,
         }
     }
 
     /// Queues a message for the next batch of its thread's shard; the receiver resolves
-    /// once it has committed (or was refused). Queues of one shard are stored in the order
-    /// they were queued, so one caller's messages to a thread get seqs in that order.
+    /// once it has committed and its event is handed on (or it was refused). Messages of
+    /// one shard are stored in the order they were queued, so one caller's messages to a
+    /// thread get seqs in that order.
     pub async fn submit(
         &self,
         item: Pending,
@@ -68,14 +84,16 @@ impl Committer {
     ) -> Result<oneshot::Receiver<Answer>, StoreError> {
         let (done, rx) = oneshot::channel();
         let shard = &self.shards[shard_of(&item.row.thread_id, self.shards.len())];
+        let job = Job {
+            item,
+            except_session,
+            done,
+            queued: Instant::now(),
+        };
         shard
-            .send(Job {
-                item,
-                except_session,
-                done,
-            })
+            .send_timeout(job, self.timeout)
             .await
-            .map_err(|_| StoreError::Unavailable("the message writer stopped".into()))?;
+            .map_err(|_| StoreError::Unavailable("the message writer is backed up".into()))?;
         Ok(rx)
     }
 }
@@ -89,77 +107,158 @@ fn shard_of(thread_id: &str, shards: usize) -> usize {
 }
 
 /// A shard's writer: takes everything queued (up to `MAX_BATCH`), stores it in one
-/// transaction, answers each sender, and hands the events to the shard's publisher.
+/// transaction, and hands the events and answers to the shard's publisher.
 async fn write(
     store: Store,
     node_id: String,
     mut rx: mpsc::Receiver<Job>,
-    events: mpsc::Sender<Vec<Envelope>>,
+    publisher: mpsc::Sender<Committed>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch: Vec<Job> = std::mem::take(&mut jobs);
+        let (batch, expired): (Vec<Job>, Vec<Job>) = std::mem::take(&mut jobs)
+            .into_iter()
+            .partition(|j| j.queued.elapsed() < store.timeout());
+        // Waited past DB_TIMEOUT_MS (the database is slow or down): answered, not stored,
+        // so no caller is told `unavailable` about a message that later commits.
+        for job in expired {
+            let _ = job.done.send(Err(StoreError::Unavailable(
+                "queued past DB_TIMEOUT_MS".into(),
+            )));
+        }
+        if batch.is_empty() {
+            continue;
+        }
         metrics::commit_batch();
-        let answers = store_batch(&store, &batch).await;
-        let mut out = Vec::with_capacity(batch.len());
+        let items: Vec<Pending> = batch.iter().map(|j| j.item.clone()).collect();
+        let except: Vec<Option<String>> = batch.iter().map(|j| j.except_session.clone()).collect();
+        let answers = store_batch(&store, items, &publisher, &node_id, except).await;
+        let mut done = Committed {
+            envelopes: Vec::new(),
+            answers: Vec::with_capacity(batch.len()),
+        };
         for (job, answer) in batch.into_iter().zip(answers) {
-            if let Ok(Inserted::New(row, members)) = &answer {
-                metrics::message_stored();
-                let frame = ServerFrame::Message {
-                    message: row.clone().into(),
-                };
-                let audience = Audience::users_except(members.clone(), job.except_session);
-                out.push(Envelope::frame(&node_id, audience, Lane::Durable, &frame));
+            if let Ok(a) = &answer {
+                if let Some(env) = event(&node_id, a, job.except_session) {
+                    metrics::message_stored();
+                    done.envelopes.push(env);
+                }
             }
-            // The sender hears first: the message is stored, so it is acknowledged.
-            let _ = job.done.send(answer);
+            done.answers.push((job.done, answer));
         }
-        if !out.is_empty() && events.send(out).await.is_err() {
+        if let Err(mpsc::error::SendError(lost)) = publisher.send(done).await {
             log::warn!("message writer: publisher gone; events not sent");
-        }
-    }
-}
-
-/// Stores a batch; when the whole batch fails, tries its messages one by one so that one
-/// bad message (say, a `reply_to` that vanished) fails alone.
-async fn store_batch(store: &Store, batch: &[Job]) -> Vec<Answer> {
-    let items: Vec<Pending> = batch.iter().map(|j| j.item.clone()).collect();
-    match store.insert_messages(items).await {
-        Ok(answers) => answers.into_iter().map(Ok).collect(),
-        Err(e) if batch.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
-            let text = e.to_string();
-            std::iter::once(Err(e))
-                .chain((1..batch.len()).map(|_| Err(StoreError::Unavailable(text.clone()))))
-                .collect()
-        }
-        Err(e) => {
-            log::info!(
-                "a batch of {} failed ({e}); storing one by one",
-                batch.len()
-            );
-            let mut answers = Vec::with_capacity(batch.len());
-            for job in batch {
-                answers.push(
-                    store
-                        .insert_messages(vec![job.item.clone()])
-                        .await
-                        .and_then(|mut a| {
-                            a.pop()
-                                .ok_or_else(|| StoreError::Task("no answer for a message".into()))
-                        }),
-                );
+            for (tx, answer) in lost.answers {
+                let _ = tx.send(answer);
             }
-            answers
         }
     }
 }
 
-/// A shard's publisher: hands each batch's events to the relay in order, so a thread's
-/// `message` events leave the node in seq order while the next batch commits.
-async fn publish(relay: Arc<dyn Relay>, mut rx: mpsc::Receiver<Vec<Envelope>>) {
-    while let Some(envelopes) = rx.recv().await {
-        if let Err(e) = relay.publish_all(envelopes).await {
-            log::warn!("relay {}: publish failed: {e}", relay.name());
+/// Stores a batch. When the whole batch fails for something in a row (not the database
+/// being down, which fails everything alike), its halves are tried apart, so one bad
+/// message fails alone in a handful of transactions.
+///
+/// Past `DB_TIMEOUT_MS` the senders are told `unavailable` (the outcome is unknown: a resend
+/// with the same `client_id` settles it); if the transaction still commits, its events are
+/// published when it does, so members are not left without them.
+fn store_batch<'a>(
+    store: &'a Store,
+    items: Vec<Pending>,
+    late: &'a mpsc::Sender<Committed>,
+    node_id: &'a str,
+    except: Vec<Option<String>>,
+) -> BoxFuture<'a, Vec<Answer>> {
+    async move {
+        let n = items.len();
+        let started = Instant::now();
+        let mut task = store.insert_messages(items.clone());
+        let waited = tokio::time::timeout(store.write_wait(), &mut task).await;
+        metrics::db_query(started.elapsed());
+        let result = match waited {
+            Ok(joined) => joined
+                .map_err(|e| StoreError::Task(e.to_string()))
+                .and_then(|r| r),
+            Err(_) => {
+                let late = late.clone();
+                let node_id = node_id.to_string();
+                let except = except.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(answers)) = task.await {
+                        log::warn!("a batch committed after its senders were told unavailable");
+                        let envelopes = answers
+                            .iter()
+                            .zip(except)
+                            .filter_map(|(a, x)| event(&node_id, a, x))
+                            .collect();
+                        let _ = late
+                            .send(Committed {
+                                envelopes,
+                                answers: Vec::new(),
+                            })
+                            .await;
+                    }
+                });
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {} ms",
+                    store.timeout().as_millis()
+                )))
+            }
+        };
+        match result {
+            Ok(answers) => answers.into_iter().map(Ok).collect(),
+            Err(e) if n > 1 && !e.is_unavailable() && !matches!(e, StoreError::Task(_)) => {
+                log::info!("a batch of {n} failed ({e}); trying its halves apart");
+                let mut left = items;
+                let right = left.split_off(n / 2);
+                let mut left_except = except;
+                let right_except = left_except.split_off(n / 2);
+                let mut answers = store_batch(store, left, late, node_id, left_except).await;
+                answers.extend(store_batch(store, right, late, node_id, right_except).await);
+                answers
+            }
+            Err(e) => {
+                // Everyone gets the same error; the first carries the original.
+                let text = e.to_string();
+                let same = |_| {
+                    if e.is_unavailable() {
+                        StoreError::Unavailable(text.clone())
+                    } else {
+                        StoreError::Task(text.clone())
+                    }
+                };
+                let rest: Vec<Answer> = (1..n).map(|i| Err(same(i))).collect();
+                std::iter::once(Err(e)).chain(rest).collect()
+            }
+        }
+    }
+    .boxed()
+}
+
+/// The `message` event for a newly stored message, for its members less `except_session`.
+fn event(node_id: &str, answer: &Inserted, except_session: Option<String>) -> Option<Envelope> {
+    let Inserted::New(row, members) = answer else {
+        return None;
+    };
+    let frame = ServerFrame::Message {
+        message: row.clone().into(),
+    };
+    let audience = Audience::users_except(members.clone(), except_session);
+    Some(Envelope::frame(node_id, audience, Lane::Durable, &frame))
+}
+
+/// A shard's publisher: hands each batch's events to the relay in order, then answers its
+/// senders, so a thread's `message` events leave the node in seq order, and anything a
+/// sender does after its ack (an edit, a member removed) comes after its message.
+async fn publish(relay: Arc<dyn Relay>, mut rx: mpsc::Receiver<Committed>) {
+    while let Some(batch) = rx.recv().await {
+        if !batch.envelopes.is_empty() {
+            if let Err(e) = relay.publish_all(batch.envelopes).await {
+                log::warn!("relay {}: publish failed: {e}", relay.name());
+            }
+        }
+        for (tx, answer) in batch.answers {
+            let _ = tx.send(answer);
         }
     }
 }

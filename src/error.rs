@@ -103,11 +103,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         // The cause is logged here, once; the client never sees database text.
         log::error!("store error: {e}");
-        match e {
-            StoreError::Unavailable(_) => {
-                ApiError::new(ErrorCode::Unavailable, "database unavailable")
-            }
-            _ => ApiError::new(ErrorCode::Internal, "internal error"),
+        if e.is_unavailable() {
+            ApiError::new(ErrorCode::Unavailable, "database unavailable")
+        } else {
+            ApiError::new(ErrorCode::Internal, "internal error")
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
 use crate::store::models::{MessageRow, NewMessage, naive};
-use crate::store::{Inserted, Pending};
+use crate::store::{Inserted, Pending, StoreError};
 
 /// Default history page.
 const HISTORY_DEFAULT: i64 = 50;
@@ -70,6 +70,17 @@ pub async fn queue(
     }
     if req.thread_id.is_some() == req.to.is_some() {
         return Err(bad("give exactly one of thread_id or to"));
+    }
+    // Postgres stores no NUL in text; one in a batch would fail every message beside it.
+    for (field, v) in [
+        ("body", Some(&req.body)),
+        ("client_id", req.client_id.as_ref()),
+        ("thread_id", req.thread_id.as_ref()),
+        ("reply_to", req.reply_to.as_ref()),
+    ] {
+        if v.is_some_and(|v| v.contains('\0')) {
+            return Err(bad(format!("{field} must not contain NUL characters")));
+        }
     }
     let metadata = req
         .metadata
@@ -133,6 +144,7 @@ impl IntoFuture for Committing {
                     "not a member of this thread".into(),
                 )),
                 Inserted::NoThread => Err(ServiceError::NotFound("no such thread".into())),
+                Inserted::Failed(e) => Err(StoreError::Task(format!("not stored: {e}")).into()),
             }
         }
         .boxed()
@@ -160,6 +172,12 @@ async fn commit(
     member_only: bool,
 ) -> Result<Committing, ServiceError> {
     if let Some(r) = &row.reply_to {
+        // Who may send here is answered before anything about the message replied to, so a
+        // non-member learns nothing about message ids (and gets the codes a send without
+        // `reply_to` would get).
+        if member_only {
+            member_of(app, &row.thread_id, &row.sender_id).await?;
+        }
         match app.store().message(r).await? {
             Some(m) if m.thread_id == row.thread_id => {}
             _ => return Err(bad("reply_to must be a message in the same thread")),

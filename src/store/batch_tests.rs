@@ -51,6 +51,7 @@ fn outcome(i: &Inserted) -> String {
         Inserted::Duplicate(m) => format!("duplicate of {}", m.seq),
         Inserted::NotMember => "not a member".into(),
         Inserted::NoThread => "no thread".into(),
+        Inserted::Failed(e) => format!("failed: {e}"),
     }
 }
 
@@ -72,6 +73,7 @@ async fn one_batch_of_every_outcome(url: DatabaseUrl) {
     let before = store
         .insert_messages(vec![message("t1", "ann", Some("c0"))])
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(outcome(&before[0]), "new 1 ann,bob");
 
@@ -89,6 +91,7 @@ async fn one_batch_of_every_outcome(url: DatabaseUrl) {
             message("t2", "bob", None),
         ])
         .await
+        .unwrap()
         .unwrap();
     let got: Vec<String> = answers.iter().map(outcome).collect();
     assert_eq!(

@@ -122,12 +122,28 @@ macro_rules! write {
         write!($self, clone(), |$conn, $q| $body)
     };
     ($self:ident, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
-        let backend = $self.backend.clone();
         let started = std::time::Instant::now();
+        let task = write_task!($self, clone($($v),*), |$conn, $q| $body);
+        let r = $self
+            .bounded(async {
+                task.await
+                    .map_err(|e| $crate::store::StoreError::Task(e.to_string()))?
+            })
+            .await;
+        $crate::metrics::db_query(started.elapsed());
+        r
+    }};
+}
+
+/// The task behind `write!`, spawned: on SQLite under the writer gate, with the retry. The
+/// caller decides how long to wait for it.
+macro_rules! write_task {
+    ($self:ident, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
+        let backend = $self.backend.clone();
         // A retry starts only in the first half of the caller's wait, so it has time to
         // finish before the caller gives up (a commit after that would be unacknowledged).
-        let retry_until = started + $self.timeout / 2;
-        let task = tokio::spawn(async move {
+        let retry_until = std::time::Instant::now() + $self.timeout / 2;
+        tokio::spawn(async move {
             let _gate = match &backend {
                 $crate::store::Backend::Sqlite { writer, .. } => {
                     Some(writer.clone().lock_owned().await)
@@ -155,15 +171,7 @@ macro_rules! write {
                     r => break r,
                 }
             }
-        });
-        let r = $self
-            .bounded(async {
-                task.await
-                    .map_err(|e| $crate::store::StoreError::Task(e.to_string()))?
-            })
-            .await;
-        $crate::metrics::db_query(started.elapsed());
-        r
+        })
     }};
 }
 
@@ -182,6 +190,20 @@ async fn backoff(attempt: u32) {
 }
 
 impl StoreError {
+    /// Whether the database, not the request, is at fault: no connection, a connection lost,
+    /// or a statement stopped by `statement_timeout` (`unavailable` to the client).
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            StoreError::Query(Error::DatabaseError(_, info)) => {
+                info.message().contains("statement timeout")
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the database rolled the transaction back for a reason a retry can clear:
     /// a deadlock (Postgres 40P01) or a serialization failure (40001).
     pub fn is_transient(&self) -> bool {
@@ -295,6 +317,11 @@ impl Store {
         let store = Store { backend, timeout };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// `DB_TIMEOUT_MS`: the longest a caller should wait for the database.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Whether this store runs on Postgres.
@@ -417,13 +444,26 @@ impl Store {
 
     // ---- messages -----------------------------------------------------------------------
 
-    /// Stores a batch of messages in one transaction, each with its thread's next seq in
-    /// batch order; answers each (new, the original of a repeated client_id, or refused) in
-    /// the batch's order.
-    pub async fn insert_messages(&self, batch: Vec<Pending>) -> Result<Vec<Inserted>, StoreError> {
-        write!(self, clone(batch), |c, q| q::messages::insert_batch(
+    /// Starts storing a batch of messages in one transaction, each with its thread's next
+    /// seq in batch order; the task answers each (new, the original of a repeated
+    /// client_id, or refused) in the batch's order.
+    ///
+    /// The caller holds the task: past `DB_TIMEOUT_MS` it stops waiting, but the task still
+    /// finishes (each statement is bounded by the database's own timeout), and what it
+    /// committed can still be published. An error means nothing of the batch was stored,
+    /// or, for a lost connection, that the commit's outcome is unknown.
+    pub fn insert_messages(
+        &self,
+        batch: Vec<Pending>,
+    ) -> tokio::task::JoinHandle<Result<Vec<Inserted>, StoreError>> {
+        write_task!(self, clone(batch), |c, q| q::messages::insert_batch(
             c, batch
         ))
+    }
+
+    /// How long a caller waits for a write before answering `unavailable`.
+    pub fn write_wait(&self) -> Duration {
+        self.timeout + TIMEOUT_MARGIN
     }
 
     /// The message `sender_id` stored under `client_id`, if any.

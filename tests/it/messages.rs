@@ -95,8 +95,38 @@ both! {
         alice.err(json!({"type":"send","thread_id":tid,"to":"bob","body":"x"}), "bad_request").await;
         alice.err(json!({"type":"send","to":"alice","body":"x"}), "bad_request").await;
         alice.err(json!({"type":"send","thread_id":"no-such-thread","body":"x"}), "not_found").await;
+        // Postgres stores no NUL: refused before it queues, for every string a send stores.
+        alice.err(json!({"type":"send","thread_id":tid,"body":"a\0b"}), "bad_request").await;
+        alice.err(json!({"type":"send","thread_id":tid,"body":"x","client_id":"c\0"}), "bad_request").await;
+        alice.err(json!({"type":"send","thread_id":format!("{tid}\0"),"body":"x"}), "bad_request").await;
+        // With a reply_to, who may send here is still answered first.
+        let (_, page) = s.http("alice").get(&format!("/threads/{tid}/messages")).await;
+        let first = page["messages"][0]["id"].clone();
+        alice.err(json!({"type":"send","thread_id":"no-such-thread","body":"x","reply_to":first}), "not_found").await;
+        let mut eve = s.ws("eve").await;
+        eve.err(json!({"type":"send","thread_id":tid,"body":"x","reply_to":"nope"}), "forbidden").await;
         let (_, h) = s.http("alice").get(&format!("/threads/{tid}/messages")).await;
         assert_eq!(h["messages"].as_array().unwrap().len(), 1);
+    }
+
+    async fn an_edit_right_after_the_ack_reaches_members_after_the_message(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let tid = s.http("alice").group("edits", &["bob"]).await;
+        let mut alice = s.ws("alice").await;
+        let mut bob = s.ws("bob").await;
+        let http = s.http("alice");
+        for i in 0..20 {
+            let m = alice.say(&tid, &format!("draft {i}")).await;
+            let id = m["id"].as_str().unwrap();
+            let (st, _) = http.patch(&format!("/messages/{id}"), json!({"body":format!("final {i}")})).await;
+            assert_eq!(st, 200);
+            // The message was published before its ack, so bob never sees its edit first.
+            let first = bob.read_frame(Duration::from_secs(10)).await.expect("an event");
+            assert_eq!(first["type"], "message", "{first}");
+            assert_eq!(first["message"]["id"], m["id"]);
+            let second = bob.read_frame(Duration::from_secs(10)).await.expect("an event");
+            assert_eq!(second["type"], "message_updated", "{second}");
+        }
     }
 
     async fn edit_and_delete_own_messages_push_to_every_session(b) {

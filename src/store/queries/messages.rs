@@ -89,13 +89,27 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
         .filter(|&i| out[i].is_none() && !copy_of.iter().any(|c| c.0 == i))
         .collect();
     // Rounds: everything at once; again without refused senders; after a client_id race,
-    // one message per transaction.
+    // one message per transaction. Once a round has committed, a later failure is that
+    // message's answer, never the batch's: the caller must not run committed rows again.
     let mut one_by_one = false;
+    let mut committed = false;
     while let Some(&head) = <[usize]>::first(&todo) {
         let round: Vec<usize> = if one_by_one { vec![head] } else { todo.clone() };
         let items: Vec<Pending> = round.iter().map(|&i| batch[i].clone()).collect();
-        match commit(conn, items).await {
+        let result = commit(conn, items).await;
+        let result = match result {
+            Err(Refused::Db(e)) if committed => {
+                for &i in &round {
+                    out[i] = Some(Inserted::Failed(e.to_string()));
+                }
+                todo.retain(|&i| out[i].is_none());
+                continue;
+            }
+            r => r,
+        };
+        match result {
             Ok(results) => {
+                committed = true;
                 for (&i, r) in round.iter().zip(results) {
                     out[i] = Some(r);
                 }
@@ -116,11 +130,13 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
                 // Another writer stored this client_id first: answer with its row.
                 let p = &batch[head];
                 let cid = p.row.client_id.as_deref().unwrap_or_default();
-                match by_client_id(conn, &p.row.sender_id, cid).await? {
-                    Some(existing) => out[head] = Some(Inserted::Duplicate(existing)),
-                    None => return Err(DieselError::NotFound),
-                }
+                out[head] = Some(match by_client_id(conn, &p.row.sender_id, cid).await {
+                    Ok(Some(existing)) => Inserted::Duplicate(existing),
+                    Ok(None) => Inserted::Failed("client_id taken, original not found".into()),
+                    Err(e) => Inserted::Failed(e.to_string()),
+                });
             }
+            // Nothing of the batch has committed: the caller may run it again.
             Err(Refused::Db(e)) => return Err(e),
         }
         todo.retain(|&i| out[i].is_none());
@@ -129,6 +145,7 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
         out[i] = Some(match &out[first] {
             Some(Inserted::New(m, _) | Inserted::Duplicate(m)) => Inserted::Duplicate(m.clone()),
             Some(Inserted::NotMember) => Inserted::NotMember,
+            Some(Inserted::Failed(e)) => Inserted::Failed(e.clone()),
             _ => Inserted::NoThread,
         });
     }

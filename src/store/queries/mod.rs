@@ -35,6 +35,9 @@ pub enum Inserted {
     NotMember,
     /// No such thread: nothing stored.
     NoThread,
+    /// Not stored: its own transaction failed after others of its batch had committed
+    /// (the batch's answer cannot be one error then). The text is for the log.
+    Failed(String),
 }
 
 /// A thread as one user sees it, before conversion to the wire object.
