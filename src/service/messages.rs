@@ -71,17 +71,6 @@ pub async fn queue(
     if req.thread_id.is_some() == req.to.is_some() {
         return Err(bad("give exactly one of thread_id or to"));
     }
-    // Postgres stores no NUL in text; one in a batch would fail every message beside it.
-    for (field, v) in [
-        ("body", Some(&req.body)),
-        ("client_id", req.client_id.as_ref()),
-        ("thread_id", req.thread_id.as_ref()),
-        ("reply_to", req.reply_to.as_ref()),
-    ] {
-        if v.is_some_and(|v| v.contains('\0')) {
-            return Err(bad(format!("{field} must not contain NUL characters")));
-        }
-    }
     let metadata = req
         .metadata
         .map(|m| super::check_json_size("metadata", serde_json::Value::Object(m)))
@@ -171,6 +160,17 @@ async fn commit(
     except_session: Option<String>,
     member_only: bool,
 ) -> Result<Committing, ServiceError> {
+    // Postgres stores no NUL in text; one in a batch would fail every message beside it.
+    for (field, v) in [
+        ("body", Some(&row.body)),
+        ("client_id", row.client_id.as_ref()),
+        ("thread_id", Some(&row.thread_id)),
+        ("reply_to", row.reply_to.as_ref()),
+    ] {
+        if v.is_some_and(|v| v.contains('\0')) {
+            return Err(bad(format!("{field} must not contain NUL characters")));
+        }
+    }
     if let Some(r) = &row.reply_to {
         // Who may send here is answered before anything about the message replied to, so a
         // non-member learns nothing about message ids (and gets the codes a send without

@@ -96,18 +96,7 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
     while let Some(&head) = <[usize]>::first(&todo) {
         let round: Vec<usize> = if one_by_one { vec![head] } else { todo.clone() };
         let items: Vec<Pending> = round.iter().map(|&i| batch[i].clone()).collect();
-        let result = commit(conn, items).await;
-        let result = match result {
-            Err(Refused::Db(e)) if committed => {
-                for &i in &round {
-                    out[i] = Some(Inserted::Failed(e.to_string()));
-                }
-                todo.retain(|&i| out[i].is_none());
-                continue;
-            }
-            r => r,
-        };
-        match result {
+        match commit(conn, items).await {
             Ok(results) => {
                 committed = true;
                 for (&i, r) in round.iter().zip(results) {
@@ -135,6 +124,12 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
                     Ok(None) => Inserted::Failed("client_id taken, original not found".into()),
                     Err(e) => Inserted::Failed(e.to_string()),
                 });
+            }
+            // Past a committed round, a failure is these messages' answer, not the batch's.
+            Err(Refused::Db(e)) if committed => {
+                for &i in &round {
+                    out[i] = Some(Inserted::Failed(e.to_string()));
+                }
             }
             // Nothing of the batch has committed: the caller may run it again.
             Err(Refused::Db(e)) => return Err(e),
