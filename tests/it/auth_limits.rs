@@ -94,6 +94,36 @@ both! {
         assert_eq!(status_of(s.ws_raw(&later).await.err().unwrap()), 401);
     }
 
+    async fn a_resend_of_a_stored_message_is_answered_even_past_the_rate(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "1"), ("RATE_BURST", "3")]).await;
+        let mut alice = s.ws("alice").await;
+        let tid = s.http("alice").direct("bob").await;
+        let first = alice.ok(json!({"type":"send","thread_id":tid,"body":"once","client_id":"keep"})).await;
+        // Spend what is left of the burst, until the limit refuses a new send.
+        let mut n = 0;
+        loop {
+            let r = alice.call(json!({"type":"send","thread_id":tid,"body":"more"})).await;
+            if r["type"] == "error" {
+                assert_eq!(r["code"], "rate_limited", "{r}");
+                break;
+            }
+            n += 1;
+            assert!(n < 10, "never rate limited");
+        }
+        // The resend after a lost ack still gets its original, not rate_limited.
+        let again = alice.ok(json!({"type":"send","thread_id":tid,"body":"once","client_id":"keep"})).await;
+        assert_eq!(again["message"]["id"], first["message"]["id"]);
+        assert_eq!(again["message"]["seq"], first["message"]["seq"]);
+        // A new client_id is a new send: refused, or (if a token came back meanwhile on a
+        // slow machine) stored as a message of its own, never answered with the original.
+        let r = alice.call(json!({"type":"send","thread_id":tid,"body":"new","client_id":"other"})).await;
+        if r["type"] == "ack" {
+            assert_ne!(r["message"]["id"], first["message"]["id"]);
+        } else {
+            assert_eq!(r["code"], "rate_limited", "{r}");
+        }
+    }
+
     async fn sending_too_fast_is_rate_limited(b) {
         let s = Server::start_with(b, &[("RATE_PER_S", "1"), ("RATE_BURST", "5")]).await;
         let mut alice = s.ws("alice").await;
