@@ -28,8 +28,8 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("database: {0}")]
-    Store(#[from] StoreError),
+    #[error("DATABASE_URL: {url}: {source}; check that the database runs and the URL is right")]
+    Store { url: String, source: StoreError },
     #[error("JWT key: {0}")]
     Auth(#[from] KeyError),
     #[error("listener: {0}")]
@@ -52,11 +52,17 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
         log::info!("SERVER_API_KEY is not set: the server API (/api/v1/server) is off");
     }
     let metrics = Metrics::install();
-    let applied = migrate::run(&config.database_url).await?;
+    let db_err = |source| StartError::Store {
+        url: config.database_url.to_string(),
+        source,
+    };
+    let applied = migrate::run(&config.database_url).await.map_err(db_err)?;
     for m in &applied {
         log::info!("migration applied: {m}");
     }
-    let store = Store::connect(&config.database_url, config.db_timeout).await?;
+    let store = Store::connect(&config.database_url, config.db_timeout)
+        .await
+        .map_err(db_err)?;
     let auth = Auth::new(&config)?;
     let (transitions, rx) = mpsc::channel(TRANSITION_QUEUE);
     let registry =
@@ -126,6 +132,18 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         },
         app.relay().name()
     );
+    // What to do next, for whoever just ran the README's command.
+    log::info!(
+        "demo chat: open http://{addr}/ in two browser windows; tokens: `switchboard token alice` \
+         (or ./target/release/switchboard token alice)"
+    );
+    if crate::service::dev::login_enabled(&app) {
+        log::warn!(
+            "!!! dev login is ON (development secret in use): POST /api/v1/dev/token gives a token \
+             for any user to whoever reaches {addr}. It is off whenever JWT_SECRET or \
+             JWT_PUBLIC_KEY is set. !!!"
+        );
+    }
     tokio::spawn(shutdown::on_signal(app, server.handle(), transitions));
     server.await?;
     log::info!("switchboard stopped");

@@ -25,8 +25,9 @@ pub enum AuthError {
     Missing,
     #[error("token expired")]
     Expired,
-    #[error("invalid token")]
-    Invalid,
+    /// The token cannot be used; the reason class is safe to show (never the token).
+    #[error("invalid token: {0}")]
+    Invalid(InvalidReason),
     #[error("a server API key is not accepted here")]
     WrongKind,
     /// `sub` is empty, too long, has control characters, or is reserved.
@@ -38,6 +39,57 @@ pub enum AuthError {
     /// The verifier is missing from the app (a wiring bug, not the client's fault).
     #[error("token verification is not configured")]
     NotConfigured,
+}
+
+/// Why a token was refused, as a class a client author can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidReason {
+    /// Not three base64url parts of JSON, or claims of the wrong type.
+    Malformed,
+    /// Signed with another key.
+    BadSignature,
+    /// Signed with an algorithm this gateway does not verify with.
+    WrongAlgorithm,
+    /// `aud` is not `JWT_AUDIENCE`.
+    WrongAudience,
+    /// `iss` is not `JWT_ISSUER`.
+    WrongIssuer,
+    /// `nbf` is in the future.
+    NotYetValid,
+    /// A required claim (`exp`, or a configured `iss`/`aud`) is absent.
+    MissingClaim,
+}
+
+impl std::fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidReason::Malformed => "malformed",
+            InvalidReason::BadSignature => "bad signature",
+            InvalidReason::WrongAlgorithm => "wrong algorithm",
+            InvalidReason::WrongAudience => "wrong audience (aud)",
+            InvalidReason::WrongIssuer => "wrong issuer (iss)",
+            InvalidReason::NotYetValid => "not valid yet (nbf)",
+            InvalidReason::MissingClaim => "a required claim is missing",
+        })
+    }
+}
+
+impl From<&ErrorKind> for AuthError {
+    fn from(kind: &ErrorKind) -> AuthError {
+        let reason = match kind {
+            ErrorKind::ExpiredSignature => return AuthError::Expired,
+            ErrorKind::InvalidSignature => InvalidReason::BadSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+                InvalidReason::WrongAlgorithm
+            }
+            ErrorKind::InvalidAudience => InvalidReason::WrongAudience,
+            ErrorKind::InvalidIssuer => InvalidReason::WrongIssuer,
+            ErrorKind::ImmatureSignature => InvalidReason::NotYetValid,
+            ErrorKind::MissingRequiredClaim(_) => InvalidReason::MissingClaim,
+            _ => InvalidReason::Malformed,
+        };
+        AuthError::Invalid(reason)
+    }
 }
 
 /// Why a key could not be used, or a token not signed.
@@ -125,19 +177,9 @@ impl Auth {
         if self.is_server_key(token) {
             return Err(AuthError::WrongKind);
         }
-        let data =
-            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => AuthError::Expired,
-                    _ => AuthError::Invalid,
-                }
-            })?;
-        let sub = &data.claims.sub;
-        if sub.is_empty()
-            || sub.len() > MAX_SUB_BYTES
-            || sub.chars().any(char::is_control)
-            || sub == RESERVED_SUB
-        {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::from(e.kind()))?;
+        if !usable_sub(&data.claims.sub) {
             return Err(AuthError::BadSubject);
         }
         Ok(data.claims)
@@ -161,6 +203,14 @@ impl Auth {
     pub fn server_api_on(&self) -> bool {
         self.server_api_key.is_some()
     }
+}
+
+/// Whether `sub` can name a user: 1 to 256 bytes, no control characters, not reserved.
+pub fn usable_sub(sub: &str) -> bool {
+    !sub.is_empty()
+        && sub.len() <= MAX_SUB_BYTES
+        && !sub.chars().any(char::is_control)
+        && sub != RESERVED_SUB
 }
 
 /// Compares two secrets in time that depends on neither their contents nor the length of the
@@ -261,7 +311,10 @@ pub fn user_from_request(req: &HttpRequest, query_ok: bool) -> Result<Claims, Au
         .app_data::<web::Data<Auth>>()
         .ok_or(AuthError::NotConfigured)?;
     let token = bearer_token(req, query_ok).ok_or(AuthError::Missing)?;
-    auth.verify(&token)
+    // The reason, never the token: a refused connection is otherwise silent on the server.
+    auth.verify(&token).inspect_err(|e| {
+        log::debug!("token refused on {}: {e}", req.path());
+    })
 }
 
 #[cfg(test)]
@@ -304,8 +357,14 @@ mod tests {
         assert!(matches!(a.verify(&old), Err(AuthError::Expired)));
         let other = auth(&[("JWT_SECRET", S2)]);
         let t = other.sign(&claims("alice", 60)).unwrap();
-        assert!(matches!(a.verify(&t), Err(AuthError::Invalid)));
-        assert!(matches!(a.verify("garbage"), Err(AuthError::Invalid)));
+        assert!(matches!(
+            a.verify(&t),
+            Err(AuthError::Invalid(InvalidReason::BadSignature))
+        ));
+        assert!(matches!(
+            a.verify("garbage"),
+            Err(AuthError::Invalid(InvalidReason::Malformed))
+        ));
     }
 
     #[test]
@@ -316,7 +375,14 @@ mod tests {
             ("JWT_AUDIENCE", "sb"),
         ]);
         let mut c = claims("alice", 60);
-        assert!(a.verify(&a.sign(&c).unwrap()).is_err());
+        let reason = |c: &Claims| match a.verify(&a.sign(c).unwrap()) {
+            Err(AuthError::Invalid(r)) => Some(r),
+            _ => None,
+        };
+        assert_eq!(reason(&c), Some(InvalidReason::MissingClaim));
+        c.iss = Some("other".into());
+        c.aud = Some("sb".into());
+        assert_eq!(reason(&c), Some(InvalidReason::WrongIssuer));
         c.iss = Some("host".into());
         c.aud = Some("sb".into());
         assert!(a.verify(&a.sign(&c).unwrap()).is_ok());
@@ -324,7 +390,7 @@ mod tests {
         c.aud = Some(serde_json::json!(["other", "sb"]));
         assert!(a.verify(&a.sign(&c).unwrap()).is_ok());
         c.aud = Some(serde_json::json!(["other"]));
-        assert!(a.verify(&a.sign(&c).unwrap()).is_err());
+        assert_eq!(reason(&c), Some(InvalidReason::WrongAudience));
     }
 
     #[test]

@@ -41,6 +41,64 @@ pub enum Command {
     },
 }
 
+/// Crates of this binary that log, for telling a module filter in `RUST_LOG` from a typo.
+const LOGGING_CRATES: &[&str] = &[
+    "switchboard",
+    "actix",
+    "actix_web",
+    "actix_http",
+    "actix_server",
+    "actix_ws",
+    "diesel",
+    "diesel_async",
+    "diesel_migrations",
+    "tokio_postgres",
+    "deadpool",
+    "deadpool_redis",
+    "redis",
+    "h2",
+    "mio",
+    "tokio",
+    "jsonwebtoken",
+    "env_logger",
+];
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// The log filter to use: `RUST_LOG` when every directive in it names a level or a module of
+/// this binary, else `info` and a warning. env_logger reads a typo such as `inof` as a module
+/// name and then shows nothing at all, which looks like a hung server.
+pub fn log_filter(raw: Option<&str>) -> (String, Option<String>) {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return ("info".into(), None);
+    };
+    let level_ok = |l: &str| LEVELS.contains(&l.to_ascii_lowercase().as_str());
+    let module_ok = |m: &str| {
+        let krate = m.split("::").next().unwrap_or_default();
+        LOGGING_CRATES.contains(&krate)
+    };
+    // A trailing `/regex` filters messages; it cannot silence a misspelt directive.
+    let directives = raw.split_once('/').map_or(raw, |(d, _)| d);
+    for d in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let ok = match d.split_once('=') {
+            Some((module, level)) => module_ok(module.trim()) && level_ok(level.trim()),
+            None => level_ok(d) || module_ok(d),
+        };
+        if !ok {
+            let warning = format!(
+                "RUST_LOG: {d:?} is neither a level ({}) nor module=level for a module of this \
+                 binary (e.g. switchboard=debug); logging at info",
+                LEVELS.join(", ")
+            );
+            return ("info".into(), Some(warning));
+        }
+    }
+    (raw.to_string(), None)
+}
+
 /// Runs a command that is not `serve`.
 pub async fn run_tool(config: &Config, command: Command) -> ExitCode {
     match command {
@@ -53,7 +111,10 @@ pub async fn run_tool(config: &Config, command: Command) -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&format!("migrate: {e}")),
+            Err(e) => fail(&format!(
+                "migrate: DATABASE_URL: {}: {e}",
+                config.database_url
+            )),
         },
         Command::Check => check(config).await,
         Command::Token {
@@ -77,6 +138,13 @@ pub async fn run_tool(config: &Config, command: Command) -> ExitCode {
                 iss: config.jwt_issuer.clone(),
                 aud: config.jwt_audience.clone().map(serde_json::Value::String),
             };
+            if config.uses_dev_secret() {
+                // stderr, so `TOKEN=$(switchboard token alice)` still captures only the token.
+                eprintln!(
+                    "warning: signed with the built-in DEVELOPMENT secret (JWT_SECRET is not set): \
+                     only a gateway on loopback with no JWT_SECRET accepts it"
+                );
+            }
             match auth.sign(&claims) {
                 Ok(t) => {
                     println!("{t}");
@@ -97,7 +165,10 @@ async fn check(config: &Config) -> ExitCode {
     let mut ok = true;
     match Store::connect(&config.database_url, config.db_timeout).await {
         Err(e) => {
-            eprintln!("database: unreachable: {e}");
+            eprintln!(
+                "database: unreachable (DATABASE_URL: {}): {e}",
+                config.database_url
+            );
             ok = false;
         }
         Ok(_) => match migrate::pending(&config.database_url).await {
@@ -130,5 +201,32 @@ async fn check(config: &Config) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn a_misspelt_rust_log_falls_back_to_info_with_a_warning() {
+        assert_eq!(log_filter(None), ("info".to_string(), None));
+        for good in [
+            "debug",
+            "switchboard=debug,actix_web=warn",
+            "WARN",
+            "info/session",
+        ] {
+            assert_eq!(log_filter(Some(good)).0, good, "{good}");
+            assert!(log_filter(Some(good)).1.is_none(), "{good}");
+        }
+        for bad in ["inof", "switchboard=loud", "verbose", "debug,foo=info"] {
+            let (spec, warning) = log_filter(Some(bad));
+            assert_eq!(spec, "info", "{bad}");
+            assert!(
+                warning.unwrap().contains(bad.split(',').last().unwrap()),
+                "{bad}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@
 //!             relay/                  the relay seam: memory, redis, subscriber
 //!               registry/             local sessions, delivery, caps, seq reorder
 //!                 store/              the store seam over Postgres and SQLite
-//!                   envelope, auth, config, limits, metrics, stripes, expiring, memo
+//!                   envelope, auth, config, limits, metrics, stripes, expiring, memo, peer
 //!                     protocol/       the wire: frames, objects, codes (imports nothing)
 //! ```
 
@@ -31,6 +31,7 @@ pub mod expiring;
 pub mod limits;
 pub mod memo;
 pub mod metrics;
+pub mod peer;
 pub mod protocol;
 pub mod registry;
 pub mod relay;

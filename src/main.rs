@@ -14,7 +14,13 @@ fn main() -> ExitCode {
             eprintln!("warning: .env: {e}");
         }
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let (filter, warning) = switchboard::cli::log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    env_logger::Builder::from_env(env_logger::Env::new().write_style("RUST_LOG_STYLE"))
+        .parse_filters(&filter)
+        .init();
+    if let Some(w) = warning {
+        log::warn!("{w}");
+    }
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(c) => c,

@@ -1,6 +1,7 @@
 //! The HTTP surface: the whole route table in one function, and the extractor settings that
 //! turn malformed bodies, queries and paths into the contract's JSON errors.
 
+pub mod demo;
 pub mod inbox;
 pub mod notifications;
 pub mod openapi;
@@ -23,6 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
     )
     .app_data(web::QueryConfig::default().error_handler(query_error))
     .app_data(web::PathConfig::default().error_handler(path_error))
+    .route("/", web::get().to(demo::index))
+    .route("/app.js", web::get().to(demo::app_js))
+    .route("/app.css", web::get().to(demo::app_css))
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
@@ -87,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
             .route("/messages/{id}", web::delete().to(threads::delete_message))
             .route("/unread", web::get().to(inbox::unread))
             .route("/presence", web::get().to(inbox::presence))
+            .route("/dev/token", web::post().to(demo::token))
             // Last in the scope: tests/it/openapi.rs reads this table in order.
             .service(
                 web::scope("/server")

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{inbox, notifications, server, sse, threads};
+use super::{demo, inbox, notifications, server, sse, threads};
 
 /// The document.
 #[derive(OpenApi)]
@@ -56,6 +56,7 @@ use super::{inbox, notifications, server, sse, threads};
         server::disconnect,
         server::presence,
         server::org_online,
+        demo::token,
     ),
     modifiers(&BearerSchemes),
     tags(

@@ -52,6 +52,13 @@ pub async fn events(
         .hub()
         .open(&claims.sub, claims.name.clone(), Transport::Sse);
     orgs::remember_later(&app, &claims.sub, &claims.orgs);
+    crate::peer::log_open(
+        &req,
+        &app.config().trusted_proxies,
+        "sse",
+        session.id(),
+        &claims.sub,
+    );
     if session.attach().await.is_err() {
         // As a socket would be: a stream that ends at once with 1001, so the client
         // reconnects with backoff (an `EventSource` gives up for good on an error status).

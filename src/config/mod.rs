@@ -36,6 +36,30 @@ pub enum DatabaseUrl {
     Postgres(String),
 }
 
+impl std::fmt::Display for DatabaseUrl {
+    /// Where the database is, for error lines: the password is left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "SQLite file {}", path.display()),
+            DatabaseUrl::Postgres(raw) => match url::Url::parse(raw) {
+                Ok(u) => write!(
+                    f,
+                    "Postgres at {}:{}{} as {}",
+                    u.host_str().unwrap_or("?"),
+                    u.port().unwrap_or(5432),
+                    u.path(),
+                    if u.username().is_empty() {
+                        "(default user)"
+                    } else {
+                        u.username()
+                    }
+                ),
+                Err(_) => f.write_str("Postgres"),
+            },
+        }
+    }
+}
+
 /// How tokens are verified (and, for HS256, signed by `switchboard token`).
 #[derive(Clone)]
 pub enum JwtKey {
@@ -76,6 +100,8 @@ pub struct Config {
     pub server_api_key: Option<String>,
     /// `ALLOWED_ORIGINS`: origins allowed to open sockets; `None` allows any.
     pub allowed_origins: Option<Vec<String>>,
+    /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client in log lines.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// `NODE_ID`: this node's name.
     pub node_id: String,
     /// `HEARTBEAT_S`: ping interval; three silent intervals drop a socket.
@@ -304,12 +330,13 @@ impl Config {
                 hint: "put a random string of at least 32 bytes (or set JWT_PUBLIC_KEY)",
             });
         }
-        let allowed_origins = get(env, "ALLOWED_ORIGINS").map(|s| {
-            s.split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_string())
-                .filter(|o| !o.is_empty())
-                .collect()
-        });
+        let allowed_origins = get(env, "ALLOWED_ORIGINS")
+            .map(|s| parse_origins(&s))
+            .transpose()?;
+        let trusted_proxies = get(env, "TRUSTED_PROXIES")
+            .map(|s| parse_ips(&s))
+            .transpose()?
+            .unwrap_or_default();
         let node_id = get(env, "NODE_ID").unwrap_or_else(default_node_id);
         let heartbeat_s: u64 = positive(
             env,
@@ -344,6 +371,7 @@ impl Config {
             )?,
             server_api_key: get(env, "SERVER_API_KEY"),
             allowed_origins,
+            trusted_proxies,
             node_id,
             heartbeat: Duration::from_secs(heartbeat_s),
             rate_per_s: positive(env, "RATE_PER_S", 20, "put messages per second, e.g. 20")?,
@@ -414,6 +442,52 @@ impl Config {
     }
 }
 
+/// `ALLOWED_ORIGINS`: `*`, or origins as browsers send them (`scheme://host[:port]`), so a
+/// typo is refused at start rather than silently refusing every browser.
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let hint =
+        "put comma-separated origins such as https://app.example.com,http://localhost:3000 (or *)";
+    let mut out = Vec::new();
+    for o in raw.split(',').map(|o| o.trim().trim_end_matches('/')) {
+        if o.is_empty() {
+            continue;
+        }
+        let ok = o == "*"
+            || url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.username().is_empty()
+                    && !o.ends_with(':')
+            });
+        if !ok {
+            return Err(ConfigError {
+                var: "ALLOWED_ORIGINS",
+                problem: format!("{o:?} is not an origin"),
+                hint,
+            });
+        }
+        out.push(o.to_string());
+    }
+    Ok(out)
+}
+
+/// `TRUSTED_PROXIES`: IP addresses, comma-separated.
+fn parse_ips(raw: &str) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|_| ConfigError {
+                var: "TRUSTED_PROXIES",
+                problem: format!("{s:?} is not an IP address"),
+                hint: "put the proxies' addresses, comma-separated, e.g. 127.0.0.1,10.0.0.2",
+            })
+        })
+        .collect()
+}
+
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -470,6 +544,33 @@ mod tests {
             assert_eq!(err.var, var, "{val}");
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn origins_and_proxies_are_checked_at_start() {
+        let origins = |v: &str| cfg(&[("ALLOWED_ORIGINS", v)]).map(|c| c.allowed_origins);
+        assert_eq!(
+            origins("https://app.example.com/, http://localhost:3000").unwrap(),
+            Some(vec![
+                "https://app.example.com".to_string(),
+                "http://localhost:3000".to_string()
+            ])
+        );
+        assert!(origins("*").is_ok());
+        for bad in [
+            "not-a-url",
+            "app.example.com",
+            "https://x.com/path",
+            "ftp://x.com",
+        ] {
+            assert_eq!(origins(bad).unwrap_err().var, "ALLOWED_ORIGINS", "{bad}");
+        }
+        let proxies = cfg(&[("TRUSTED_PROXIES", "127.0.0.1, ::1")]).unwrap();
+        assert_eq!(proxies.trusted_proxies.len(), 2);
+        assert_eq!(
+            cfg(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).unwrap_err().var,
+            "TRUSTED_PROXIES"
+        );
     }
 
     #[test]

@@ -279,3 +279,17 @@ where
 {
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// Body of `POST /api/v1/dev/token` (the demo page's dev login).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct DevLogin {
+    pub user_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Reply of `POST /api/v1/dev/token`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DevToken {
+    pub token: String,
+}

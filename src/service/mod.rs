@@ -4,6 +4,7 @@
 //! them into events.
 
 pub mod broadcast;
+pub mod dev;
 pub mod host;
 pub mod idempotency;
 pub mod messages;

@@ -13,6 +13,7 @@ use crate::auth::{origin_allowed, user_from_request};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::metrics::Transport;
+use crate::peer::log_open;
 use crate::protocol::ErrorCode;
 use crate::service::orgs;
 use session::WsSession;
@@ -43,6 +44,13 @@ pub async fn upgrade(
         .hub()
         .open(&claims.sub, claims.name.clone(), Transport::Ws);
     orgs::remember_later(&app, &claims.sub, &claims.orgs);
+    log_open(
+        &req,
+        &app.config().trusted_proxies,
+        "ws",
+        session.id(),
+        &claims.sub,
+    );
     let resp = handshake
         .message_body(BodyStream::new(body::frames(session.outbox().clone())).boxed())
         .map_err(|e| bad(&e))?;

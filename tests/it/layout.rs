@@ -9,7 +9,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["protocol"],
     &[
-        "config", "metrics", "stripes", "expiring", "limits", "envelope", "memo",
+        "config", "metrics", "stripes", "expiring", "limits", "envelope", "memo", "peer",
     ],
     &["auth"],
     &["store"],

@@ -1,0 +1,197 @@
+import { Core } from "./core.js";
+import { Emitter } from "./emitter.js";
+import { SwitchboardError } from "./errors.js";
+import type { Message, Presence, Thread } from "./frames.js";
+import { nextOrder } from "./outbox.js";
+import { SeqTracker } from "./seq.js";
+import { IndexedDbStorage, MemoryStorage, type OutboxEntry, type OutboxStorage } from "./storage.js";
+import { TabLink } from "./tabs.js";
+import { TypingThrottle } from "./typing.js";
+import type { Client, ClientEvents, CloseInfo, ConnectionState, ConnectOptions, HistoryQuery, Ops, SendOptions } from "./types.js";
+
+/** Opens a client: it connects at once and keeps reconnecting until close() or a stop
+ * (4003 revoked, 4009 replaced). */
+export function connect(opts: ConnectOptions): Client {
+  const c = new SwitchboardClient(opts);
+  c.start();
+  return c;
+}
+
+class SwitchboardClient implements Client {
+  private readonly em = new Emitter<ClientEvents>();
+  private core: Core | null = null;
+  private link: TabLink | null = null;
+  // Follower mode: the leader's state, and a passive tracker that drops relayed duplicates and
+  // becomes the new connection's starting point if this tab is promoted.
+  private followerState: { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null } = {
+    state: "connecting",
+    userId: null,
+    lastClose: null,
+  };
+  private readonly relayTracker = new SeqTracker((m) => this.em.emit("message", m), null);
+  private readonly typer = new TypingThrottle((tid, on) => {
+    this.ops("typing", [tid, on]).catch((e) => this.em.emit("error", SwitchboardError.from(e)));
+  });
+  private closed = false;
+  private readonly name: string;
+
+  constructor(private readonly opts: ConnectOptions) {
+    this.name = opts.name ?? "switchboard";
+  }
+
+  start(): void {
+    const g = globalThis as any;
+    const canShare = typeof g.BroadcastChannel === "function" && !!g.navigator?.locks;
+    if ((this.opts.shareAcrossTabs ?? canShare) && canShare) {
+      this.link = new TabLink(this.name, this.opts.requestTimeoutMs ?? 10000, {
+        promote: () => this.promote(),
+        relayed: (type, ev) => this.onRelayed(type, ev),
+        leaderState: (st) => {
+          const changed = st.state !== this.followerState.state;
+          this.followerState = st;
+          if (changed) this.em.emit("state", st.state);
+        },
+      });
+      this.link.start();
+    } else {
+      this.promote();
+    }
+  }
+
+  /** This tab owns the connection from now on. */
+  private promote(): Core {
+    const core = new Core({
+      opts: this.opts,
+      emit: (type, ev) => {
+        this.em.emit(type, ev);
+        this.link?.broadcast(type, ev);
+      },
+      storageFor: (userId) => this.storageFor(userId),
+      have: this.relayTracker.have,
+    });
+    this.core = core;
+    core.start();
+    return core;
+  }
+
+  private storageFor(userId: string): OutboxStorage {
+    const idb: IDBFactory | undefined = (globalThis as any).indexedDB;
+    if (this.opts.outbox === "memory" || !idb) return new MemoryStorage();
+    return new IndexedDbStorage(idb, `${this.name}:outbox:${userId}`);
+  }
+
+  private onRelayed<K extends keyof ClientEvents>(type: K, ev: ClientEvents[K]): void {
+    if (type === "message") {
+      void this.relayTracker.observe(ev as Message);
+      return;
+    }
+    if (type === "thread") {
+      const t = ev as ClientEvents["thread"];
+      this.relayTracker.seed(t.thread.id, t.event === "created" ? 0 : t.thread.last_seq);
+    }
+    if (type === "state") return; // followerState follows "st", which carries userId too
+    this.em.emit(type, ev);
+  }
+
+  private ops(op: keyof Ops, args: unknown[]): Promise<any> {
+    if (this.closed) return Promise.reject(new SwitchboardError("closed", "client closed"));
+    if (this.link) return this.link.call(op, args);
+    return (this.core![op] as (...a: unknown[]) => Promise<unknown>).apply(this.core, args);
+  }
+
+  get state(): ConnectionState {
+    if (this.closed) return "stopped";
+    return this.core ? this.core.state : this.followerState.state;
+  }
+  get userId(): string | null {
+    return this.core ? this.core.userId : this.followerState.userId;
+  }
+  get lastClose(): CloseInfo | null {
+    return this.core ? this.core.lastClose : this.followerState.lastClose;
+  }
+
+  on<K extends keyof ClientEvents>(type: K, fn: (ev: ClientEvents[K]) => void): () => void {
+    return this.em.on(type, fn);
+  }
+
+  send(m: SendOptions): Promise<Message> {
+    if ((m.threadId === undefined) === (m.to === undefined)) {
+      return Promise.reject(new SwitchboardError("bad_request", "send needs exactly one of threadId or to"));
+    }
+    const e: OutboxEntry = {
+      client_id: m.clientId ?? uuid(),
+      body: m.body,
+      order: nextOrder(),
+      queued_at: Date.now(),
+    };
+    if (m.threadId !== undefined) e.thread_id = m.threadId;
+    if (m.to !== undefined) e.to = m.to;
+    if (m.replyTo !== undefined) e.reply_to = m.replyTo;
+    if (m.metadata !== undefined) e.metadata = m.metadata;
+    return this.ops("send", [e]);
+  }
+
+  async history(threadId: string, q: HistoryQuery = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
+    const r = await this.ops("history", [threadId, q]);
+    if (!this.core) {
+      await this.relayTracker.noteHistory(threadId, { messages: r.messages, has_more: r.hasMore }, q);
+    }
+    return r;
+  }
+
+  async threads(q: { limit?: number; before?: string } = {}): Promise<{ threads: Thread[]; next: string | null }> {
+    const r = await this.ops("threads", [q]);
+    if (!this.core) for (const t of r.threads as Thread[]) this.relayTracker.seed(t.id, t.last_seq);
+    return r;
+  }
+
+  read(threadId: string, seq: number): Promise<void> {
+    return this.ops("read", [threadId, seq]);
+  }
+
+  delivered(threadId: string, seq: number): Promise<void> {
+    return this.ops("delivered", [threadId, seq]);
+  }
+
+  typing(threadId: string, isTyping: boolean): void {
+    if (!this.closed) this.typer.set(threadId, isTyping);
+  }
+
+  watchPresence(userIds: string[]): Promise<Presence[]> {
+    return this.ops("watchPresence", [userIds]);
+  }
+
+  unwatchPresence(userIds: string[]): Promise<void> {
+    return this.ops("unwatchPresence", [userIds]);
+  }
+
+  rest<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.ops("rest", [method, path, body]);
+  }
+
+  pendingSends(): Promise<OutboxEntry[]> {
+    return this.ops("pendingSends", []);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.typer.clear();
+    // The link first: a leader that closes hands over quietly, without telling the other
+    // tabs it stopped.
+    this.link?.close();
+    this.core?.close();
+    this.em.emit("state", "stopped");
+  }
+}
+
+function uuid(): string {
+  const c = (globalThis as any).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  // Insecure contexts (plain http on a LAN address) have no randomUUID.
+  const b: Uint8Array = c?.getRandomValues ? c.getRandomValues(new Uint8Array(16)) : Uint8Array.from({ length: 16 }, () => (Math.random() * 256) | 0);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

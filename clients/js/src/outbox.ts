@@ -1,0 +1,130 @@
+import type { Message } from "./frames.js";
+import { SwitchboardError, isPermanent } from "./errors.js";
+import type { OutboxEntry, OutboxStorage } from "./storage.js";
+
+/** Sends one stored entry over the current connection; resolves with the acked message. */
+export type SendFn = (e: OutboxEntry) => Promise<Message>;
+
+interface Waiter {
+  resolve(m: Message): void;
+  reject(e: SwitchboardError): void;
+}
+
+let orderCounter = 0;
+export function nextOrder(): number {
+  // Date-based, so entries left by an earlier page load sort before new ones.
+  return Date.now() * 1000 + (orderCounter++ % 1000);
+}
+
+/**
+ * Unacknowledged sends, in order. An entry is stored before it goes out and removed only on
+ * its ack or a permanent error, so a drop, a crash or a reload resends it with the same
+ * client_id (the gateway answers a resend with the original message: no duplicate).
+ * One send is in flight at a time: that keeps the order across rate limits and retries, at the
+ * cost of one round trip per message.
+ */
+export class Outbox {
+  private queue: OutboxEntry[] = [];
+  private readonly waiters = new Map<string, Waiter[]>();
+  private running = false;
+  private readonly loaded: Promise<void>;
+
+  constructor(
+    private readonly storage: OutboxStorage,
+    private readonly sendFn: SendFn,
+    private readonly isOpen: () => boolean,
+    /** Each ack's message (also for entries left by an earlier page load). */
+    private readonly onAck: (m: Message) => Promise<void>,
+    /** The connection looks dead (a send timed out): drop it so it reconnects and resends. */
+    private readonly onStuck: () => void,
+  ) {
+    this.loaded = storage.load().then(
+      (old) => {
+        this.queue = [...old, ...this.queue].filter((e, i, a) => a.findIndex((x) => x.client_id === e.client_id) === i);
+      },
+      () => {},
+    );
+  }
+
+  /** Adds (or joins, by client_id) a send; resolves on its ack. */
+  async add(e: OutboxEntry): Promise<Message> {
+    const p = new Promise<Message>((resolve, reject) => {
+      const list = this.waiters.get(e.client_id) ?? [];
+      list.push({ resolve, reject });
+      this.waiters.set(e.client_id, list);
+    });
+    await this.loaded;
+    if (!this.queue.some((x) => x.client_id === e.client_id)) {
+      await this.storage.put(e); // stored before it goes out
+      this.queue.push(e);
+    }
+    this.kick();
+    return p;
+  }
+
+  async entries(): Promise<OutboxEntry[]> {
+    await this.loaded;
+    return [...this.queue];
+  }
+
+  /** Runs the queue while connected; called on every hello and on every add. */
+  kick(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.run().finally(() => {
+      this.running = false;
+    });
+  }
+
+  /** The client is closing: reject the promises (stored entries stay for the next connect). */
+  rejectAll(e: SwitchboardError): void {
+    for (const list of this.waiters.values()) for (const w of list) w.reject(e);
+    this.waiters.clear();
+  }
+
+  private async run(): Promise<void> {
+    await this.loaded;
+    while (this.queue.length > 0 && this.isOpen()) {
+      const e = this.queue[0];
+      let msg: Message;
+      try {
+        msg = await this.sendFn(e);
+      } catch (x) {
+        const err = SwitchboardError.from(x);
+        if (err.code === "rate_limited") {
+          await sleep(err.retryAfterMs ?? 1000);
+          continue;
+        }
+        if (err.code === "timeout") {
+          this.onStuck();
+          return;
+        }
+        if (isPermanent(err.code)) {
+          await this.settle(e, (w) => w.reject(err));
+          continue;
+        }
+        // unavailable: the socket closed (the next hello kicks us) or the database is down.
+        if (this.isOpen()) {
+          await sleep(1000);
+          continue;
+        }
+        return;
+      }
+      // Events first, so an app that awaits send() already has the message in its store.
+      await this.onAck(msg);
+      await this.settle(e, (w) => w.resolve(msg));
+    }
+  }
+
+  private async settle(e: OutboxEntry, fn: (w: Waiter) => void): Promise<void> {
+    this.queue = this.queue.filter((x) => x.client_id !== e.client_id);
+    await this.storage.remove(e.client_id).catch(() => {});
+    const list = this.waiters.get(e.client_id) ?? [];
+    this.waiters.delete(e.client_id);
+    list.forEach(fn);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,12 @@
+export { SwitchboardProvider, useSwitchboard, useClient } from "./provider.js";
+export type { SwitchboardProviderProps, SwitchboardContextValue, ProviderOptions } from "./provider.js";
+export { useConnection } from "./connection.js";
+export type { ConnectionInfo } from "./connection.js";
+export { useThreads } from "./threads.js";
+export type { ThreadsState } from "./threads.js";
+export { useThread } from "./thread.js";
+export type { ThreadState, SendOpts, PendingSend } from "./thread.js";
+export { usePresence } from "./presence.js";
+export { useNotifications } from "./notifications.js";
+export type { NotificationsState } from "./notifications.js";
+export type { Positions } from "./store.js";
