@@ -28,14 +28,34 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("DATABASE_URL: {url}: {source}; check that the database runs and the URL is right")]
-    Store { url: String, source: StoreError },
+    #[error(
+        "DATABASE_URL: {url}: {source}{cause}; check that the database runs and the URL is right"
+    )]
+    Store {
+        url: String,
+        source: StoreError,
+        /// The connection's own cause (refused, timed out, bad password...), when known.
+        cause: String,
+    },
     #[error("JWT key: {0}")]
     Auth(#[from] KeyError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
     #[error("REDIS_URL: {0}")]
     Relay(#[from] RelayError),
+}
+
+/// A start-up database error with the connection's own cause, which the pool's error lacks.
+async fn database_error(config: &Config, source: StoreError) -> StartError {
+    let cause = Store::explain_unreachable(&config.database_url, config.db_timeout)
+        .await
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    StartError::Store {
+        url: config.database_url.to_string(),
+        source,
+        cause,
+    }
 }
 
 /// Migrates and builds the node without serving it: the context, the relay and its actors,
@@ -52,17 +72,17 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
         log::info!("SERVER_API_KEY is not set: the server API (/api/v1/server) is off");
     }
     let metrics = Metrics::install();
-    let db_err = |source| StartError::Store {
-        url: config.database_url.to_string(),
-        source,
+    let applied = match migrate::run(&config.database_url).await {
+        Ok(applied) => applied,
+        Err(e) => return Err(database_error(&config, e).await),
     };
-    let applied = migrate::run(&config.database_url).await.map_err(db_err)?;
     for m in &applied {
         log::info!("migration applied: {m}");
     }
-    let store = Store::connect(&config.database_url, config.db_timeout)
-        .await
-        .map_err(db_err)?;
+    let store = match Store::connect(&config.database_url, config.db_timeout).await {
+        Ok(store) => store,
+        Err(e) => return Err(database_error(&config, e).await),
+    };
     let auth = Auth::new(&config)?;
     let (transitions, rx) = mpsc::channel(TRANSITION_QUEUE);
     let registry =
@@ -118,6 +138,9 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     // A client that closes its side is gone: end its response (an SSE stream) at once rather
     // than at the next write.
     .h1_allow_half_closed(false)
+    // Flush every PIECE_BYTES, so a socket's write buffer keeps its first 8 KiB for life
+    // (session/pieces.rs says why).
+    .h1_write_buffer_size(crate::session::pieces::PIECE_BYTES)
     // The drain already waited for sockets; this only bounds in-flight requests.
     .shutdown_timeout(1)
     .listen(listener)?

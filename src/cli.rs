@@ -165,8 +165,12 @@ async fn check(config: &Config) -> ExitCode {
     let mut ok = true;
     match Store::connect(&config.database_url, config.db_timeout).await {
         Err(e) => {
+            let cause = Store::explain_unreachable(&config.database_url, config.db_timeout)
+                .await
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
             eprintln!(
-                "database: unreachable (DATABASE_URL: {}): {e}",
+                "database: unreachable (DATABASE_URL: {}): {e}{cause}",
                 config.database_url
             );
             ok = false;
@@ -224,7 +228,7 @@ mod tests {
             let (spec, warning) = log_filter(Some(bad));
             assert_eq!(spec, "info", "{bad}");
             assert!(
-                warning.unwrap().contains(bad.split(',').last().unwrap()),
+                warning.unwrap().contains(bad.rsplit(',').next().unwrap()),
                 "{bad}"
             );
         }

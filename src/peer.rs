@@ -1,4 +1,4 @@
-//! The client's address, for log lines: the TCP peer, or, when that peer is a proxy the
+//! The client's address, for the session log lines: the TCP peer, or, when that peer is a proxy the
 //! operator named in `TRUSTED_PROXIES`, the address the proxy forwarded.
 
 use std::net::IpAddr;
@@ -29,14 +29,6 @@ pub fn client_addr(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
         }
     }
     Some(peer)
-}
-
-/// One debug line per opened session, with the client's address.
-pub fn log_open(req: &HttpRequest, trusted: &[IpAddr], transport: &str, id: &str, user: &str) {
-    if log::log_enabled!(log::Level::Debug) {
-        let addr = client_addr(req, trusted).map_or_else(|| "?".to_string(), |a| a.to_string());
-        log::debug!("{transport} session {id} of {user} opened from {addr}");
-    }
 }
 
 #[cfg(test)]

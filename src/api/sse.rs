@@ -23,6 +23,7 @@ use crate::metrics::Transport;
 use crate::protocol::frames::{CloseEvent, frame_type};
 use crate::protocol::{ErrorCode, close};
 use crate::service::orgs;
+use crate::session::pieces::in_pieces;
 use crate::session::{Next, Session};
 
 /// The contract's longest silence on a stream; shorter when `HEARTBEAT_S` is.
@@ -48,17 +49,13 @@ pub async fn events(
     if !origin_allowed(&req, app.config().allowed_origins.as_deref()) {
         return Err(ApiError::new(ErrorCode::Forbidden, "origin not allowed"));
     }
-    let session = app
-        .hub()
-        .open(&claims.sub, claims.name.clone(), Transport::Sse);
-    orgs::remember_later(&app, &claims.sub, &claims.orgs);
-    crate::peer::log_open(
-        &req,
-        &app.config().trusted_proxies,
-        "sse",
-        session.id(),
+    let session = app.hub().open(
         &claims.sub,
+        claims.name.clone(),
+        Transport::Sse,
+        crate::peer::client_addr(&req, &app.config().trusted_proxies),
     );
+    orgs::remember_later(&app, &claims.sub, &claims.orgs);
     if session.attach().await.is_err() {
         // As a socket would be: a stream that ends at once with 1001, so the client
         // reconnects with backoff (an `EventSource` gives up for good on an error status).
@@ -82,7 +79,7 @@ pub async fn events(
         },
         next_chunk,
     );
-    Ok(stream_response().streaming(body))
+    Ok(stream_response().streaming(in_pieces(body)))
 }
 
 fn stream_response() -> actix_web::HttpResponseBuilder {

@@ -3,6 +3,7 @@
 //! [`Session`]; they differ only in how they write the outbox to their client.
 
 pub mod outbox;
+pub mod pieces;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,12 +69,20 @@ impl Hub {
     }
 
     /// A new, not yet attached session for `user_id` with its own outbox.
-    pub fn open(&self, user_id: &str, name: Option<String>, transport: Transport) -> Arc<Session> {
+    /// `peer` is the client's address (through trusted proxies), for the log lines.
+    pub fn open(
+        &self,
+        user_id: &str,
+        name: Option<String>,
+        transport: Transport,
+        peer: Option<std::net::IpAddr>,
+    ) -> Arc<Session> {
         Arc::new(Session {
             id: uuid::Uuid::now_v7().simple().to_string(),
             user_id: user_id.to_string(),
             name,
             transport,
+            peer,
             outbox: Arc::new(Outbox::new(self.limits)),
             hub: self.clone(),
             attached: AtomicBool::new(false),
@@ -87,6 +96,8 @@ pub struct Session {
     user_id: String,
     name: Option<String>,
     transport: Transport,
+    /// The client's address, for log lines.
+    peer: Option<std::net::IpAddr>,
     outbox: Arc<Outbox>,
     hub: Hub,
     /// Whether the relay and the registry know this session (so it must leave them).
@@ -160,12 +171,20 @@ impl Session {
         }
         self.attached.store(true, Ordering::SeqCst);
         metrics::session_opened(self.transport);
-        log::info!(
-            "session {} opened for {} ({})",
-            self.id,
-            self.user_id,
-            self.transport.as_str()
-        );
+        match self.peer {
+            Some(peer) => log::info!(
+                "session {} opened for {} ({}) from {peer}",
+                self.id,
+                self.user_id,
+                self.transport.as_str()
+            ),
+            None => log::info!(
+                "session {} opened for {} ({})",
+                self.id,
+                self.user_id,
+                self.transport.as_str()
+            ),
+        }
         Ok(())
     }
 

@@ -13,9 +13,10 @@ use crate::auth::{origin_allowed, user_from_request};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::metrics::Transport;
-use crate::peer::log_open;
+use crate::peer::client_addr;
 use crate::protocol::ErrorCode;
 use crate::service::orgs;
+use crate::session::pieces::in_pieces;
 use session::WsSession;
 
 /// Upgrades an authenticated request to a WebSocket session.
@@ -40,19 +41,15 @@ pub async fn upgrade(
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
-    let session = app
-        .hub()
-        .open(&claims.sub, claims.name.clone(), Transport::Ws);
-    orgs::remember_later(&app, &claims.sub, &claims.orgs);
-    log_open(
-        &req,
-        &app.config().trusted_proxies,
-        "ws",
-        session.id(),
+    let session = app.hub().open(
         &claims.sub,
+        claims.name.clone(),
+        Transport::Ws,
+        client_addr(&req, &app.config().trusted_proxies),
     );
+    orgs::remember_later(&app, &claims.sub, &claims.orgs);
     let resp = handshake
-        .message_body(BodyStream::new(body::frames(session.outbox().clone())).boxed())
+        .message_body(BodyStream::new(in_pieces(body::frames(session.outbox().clone()))).boxed())
         .map_err(|e| bad(&e))?;
     let app = app.get_ref().clone();
     WsSession::create(move |ctx| {

@@ -32,14 +32,9 @@ export function App() {
   if (!login) return <LoginForm gateway={gateway} onLogin={signIn} />;
   const me = subOf(login.token) ?? "?";
   return (
-    <SwitchboardProvider
-      key={login.token}
-      url={gateway}
-      getToken={getToken}
-      // Tabs share one connection per user (not per browser): two users in two tabs of one
-      // browser must not share.
-      options={{ name: `switchboard-demo:${me}` }}
-    >
+    // Tabs of one user share a connection; the client keys the sharing by the token's user,
+    // so two users in two tabs of one browser each get their own.
+    <SwitchboardProvider key={login.token} url={gateway} getToken={getToken}>
       <Chat me={me} gateway={gateway} onLogout={() => signIn(null)} />
     </SwitchboardProvider>
   );

@@ -32,7 +32,7 @@ export function saveLogin(l: Login | null): void {
   }
 }
 
-/** The token's `sub`, unverified (the gateway verifies): names the tab-sharing channel. */
+/** The token's `sub`, unverified (the gateway verifies): who is signed in, for display. */
 export function subOf(token: string): string | null {
   try {
     const part = token.split(".")[1];

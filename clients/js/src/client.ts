@@ -1,4 +1,5 @@
-import { Core } from "./core.js";
+import { Backoff } from "./backoff.js";
+import { Core, claimsOf, subOf } from "./core.js";
 import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
 import type { Message, Presence, Thread } from "./frames.js";
@@ -34,6 +35,11 @@ class SwitchboardClient implements Client {
   });
   private closed = false;
   private readonly name: string;
+  // Tab sharing: the token fetched to learn the user before the election (handed to the
+  // connection if this tab leads while it is fresh), and the calls made before the election.
+  private firstToken: string | null = null;
+  private beforeElection: Array<{ resolve(): void; reject(e: SwitchboardError): void }> = [];
+  private electTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly opts: ConnectOptions) {
     this.name = opts.name ?? "switchboard";
@@ -43,19 +49,49 @@ class SwitchboardClient implements Client {
     const g = globalThis as any;
     const canShare = typeof g.BroadcastChannel === "function" && !!g.navigator?.locks;
     if ((this.opts.shareAcrossTabs ?? canShare) && canShare) {
-      this.link = new TabLink(this.name, this.opts.requestTimeoutMs ?? 10000, {
+      void this.elect(new Backoff(this.opts.backoff?.baseMs ?? 500, this.opts.backoff?.maxMs ?? 30000));
+    } else {
+      this.promote();
+    }
+  }
+
+  /** Tabs share a connection only with tabs of the same user: the lock and the channel are
+   * named after `name` and the token's `sub`, so the election waits for the first token. */
+  private async elect(backoff: Backoff): Promise<void> {
+    this.electTimer = null;
+    if (this.closed) return;
+    let token: string;
+    try {
+      token = await this.opts.getToken("initial");
+    } catch (e) {
+      if (this.closed) return;
+      this.em.emit("error", new SwitchboardError("unauthorized", "getToken failed: " + (e instanceof Error ? e.message : String(e))));
+      this.electTimer = setTimeout(() => void this.elect(backoff), backoff.next());
+      return;
+    }
+    if (this.closed) return;
+    this.firstToken = token;
+    const user = subOf(token);
+    if (user === null) {
+      // No user to name the group after: this tab keeps its own connection (the gateway
+      // will judge the token).
+      this.promote();
+    } else {
+      this.followerState = { ...this.followerState, userId: user };
+      this.link = new TabLink(`${this.name}:${user}`, this.opts.requestTimeoutMs ?? 10000, {
         promote: () => this.promote(),
         relayed: (type, ev) => this.onRelayed(type, ev),
         leaderState: (st) => {
           const changed = st.state !== this.followerState.state;
-          this.followerState = st;
+          this.followerState = { ...st, userId: st.userId ?? user };
           if (changed) this.em.emit("state", st.state);
         },
       });
       this.link.start();
-    } else {
-      this.promote();
     }
+    const waiting = this.beforeElection;
+    this.beforeElection = [];
+    waiting.forEach((w) => w.resolve());
   }
 
   /** This tab owns the connection from now on. */
@@ -68,10 +104,21 @@ class SwitchboardClient implements Client {
       },
       storageFor: (userId) => this.storageFor(userId),
       have: this.relayTracker.have,
+      token: this.takeFirstToken(),
     });
     this.core = core;
     core.start();
     return core;
+  }
+
+  /** The election's token, once, unless it expires within a minute (a tab that waited long
+   * as a follower asks getToken again). */
+  private takeFirstToken(): string | undefined {
+    const t = this.firstToken;
+    this.firstToken = null;
+    if (t === null) return undefined;
+    const exp = claimsOf(t)?.exp;
+    return typeof exp === "number" && exp * 1000 < Date.now() + 60_000 ? undefined : t;
   }
 
   private storageFor(userId: string): OutboxStorage {
@@ -96,7 +143,32 @@ class SwitchboardClient implements Client {
   private ops(op: keyof Ops, args: unknown[]): Promise<any> {
     if (this.closed) return Promise.reject(new SwitchboardError("closed", "client closed"));
     if (this.link) return this.link.call(op, args);
-    return (this.core![op] as (...a: unknown[]) => Promise<unknown>).apply(this.core, args);
+    if (this.core) return (this.core[op] as (...a: unknown[]) => Promise<unknown>).apply(this.core, args);
+    // Before the election (waiting for the first token).
+    if (op === "typing") return Promise.resolve(); // nobody to show it to yet
+    return new Promise<void>((resolve, reject) => {
+      const w = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e: SwitchboardError) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      // Sends and reads wait as long as it takes (as they do while disconnected); the rest
+      // time out as a request made while disconnected does.
+      const ms = this.opts.requestTimeoutMs ?? 10000;
+      const timer =
+        op === "send" || op === "read"
+          ? undefined
+          : setTimeout(() => {
+              this.beforeElection = this.beforeElection.filter((x) => x !== w);
+              reject(new SwitchboardError("timeout", `not connected within ${ms} ms`));
+            }, ms);
+      this.beforeElection.push(w);
+    }).then(() => this.ops(op, args));
   }
 
   get state(): ConnectionState {
@@ -177,6 +249,10 @@ class SwitchboardClient implements Client {
     if (this.closed) return;
     this.closed = true;
     this.typer.clear();
+    if (this.electTimer) clearTimeout(this.electTimer);
+    const waiting = this.beforeElection;
+    this.beforeElection = [];
+    waiting.forEach((w) => w.reject(new SwitchboardError("closed", "client closed")));
     // The link first: a leader that closes hands over quietly, without telling the other
     // tabs it stopped.
     this.link?.close();

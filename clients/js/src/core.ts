@@ -1,5 +1,5 @@
 import { Backoff } from "./backoff.js";
-import { SwitchboardError } from "./errors.js";
+import { SwitchboardError, isPermanent } from "./errors.js";
 import { Close, type AckFrame, type EventFrame, type HelloFrame, type Message, type Request } from "./frames.js";
 import { Outbox } from "./outbox.js";
 import { SeqTracker } from "./seq.js";
@@ -23,6 +23,22 @@ export interface CoreDeps {
   storageFor: (userId: string) => OutboxStorage;
   /** Positions carried over from a follower tab that just became leader. */
   have?: Map<string, number>;
+  /** A token already fetched (by the tab election), used for the first connection. */
+  token?: string;
+}
+
+interface ReadWaiter {
+  seq: number;
+  resolve(): void;
+  reject(e: SwitchboardError): void;
+}
+
+/** A thread's read position that the gateway has not acknowledged yet. */
+interface PendingRead {
+  /** The highest seq asked for (the gateway never moves a read position back). */
+  seq: number;
+  waiters: ReadWaiter[];
+  busy: boolean;
 }
 
 /**
@@ -48,6 +64,7 @@ export class Core implements Ops {
   private stopped = false;
   private openWaiters: Array<{ resolve(): void; reject(e: SwitchboardError): void }> = [];
   private readonly watched = new Set<string>();
+  private readonly reads = new Map<string, PendingRead>();
   private outbox: Outbox | null = null;
   private outboxReady!: Promise<Outbox>;
   private resolveOutbox!: (o: Outbox) => void;
@@ -63,10 +80,14 @@ export class Core implements Ops {
     this.tracker = new SeqTracker((m) => d.emit("message", m), (tid, after) => this.fetchAfter(tid, after));
     if (d.have) for (const [k, v] of d.have) this.tracker.have.set(k, v);
     this.outboxReady = new Promise((r) => (this.resolveOutbox = r));
+    if (d.token) {
+      this.token = d.token;
+      this.noteUser(subOf(d.token));
+    }
   }
 
   start(): void {
-    void this.connect("initial");
+    void this.connect(this.token === null ? "initial" : null);
   }
 
   // ---- connection lifecycle -------------------------------------------------------------
@@ -137,6 +158,8 @@ export class Core implements Ops {
     }
     // Catch up every thread we track: whatever was sent while we were away comes as events.
     for (const tid of [...this.tracker.have.keys()]) void this.tracker.catchUp(tid);
+    // Read positions set while disconnected (or lost in flight) go out now.
+    for (const tid of [...this.reads.keys()]) this.flushRead(tid);
     this.outbox?.kick();
   }
 
@@ -200,6 +223,9 @@ export class Core implements Ops {
     this.openWaiters = [];
     waiters.forEach((w) => w.reject(err));
     this.outbox?.rejectAll(err);
+    const reads = [...this.reads.values()];
+    this.reads.clear();
+    for (const r of reads) r.waiters.splice(0).forEach((w) => w.reject(err));
   }
 
   close(): void {
@@ -342,8 +368,49 @@ export class Core implements Ops {
     return { threads, next: a.next ?? null };
   }
 
-  async read(threadId: string, seq: number): Promise<void> {
-    await this.request({ type: "read", thread_id: threadId, seq });
+  /** Resolves when the gateway has acknowledged a read position at or past `seq`. While
+   * disconnected it waits (no timeout): the position is queued, the highest seq per thread,
+   * and sent after the next hello. */
+  read(threadId: string, seq: number): Promise<void> {
+    if (this.stopped) return Promise.reject(new SwitchboardError("closed", "client is stopped"));
+    return new Promise((resolve, reject) => {
+      let r = this.reads.get(threadId);
+      if (!r) this.reads.set(threadId, (r = { seq, waiters: [], busy: false }));
+      else if (seq > r.seq) r.seq = seq;
+      r.waiters.push({ seq, resolve, reject });
+      this.flushRead(threadId);
+    });
+  }
+
+  /** Sends a thread's queued read position, if connected and none is in flight. */
+  private flushRead(threadId: string): void {
+    const r = this.reads.get(threadId);
+    if (!r || r.busy || this.stopped || this.state !== "open" || !this.transport) return;
+    r.busy = true;
+    const seq = r.seq;
+    // Settles the calls this position covers; a higher one asked meanwhile goes out next.
+    const settle = (fn: (w: ReadWaiter) => void) => {
+      r.busy = false;
+      const done = r.waiters.filter((w) => w.seq <= seq);
+      r.waiters = r.waiters.filter((w) => w.seq > seq);
+      if (r.waiters.length === 0 && this.reads.get(threadId) === r) this.reads.delete(threadId);
+      done.forEach(fn);
+      if (r.waiters.length > 0) this.flushRead(threadId);
+    };
+    this.transport.request({ type: "read", thread_id: threadId, seq }, this.timeoutMs).then(
+      () => settle((w) => w.resolve()),
+      (x) => {
+        const err = SwitchboardError.from(x);
+        if (isPermanent(err.code)) {
+          settle((w) => w.reject(err));
+          return;
+        }
+        r.busy = false;
+        // Not stored: it stays queued. A lost connection sends it after the next hello;
+        // otherwise (a timeout, a rate limit, the database down) try again shortly.
+        if (this.state === "open") setTimeout(() => this.flushRead(threadId), err.retryAfterMs ?? 1000);
+      },
+    );
   }
 
   async delivered(threadId: string, seq: number): Promise<void> {
@@ -430,19 +497,25 @@ export class Core implements Ops {
   }
 }
 
-/** The `sub` of a JWT, without verifying it (the gateway does): it names the outbox's
- * database before the first hello. */
-export function subOf(token: string): string | null {
+/** A JWT's payload, without verifying it (the gateway does). */
+export function claimsOf(token: string): Record<string, unknown> | null {
   try {
     const part = token.split(".")[1];
     const b64 = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
     const bin = atob(b64);
     const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
-    const sub = JSON.parse(new TextDecoder().decode(bytes)).sub;
-    return typeof sub === "string" ? sub : null;
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === "object" ? claims : null;
   } catch {
     return null;
   }
+}
+
+/** The `sub` of a JWT, unverified: it is only a namespace (the tab group, the outbox's
+ * database), known before the first hello. */
+export function subOf(token: string): string | null {
+  const sub = claimsOf(token)?.sub;
+  return typeof sub === "string" && sub !== "" ? sub : null;
 }
 
 function safeJson(text: string): unknown {

@@ -44,6 +44,8 @@ export class TabLink {
   private readonly abort = new AbortController();
   private closed = false;
 
+  /** `name` is the group: the client's `name` option and the user id (tabs of different
+   * users never share a connection). */
   constructor(private readonly name: string, private readonly timeoutMs: number, private readonly hooks: TabHooks) {
     this.bc = new BroadcastChannel(`switchboard-tabs:${name}`);
     this.bc.onmessage = (ev: MessageEvent<Wire>) => this.onWire(ev.data);
@@ -89,8 +91,9 @@ export class TabLink {
     const id = `${this.tabId}:${++this.counter}`;
     return new Promise((resolve, reject) => {
       const p: Pending = { op, args, resolve, reject };
-      // Sends wait for a leader as long as it takes (they are the outbox); the rest time out.
-      if (op !== "send") {
+      // Sends and reads wait for a leader as long as it takes (the leader queues them while
+      // disconnected, and a new leader gets them again); the rest time out.
+      if (op !== "send" && op !== "read") {
         p.timer = setTimeout(() => {
           this.pending.delete(id);
           reject(new SwitchboardError("timeout", `no reply from the leader tab within ${this.timeoutMs} ms`));

@@ -18,6 +18,7 @@ pub use receiver::{Delivery, Receiver, free_port};
 pub use sse::{Block, Sse};
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -159,6 +160,7 @@ pub fn command(dir: &std::path::Path) -> Command {
         "MAX_GROUP_MEMBERS",
         "PRESENCE_SCOPE",
         "DB_TIMEOUT_MS",
+        "TRUSTED_PROXIES",
     ] {
         cmd.env_remove(var);
     }
@@ -432,4 +434,30 @@ macro_rules! both {
             }
         )*
     };
+}
+
+/// The repository's root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Makes sure the npm packages of `dir` (relative to the repository) are installed from its
+/// lockfile, installing them when they are not (the npm registry must answer: tests never
+/// skip). Returns the directory.
+pub fn npm_installed(dir: &str) -> std::path::PathBuf {
+    let dir = repo().join(dir);
+    if !dir.join("node_modules").exists() {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("npm is required for {}: {e}", dir.display()));
+        assert!(
+            out.status.success(),
+            "npm ci in {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
 }
