@@ -131,6 +131,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         App::new()
             .app_data(data.clone())
             .app_data(auth.clone())
+            .wrap(actix_web::middleware::from_fn(crate::api::cors::cors))
             .configure(|cfg| crate::api::configure(cfg, max_json))
     })
     .disable_signals()

@@ -1,6 +1,7 @@
 //! The HTTP surface: the whole route table in one function, and the extractor settings that
 //! turn malformed bodies, queries and paths into the contract's JSON errors.
 
+pub mod cors;
 pub mod demo;
 pub mod inbox;
 pub mod notifications;

@@ -45,3 +45,101 @@ both! {
         assert_eq!(v["database"], "ok");
     }
 }
+
+#[tokio::test]
+async fn a_web_app_on_an_allowed_origin_may_use_rest_and_sse_across_origins() {
+    let s = Server::start_host(
+        crate::harness::Backend::Sqlite,
+        &[("ALLOWED_ORIGINS", "https://app.example.com")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let token = s.token("alice");
+    let app = "https://app.example.com";
+    // The preflight a browser sends before a POST with a bearer token and a JSON body.
+    let pre = http
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/threads"))
+        .header("Origin", app)
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status().as_u16(), 204);
+    let h = pre.headers();
+    assert_eq!(h["access-control-allow-origin"], app);
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    assert!(
+        h.get("access-control-allow-credentials").is_none(),
+        "tokens, not cookies"
+    );
+    // The request itself, and the SSE stream, carry the header.
+    let r = http
+        .get(s.url("/api/v1/unread"))
+        .header("Origin", app)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], app);
+    let sse = http
+        .get(s.url(&format!("/api/v1/events?token={token}")))
+        .header("Origin", app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
+    assert_eq!(sse.headers()["access-control-allow-origin"], app);
+    drop(sse);
+    // Errors too, so the app can read them.
+    let r = http
+        .get(s.url("/api/v1/threads/nope"))
+        .header("Origin", app)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.headers()["access-control-allow-origin"], app);
+    // Another origin gets no CORS headers (the browser then refuses to hand over the answer).
+    for (method, path) in [
+        (reqwest::Method::OPTIONS, "/api/v1/threads"),
+        (reqwest::Method::GET, "/api/v1/unread"),
+    ] {
+        let r = http
+            .request(method, s.url(path))
+            .header("Origin", "https://evil.example.com")
+            .header("Access-Control-Request-Method", "POST")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    // The server API is for backends, never browsers.
+    let r = http
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/server/broadcast"))
+        .header("Origin", app)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
