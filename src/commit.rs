@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::envelope::{Audience, Envelope, Lane};
 use crate::metrics;
@@ -98,12 +99,9 @@ impl Committer {
     }
 }
 
-/// A thread's shard: FNV-1a of its id, stable across nodes and restarts.
+/// A thread's shard: stable across nodes and restarts.
 fn shard_of(thread_id: &str, shards: usize) -> usize {
-    let h = thread_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    usize::try_from(h % shards as u64).unwrap_or(0)
+    crate::stripes::slot(thread_id, shards)
 }
 
 /// A shard's writer: takes everything queued (up to `MAX_BATCH`), stores it in one
@@ -126,25 +124,46 @@ async fn write(
                 "queued past DB_TIMEOUT_MS".into(),
             )));
         }
-        if batch.is_empty() {
+        let Some(oldest) = batch.iter().map(|j| j.queued).min() else {
             continue;
-        }
+        };
         metrics::commit_batch();
-        let items: Vec<Pending> = batch.iter().map(|j| j.item.clone()).collect();
-        let except: Vec<Option<String>> = batch.iter().map(|j| j.except_session.clone()).collect();
-        let answers = store_batch(&store, items, &publisher, &node_id, except).await;
+        // No sender waits longer than the write wait in all, queue included.
+        let deadline = oldest + store.write_wait();
+        let mut senders = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.len());
+        let mut except = Vec::with_capacity(batch.len());
+        for job in batch {
+            senders.push(job.done);
+            items.push(job.item);
+            except.push(job.except_session);
+        }
+        let mut late = Vec::new();
+        let answers = store_batch(&store, items.into(), &except, deadline, &mut late).await;
         let mut done = Committed {
             envelopes: Vec::new(),
-            answers: Vec::with_capacity(batch.len()),
+            answers: Vec::with_capacity(senders.len()),
         };
-        for (job, answer) in batch.into_iter().zip(answers) {
-            if let Ok(a) = &answer {
-                if let Some(env) = event(&node_id, a, job.except_session) {
-                    metrics::message_stored();
-                    done.envelopes.push(env);
+        for ((tx, answer), except) in senders.into_iter().zip(answers).zip(except) {
+            match &answer {
+                Ok(a) => {
+                    if let Some(env) = event(&node_id, a, except) {
+                        metrics::message_stored();
+                        done.envelopes.push(env);
+                    }
+                    done.answers.push((tx, answer));
+                }
+                // A failure has no event to wait for: answered now, not after a late batch.
+                Err(_) => {
+                    let _ = tx.send(answer);
                 }
             }
-            done.answers.push((job.done, answer));
+        }
+        // A batch that committed after its senders gave up is published before this one,
+        // so its thread's events still leave in seq order (it held the thread rows, so this
+        // batch committed after it).
+        for task in late {
+            forward_late(task, &store, &node_id, &publisher).await;
         }
         if let Err(mpsc::error::SendError(lost)) = publisher.send(done).await {
             log::warn!("message writer: publisher gone; events not sent");
@@ -155,49 +174,85 @@ async fn write(
     }
 }
 
+/// A batch whose senders were told `unavailable` while it was still running.
+struct Late {
+    task: JoinHandle<Result<Vec<Inserted>, StoreError>>,
+    except: Vec<Option<String>>,
+}
+
+/// Publishes a late batch's events once it commits. Waits at most `DB_TIMEOUT_MS` (the
+/// database's own statement timeout ends it by then); past that the events go out when it
+/// ends, out of order with later batches, and the log says so.
+async fn forward_late(
+    mut late: Late,
+    store: &Store,
+    node_id: &str,
+    publisher: &mpsc::Sender<Committed>,
+) {
+    let committed = |answers: Vec<Inserted>, except: Vec<Option<String>>, node_id: &str| {
+        log::warn!("a batch committed after its senders were told unavailable; publishing it");
+        Committed {
+            envelopes: answers
+                .iter()
+                .zip(except)
+                .filter_map(|(a, x)| event(node_id, a, x))
+                .collect(),
+            answers: Vec::new(),
+        }
+    };
+    match tokio::time::timeout(store.timeout(), &mut late.task).await {
+        Ok(Ok(Ok(answers))) => {
+            let _ = publisher
+                .send(committed(answers, late.except, node_id))
+                .await;
+        }
+        Ok(_) => {}
+        Err(_) => {
+            log::warn!(
+                "a batch still running past DB_TIMEOUT_MS: its events may leave out of order"
+            );
+            let publisher = publisher.clone();
+            let node_id = node_id.to_string();
+            tokio::spawn(async move {
+                if let Ok(Ok(answers)) = late.task.await {
+                    let _ = publisher
+                        .send(committed(answers, late.except, &node_id))
+                        .await;
+                }
+            });
+        }
+    }
+}
+
 /// Stores a batch. When the whole batch fails for something in a row (not the database
 /// being down, which fails everything alike), its halves are tried apart, so one bad
 /// message fails alone in a handful of transactions.
 ///
-/// Past `DB_TIMEOUT_MS` the senders are told `unavailable` (the outcome is unknown: a resend
-/// with the same `client_id` settles it); if the transaction still commits, its events are
-/// published when it does, so members are not left without them.
+/// Past `deadline` the senders are told `unavailable` (the outcome is unknown: a resend with
+/// the same `client_id` settles it); the still-running transaction goes to `late`, to be
+/// published if it commits, so members are not left without its events.
 fn store_batch<'a>(
     store: &'a Store,
-    items: Vec<Pending>,
-    late: &'a mpsc::Sender<Committed>,
-    node_id: &'a str,
-    except: Vec<Option<String>>,
+    items: Arc<[Pending]>,
+    except: &'a [Option<String>],
+    deadline: Instant,
+    late: &'a mut Vec<Late>,
 ) -> BoxFuture<'a, Vec<Answer>> {
     async move {
         let n = items.len();
         let started = Instant::now();
         let mut task = store.insert_messages(items.clone());
-        let waited = tokio::time::timeout(store.write_wait(), &mut task).await;
+        let wait = deadline.saturating_duration_since(started);
+        let waited = tokio::time::timeout(wait, &mut task).await;
         metrics::db_query(started.elapsed());
         let result = match waited {
             Ok(joined) => joined
                 .map_err(|e| StoreError::Task(e.to_string()))
                 .and_then(|r| r),
             Err(_) => {
-                let late = late.clone();
-                let node_id = node_id.to_string();
-                let except = except.clone();
-                tokio::spawn(async move {
-                    if let Ok(Ok(answers)) = task.await {
-                        log::warn!("a batch committed after its senders were told unavailable");
-                        let envelopes = answers
-                            .iter()
-                            .zip(except)
-                            .filter_map(|(a, x)| event(&node_id, a, x))
-                            .collect();
-                        let _ = late
-                            .send(Committed {
-                                envelopes,
-                                answers: Vec::new(),
-                            })
-                            .await;
-                    }
+                late.push(Late {
+                    task,
+                    except: except.to_vec(),
                 });
                 Err(StoreError::Unavailable(format!(
                     "no answer within {} ms",
@@ -209,12 +264,13 @@ fn store_batch<'a>(
             Ok(answers) => answers.into_iter().map(Ok).collect(),
             Err(e) if n > 1 && !e.is_unavailable() && !matches!(e, StoreError::Task(_)) => {
                 log::info!("a batch of {n} failed ({e}); trying its halves apart");
-                let mut left = items;
-                let right = left.split_off(n / 2);
-                let mut left_except = except;
-                let right_except = left_except.split_off(n / 2);
-                let mut answers = store_batch(store, left, late, node_id, left_except).await;
-                answers.extend(store_batch(store, right, late, node_id, right_except).await);
+                let half = n / 2;
+                let (left, right) = items.split_at(half);
+                let mut answers =
+                    store_batch(store, left.into(), &except[..half], deadline, late).await;
+                answers.extend(
+                    store_batch(store, right.into(), &except[half..], deadline, late).await,
+                );
                 answers
             }
             Err(e) => {

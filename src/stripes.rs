@@ -6,6 +6,15 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+/// Which of `n` slots `key` falls in: FNV-1a, stable across nodes and restarts and cheap;
+/// the spread only needs to be fair, not secret.
+pub fn slot(key: &str, n: usize) -> usize {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    usize::try_from(h % n.max(1) as u64).unwrap_or(0)
+}
+
 /// A fixed set of async mutexes, chosen by key.
 pub struct Stripes {
     locks: Vec<Arc<Mutex<()>>>,
@@ -21,11 +30,7 @@ impl Stripes {
 
     /// Waits for `key`'s turn; the turn lasts as long as the guard.
     pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
-        // FNV-1a: stable and cheap; the distribution only needs to be fair, not secret.
-        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        let i = usize::try_from(h % self.locks.len() as u64).unwrap_or(0);
+        let i = slot(key, self.locks.len());
         let lock = match self.locks.get(i) {
             Some(l) => l.clone(),
             None => Arc::new(Mutex::new(())),

@@ -133,7 +133,13 @@ impl IntoFuture for Committing {
                     "not a member of this thread".into(),
                 )),
                 Inserted::NoThread => Err(ServiceError::NotFound("no such thread".into())),
-                Inserted::Failed(e) => Err(StoreError::Task(format!("not stored: {e}")).into()),
+                Inserted::Failed {
+                    reason,
+                    unavailable: true,
+                } => Err(ServiceError::Unavailable(format!("not stored: {reason}"))),
+                Inserted::Failed { reason, .. } => {
+                    Err(StoreError::Task(format!("not stored: {reason}")).into())
+                }
             }
         }
         .boxed()

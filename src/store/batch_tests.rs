@@ -51,7 +51,7 @@ fn outcome(i: &Inserted) -> String {
         Inserted::Duplicate(m) => format!("duplicate of {}", m.seq),
         Inserted::NotMember => "not a member".into(),
         Inserted::NoThread => "no thread".into(),
-        Inserted::Failed(e) => format!("failed: {e}"),
+        Inserted::Failed { reason, .. } => format!("failed: {reason}"),
     }
 }
 
@@ -71,25 +71,28 @@ async fn one_batch_of_every_outcome(url: DatabaseUrl) {
         .unwrap();
     // Stored before the batch: its resend must answer the original.
     let before = store
-        .insert_messages(vec![message("t1", "ann", Some("c0"))])
+        .insert_messages(vec![message("t1", "ann", Some("c0"))].into())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(outcome(&before[0]), "new 1 ann,bob");
 
     let answers = store
-        .insert_messages(vec![
-            message("t1", "ann", Some("c1")),
-            message("t2", "cat", None),
-            // Not a member of t1: refused, and takes no seq.
-            message("t1", "cat", Some("c9")),
-            message("t1", "bob", None),
-            message("t1", "ann", Some("c0")),
-            message("nope", "ann", None),
-            // The same key twice in one batch: stored once.
-            message("t1", "ann", Some("c1")),
-            message("t2", "bob", None),
-        ])
+        .insert_messages(
+            vec![
+                message("t1", "ann", Some("c1")),
+                message("t2", "cat", None),
+                // Not a member of t1: refused, and takes no seq.
+                message("t1", "cat", Some("c9")),
+                message("t1", "bob", None),
+                message("t1", "ann", Some("c0")),
+                message("nope", "ann", None),
+                // The same key twice in one batch: stored once.
+                message("t1", "ann", Some("c1")),
+                message("t2", "bob", None),
+            ]
+            .into(),
+        )
         .await
         .unwrap()
         .unwrap();

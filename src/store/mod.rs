@@ -478,10 +478,10 @@ impl Store {
     /// or, for a lost connection, that the commit's outcome is unknown.
     pub fn insert_messages(
         &self,
-        batch: Vec<Pending>,
+        batch: Arc<[Pending]>,
     ) -> tokio::task::JoinHandle<Result<Vec<Inserted>, StoreError>> {
         write_task!(self, clone(batch), |c, q| q::messages::insert_batch(
-            c, batch
+            c, &batch
         ))
     }
 

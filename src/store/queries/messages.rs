@@ -43,7 +43,7 @@ pub async fn by_client_id(
 /// An item's `hook` (the members online just before) queues a `message.created` webhook in
 /// the same transaction: nothing is sent for a message that was not stored, and nothing
 /// stored goes unsent.
-pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<Vec<Inserted>> {
+pub async fn insert_batch(conn: &mut Conn, batch: &[Pending]) -> QueryResult<Vec<Inserted>> {
     let mut out: Vec<Option<Inserted>> = (0..batch.len()).map(|_| None).collect();
     // Resends of something stored before: one lookup for the whole batch.
     let keyed: Vec<(&str, &str)> = batch
@@ -59,7 +59,7 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
             .select(MessageRow::as_select())
             .load(conn)
             .await?;
-        for (slot, p) in out.iter_mut().zip(&batch) {
+        for (slot, p) in out.iter_mut().zip(batch) {
             if let Some(m) = found
                 .iter()
                 .find(|m| m.sender_id == p.row.sender_id && m.client_id == p.row.client_id)
@@ -121,14 +121,18 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
                 let cid = p.row.client_id.as_deref().unwrap_or_default();
                 out[head] = Some(match by_client_id(conn, &p.row.sender_id, cid).await {
                     Ok(Some(existing)) => Inserted::Duplicate(existing),
-                    Ok(None) => Inserted::Failed("client_id taken, original not found".into()),
-                    Err(e) => Inserted::Failed(e.to_string()),
+                    Ok(None) => Inserted::Failed {
+                        reason: "client_id taken, original not found".into(),
+                        unavailable: false,
+                    },
+                    Err(e) => Inserted::failed(e),
                 });
             }
             // Past a committed round, a failure is these messages' answer, not the batch's.
             Err(Refused::Db(e)) if committed => {
+                let failed = Inserted::failed(e);
                 for &i in &round {
-                    out[i] = Some(Inserted::Failed(e.to_string()));
+                    out[i] = Some(failed.clone());
                 }
             }
             // Nothing of the batch has committed: the caller may run it again.
@@ -140,7 +144,7 @@ pub async fn insert_batch(conn: &mut Conn, batch: Vec<Pending>) -> QueryResult<V
         out[i] = Some(match &out[first] {
             Some(Inserted::New(m, _) | Inserted::Duplicate(m)) => Inserted::Duplicate(m.clone()),
             Some(Inserted::NotMember) => Inserted::NotMember,
-            Some(Inserted::Failed(e)) => Inserted::Failed(e.clone()),
+            Some(f @ Inserted::Failed { .. }) => f.clone(),
             _ => Inserted::NoThread,
         });
     }

@@ -25,7 +25,7 @@ pub struct Pending {
 }
 
 /// What inserting a message did.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Inserted {
     /// A new row with its freshly assigned seq, and the thread's members at the commit.
     New(super::models::MessageRow, Vec<String>),
@@ -36,8 +36,25 @@ pub enum Inserted {
     /// No such thread: nothing stored.
     NoThread,
     /// Not stored: its own transaction failed after others of its batch had committed
-    /// (the batch's answer cannot be one error then). The text is for the log.
-    Failed(String),
+    /// (the batch's answer cannot be one error then).
+    Failed {
+        /// For the log.
+        reason: String,
+        /// The database was unreachable or timed out (`unavailable`, worth a resend), rather
+        /// than refusing the row.
+        unavailable: bool,
+    },
+}
+
+impl Inserted {
+    /// `Failed` for a database error, keeping whether the database was unreachable.
+    pub fn failed(e: diesel::result::Error) -> Inserted {
+        let e = super::StoreError::Query(e);
+        Inserted::Failed {
+            unavailable: e.is_unavailable(),
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// A thread as one user sees it, before conversion to the wire object.
