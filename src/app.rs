@@ -157,8 +157,14 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
         app.relay().name()
     );
     // What to do next, for whoever just ran the README's command.
+    // A wildcard address is not one to open: name a loopback one on the same port.
+    let page = if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
     log::info!(
-        "demo chat: open http://{addr}/ in two browser windows; tokens: `switchboard token alice` \
+        "demo chat: open http://{page}/ in two browser windows; tokens: `switchboard token alice` \
          (or ./target/release/switchboard token alice)"
     );
     if crate::service::dev::login_enabled(&app) {

@@ -56,17 +56,22 @@ const LOGGING_CRATES: &[&str] = &[
     "deadpool",
     "deadpool_redis",
     "redis",
+    "reqwest",
+    "hyper",
+    "hyper_util",
     "h2",
     "mio",
     "tokio",
     "jsonwebtoken",
+    "metrics_exporter_prometheus",
     "env_logger",
 ];
 const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
-/// The log filter to use: `RUST_LOG` when every directive in it names a level or a module of
-/// this binary, else `info` and a warning. env_logger reads a typo such as `inof` as a module
-/// name and then shows nothing at all, which looks like a hung server.
+/// The log filter to use: `RUST_LOG`'s directives that name a level or a module of this
+/// binary (or `info` when none does), and a warning naming the ones left out. env_logger
+/// reads a typo such as `inof` as a module name and then shows nothing at all, which looks
+/// like a hung server.
 pub fn log_filter(raw: Option<&str>) -> (String, Option<String>) {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return ("info".into(), None);
@@ -77,26 +82,39 @@ pub fn log_filter(raw: Option<&str>) -> (String, Option<String>) {
         LOGGING_CRATES.contains(&krate)
     };
     // A trailing `/regex` filters messages; it cannot silence a misspelt directive.
-    let directives = raw.split_once('/').map_or(raw, |(d, _)| d);
-    for d in directives
+    let (directives, regex) = match raw.split_once('/') {
+        Some((d, r)) => (d, Some(r)),
+        None => (raw, None),
+    };
+    let (kept, dropped): (Vec<&str>, Vec<&str>) = directives
         .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
-    {
-        let ok = match d.split_once('=') {
+        .partition(|d| match d.split_once('=') {
             Some((module, level)) => module_ok(module.trim()) && level_ok(level.trim()),
             None => level_ok(d) || module_ok(d),
-        };
-        if !ok {
-            let warning = format!(
-                "RUST_LOG: {d:?} is neither a level ({}) nor module=level for a module of this \
-                 binary (e.g. switchboard=debug); logging at info",
-                LEVELS.join(", ")
-            );
-            return ("info".into(), Some(warning));
-        }
+        });
+    let mut filter = if kept.is_empty() {
+        "info".to_string()
+    } else {
+        kept.join(",")
+    };
+    if let Some(r) = regex {
+        filter = format!("{filter}/{r}");
     }
-    (raw.to_string(), None)
+    let warning = (!dropped.is_empty()).then(|| {
+        format!(
+            "RUST_LOG: {} left out: neither a level ({}) nor module=level for a module of this \
+             binary (e.g. switchboard=debug); logging with {filter:?}",
+            dropped
+                .iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            LEVELS.join(", ")
+        )
+    });
+    (filter, warning)
 }
 
 /// Runs a command that is not `serve`.
@@ -213,7 +231,7 @@ mod tests {
     use super::log_filter;
 
     #[test]
-    fn a_misspelt_rust_log_falls_back_to_info_with_a_warning() {
+    fn a_misspelt_rust_log_directive_is_left_out_with_a_warning() {
         assert_eq!(log_filter(None), ("info".to_string(), None));
         for good in [
             "debug",
@@ -221,16 +239,20 @@ mod tests {
             "WARN",
             "info/session",
         ] {
-            assert_eq!(log_filter(Some(good)).0, good, "{good}");
-            assert!(log_filter(Some(good)).1.is_none(), "{good}");
+            assert_eq!(log_filter(Some(good)), (good.to_string(), None), "{good}");
         }
-        for bad in ["inof", "switchboard=loud", "verbose", "debug,foo=info"] {
+        for (bad, kept) in [
+            ("inof", "info"),
+            ("switchboard=loud", "info"),
+            ("verbose", "info"),
+            ("debug,foo=info", "debug"),
+            ("reqwest=debug,typo/x", "reqwest=debug/x"),
+        ] {
             let (spec, warning) = log_filter(Some(bad));
-            assert_eq!(spec, "info", "{bad}");
-            assert!(
-                warning.unwrap().contains(bad.rsplit(',').next().unwrap()),
-                "{bad}"
-            );
+            assert_eq!(spec, kept, "{bad}");
+            let w = warning.unwrap();
+            let dropped = bad.split('/').next().unwrap().rsplit(',').next().unwrap();
+            assert!(w.contains(dropped), "{bad}: {w}");
         }
     }
 }

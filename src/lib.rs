@@ -14,7 +14,8 @@
 //!             relay/                  the relay seam: memory, redis, subscriber
 //!               registry/             local sessions, delivery, caps, seq reorder
 //!                 store/              the store seam over Postgres and SQLite
-//!                   envelope, auth, config, limits, metrics, stripes, expiring, memo, peer
+//!                   auth, peer (the client's address behind trusted proxies)
+//!                   envelope, config, limits, metrics, stripes, expiring, memo
 //!                     protocol/       the wire: frames, objects, codes (imports nothing)
 //! ```
 

@@ -5,12 +5,15 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
+use crate::config::IpRange;
+
 /// The address to log for a request. `X-Forwarded-For` is read right to left, skipping
 /// trusted proxies, because only the entries our own proxies appended can be believed: a
 /// client may put anything at the left.
-pub fn client_addr(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_addr(req: &HttpRequest, trusted: &[IpRange]) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
     let peer = req.peer_addr().map(|a| a.ip())?;
-    if !trusted.contains(&peer) {
+    if !is_trusted(peer) {
         return Some(peer);
     }
     let forwarded = req
@@ -22,7 +25,7 @@ pub fn client_addr(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
         .collect::<Vec<_>>();
     for hop in forwarded.iter().rev() {
         match hop.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) if is_trusted(ip) => continue,
             Ok(ip) => return Some(ip),
             // Garbage where an address should be: stop at the proxy that passed it.
             Err(_) => return Some(peer),
@@ -46,7 +49,7 @@ mod tests {
 
     #[test]
     fn forwarded_addresses_count_only_from_a_trusted_proxy() {
-        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let proxy = IpRange::parse("10.0.0.2").unwrap();
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         // Not told to trust anyone: the header is ignored.
         assert_eq!(

@@ -51,9 +51,7 @@ fn asset(body: &'static [u8], content_type: &'static str) -> HttpResponse {
 )]
 pub async fn token(app: web::Data<AppContext>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     // Off means absent, whatever the body: checked before it is read.
-    if !dev::login_enabled(&app) {
-        return Err(ApiError::new(ErrorCode::NotFound, "no such route"));
-    }
+    dev::ensure_enabled(&app)?;
     let DevLogin { user_id, name } = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid JSON body: {e}")))?;
     let token = dev::login(&app, &user_id, name)?;

@@ -101,7 +101,7 @@ pub struct Config {
     /// `ALLOWED_ORIGINS`: origins allowed to open sockets; `None` allows any.
     pub allowed_origins: Option<Vec<String>>,
     /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client in log lines.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<IpRange>,
     /// `NODE_ID`: this node's name.
     pub node_id: String,
     /// `HEARTBEAT_S`: ping interval; three silent intervals drop a socket.
@@ -308,8 +308,9 @@ impl Config {
                     });
                 }
                 JwtKey::Secret {
+                    // The built-in secret set by hand is as public as when it is the default.
+                    is_dev: s == DEV_SECRET,
                     secret: s.into_bytes(),
-                    is_dev: false,
                 }
             }
             (None, Some(p)) => JwtKey::Public {
@@ -452,40 +453,85 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
         if o.is_empty() {
             continue;
         }
-        let ok = o == "*"
-            || url::Url::parse(o).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https")
-                    && u.host_str().is_some()
-                    && u.path() == "/"
-                    && u.query().is_none()
-                    && u.username().is_empty()
-                    && !o.ends_with(':')
-            });
-        if !ok {
+        if o == "*" {
+            out.push(o.to_string());
+            continue;
+        }
+        // Stored as browsers send it (lowercase host, no default port), since the check
+        // compares strings.
+        let origin = url::Url::parse(o).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.username().is_empty()
+                && !o.ends_with(':')
+        });
+        let Some(origin) = origin else {
             return Err(ConfigError {
                 var: "ALLOWED_ORIGINS",
                 problem: format!("{o:?} is not an origin"),
                 hint,
             });
-        }
-        out.push(o.to_string());
+        };
+        out.push(origin.origin().ascii_serialization());
     }
     Ok(out)
 }
 
-/// `TRUSTED_PROXIES`: IP addresses, comma-separated.
-fn parse_ips(raw: &str) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+/// `TRUSTED_PROXIES`: addresses or CIDR ranges, comma-separated.
+fn parse_ips(raw: &str) -> Result<Vec<IpRange>, ConfigError> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse().map_err(|_| ConfigError {
+            IpRange::parse(s).ok_or_else(|| ConfigError {
                 var: "TRUSTED_PROXIES",
-                problem: format!("{s:?} is not an IP address"),
-                hint: "put the proxies' addresses, comma-separated, e.g. 127.0.0.1,10.0.0.2",
+                problem: format!("{s:?} is not an IP address or CIDR range"),
+                hint: "put the proxies' addresses or ranges, comma-separated, e.g. 127.0.0.1,10.0.0.0/8",
             })
         })
         .collect()
+}
+
+/// An IP address or a CIDR range (`10.0.0.0/8`, `fd00::/8`): proxies in a container network
+/// have addresses that change, their subnet does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    base: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// `a.b.c.d`, `a.b.c.d/n`, or the same for IPv6.
+    pub fn parse(s: &str) -> Option<IpRange> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let base: std::net::IpAddr = addr.parse().ok()?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpRange { base, prefix })
+    }
+
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        let bits = |a: u128, b: u128, width: u32| {
+            let shift = width - u32::from(self.prefix);
+            shift >= width || (a >> shift) == (b >> shift)
+        };
+        match (self.base, ip) {
+            (V4(b), V4(i)) => bits(u128::from(u32::from(b)), u128::from(u32::from(i)), 32),
+            (V6(b), V6(i)) => bits(u128::from(b), u128::from(i), 128),
+            _ => false,
+        }
+    }
 }
 
 fn default_node_id() -> String {
@@ -565,12 +611,28 @@ mod tests {
         ] {
             assert_eq!(origins(bad).unwrap_err().var, "ALLOWED_ORIGINS", "{bad}");
         }
-        let proxies = cfg(&[("TRUSTED_PROXIES", "127.0.0.1, ::1")]).unwrap();
-        assert_eq!(proxies.trusted_proxies.len(), 2);
+        // As browsers send them: lowercase, no default port.
         assert_eq!(
-            cfg(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).unwrap_err().var,
-            "TRUSTED_PROXIES"
+            origins("https://App.Example.com:443,http://x.com:8080").unwrap(),
+            Some(vec![
+                "https://app.example.com".to_string(),
+                "http://x.com:8080".to_string()
+            ])
         );
+        let proxies = cfg(&[("TRUSTED_PROXIES", "127.0.0.1, ::1, 172.18.0.0/16")]).unwrap();
+        let trusted = |ip: &str| {
+            let ip = ip.parse().unwrap();
+            proxies.trusted_proxies.iter().any(|r| r.contains(ip))
+        };
+        assert!(trusted("127.0.0.1") && trusted("::1") && trusted("::ffff:127.0.0.1"));
+        assert!(trusted("172.18.5.9") && !trusted("172.19.0.1") && !trusted("127.0.0.2"));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x"] {
+            assert_eq!(
+                cfg(&[("TRUSTED_PROXIES", bad)]).unwrap_err().var,
+                "TRUSTED_PROXIES"
+            );
+        }
+        assert!(cfg(&[("TRUSTED_PROXIES", "0.0.0.0/0")]).is_ok());
     }
 
     #[test]
@@ -588,6 +650,14 @@ mod tests {
                 .uses_dev_secret()
         );
         assert!(cfg(&[("BIND_ADDR", "[::1]:9000")]).is_ok());
+        // The built-in secret set by hand is still the public one.
+        let by_hand = cfg(&[("BIND_ADDR", "0.0.0.0:8080"), ("JWT_SECRET", DEV_SECRET)]);
+        assert_eq!(by_hand.unwrap_err().var, "JWT_SECRET");
+        assert!(
+            cfg(&[("JWT_SECRET", DEV_SECRET)])
+                .unwrap()
+                .uses_dev_secret()
+        );
         assert!(
             cfg(&[
                 ("BIND_ADDR", "0.0.0.0:8080"),

@@ -13,16 +13,22 @@ pub fn login_enabled(app: &AppContext) -> bool {
     app.config().uses_dev_secret()
 }
 
+/// `not_found` while dev login is off: the route then looks like any unknown one.
+pub fn ensure_enabled(app: &AppContext) -> Result<(), ServiceError> {
+    if login_enabled(app) {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound("no such route".into()))
+    }
+}
+
 /// Signs a token for `user_id`, as `switchboard token` would.
 pub fn login(
     app: &AppContext,
     user_id: &str,
     name: Option<String>,
 ) -> Result<String, ServiceError> {
-    if !login_enabled(app) {
-        // Off means absent: the route looks like any unknown one.
-        return Err(ServiceError::NotFound("no such route".into()));
-    }
+    ensure_enabled(app)?;
     if !usable_sub(user_id) {
         return Err(bad(
             "user_id must be 1 to 256 bytes with no control characters, and not \"system\"",

@@ -171,20 +171,13 @@ impl Session {
         }
         self.attached.store(true, Ordering::SeqCst);
         metrics::session_opened(self.transport);
-        match self.peer {
-            Some(peer) => log::info!(
-                "session {} opened for {} ({}) from {peer}",
-                self.id,
-                self.user_id,
-                self.transport.as_str()
-            ),
-            None => log::info!(
-                "session {} opened for {} ({})",
-                self.id,
-                self.user_id,
-                self.transport.as_str()
-            ),
-        }
+        let from = self.peer.map(|p| format!(" from {p}")).unwrap_or_default();
+        log::info!(
+            "session {} opened for {} ({}){from}",
+            self.id,
+            self.user_id,
+            self.transport.as_str()
+        );
         Ok(())
     }
 

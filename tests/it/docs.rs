@@ -161,3 +161,129 @@ async fn webhook_verification_snippets_accept_a_real_delivery_and_refuse_a_forge
         );
     }
 }
+
+/// The ```json blocks of the Markdown section headed `heading`, each as its lines.
+fn json_blocks_of_section(markdown: &str, heading: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut inside = false;
+    let mut current: Option<Vec<String>> = None;
+    for line in markdown.lines() {
+        if line.starts_with("## ") {
+            inside = line.trim() == heading;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        match (&mut current, line.trim_end()) {
+            (None, "```json") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(b), l) => b.push(l.to_string()),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// Whether `got` has every field `shown` has, with the same value where `shown` gives a
+/// plain one (a string without `…` and not a placeholder id, a number, a bool, null), and
+/// recursively for objects and for arrays of the same length.
+fn matches_shown(shown: &serde_json::Value, got: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    match (shown, got) {
+        (Value::Object(s), Value::Object(g)) => {
+            for (k, v) in s {
+                if k == "…" {
+                    continue;
+                }
+                let Some(gv) = g.get(k) else {
+                    panic!("{path}.{k} is in the doc, not in the reply {got}");
+                };
+                // Ids, times and cursors are examples.
+                if matches!(
+                    k.as_str(),
+                    "id" | "thread_id" | "created_at" | "updated_at" | "next"
+                ) && !v.is_null()
+                {
+                    continue;
+                }
+                matches_shown(v, gv, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(s), Value::Array(g)) => {
+            assert_eq!(s.len(), g.len(), "{path}: {got}");
+            for (i, (a, b)) in s.iter().zip(g).enumerate() {
+                matches_shown(a, b, &format!("{path}[{i}]"));
+            }
+        }
+        // `…` marks an example; T, M and C stand for the ids the doc says to put in.
+        (Value::String(s), _) if s.contains('…') || ["T", "M", "C"].contains(&s.as_str()) => {}
+        (s, g) => assert_eq!(s, g, "{path}"),
+    }
+}
+
+#[tokio::test]
+async fn protocol_doc_client_frames_get_the_replies_it_shows() {
+    let s = Server::start(Backend::Sqlite).await;
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/protocol.md"))
+            .unwrap();
+    let blocks = json_blocks_of_section(&doc, "## Every client frame, ready to paste");
+    let client_types = [
+        "send",
+        "typing",
+        "read",
+        "delivered",
+        "history",
+        "threads",
+        "watch_presence",
+        "unwatch_presence",
+        "ping",
+    ];
+    let mut alice = s.ws("alice").await;
+    let _bob = s.ws("bob").await;
+    let (mut thread, mut first_message, mut cursor) =
+        (None::<String>, None::<String>, None::<String>);
+    let mut seen_types = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while i < blocks.len() {
+        let block = &blocks[i];
+        i += 1;
+        let Ok(frame) = serde_json::from_str::<serde_json::Value>(&block[0]) else {
+            continue;
+        };
+        let kind = frame["type"].as_str().unwrap_or_default();
+        if block.len() != 1 || !client_types.contains(&kind) {
+            continue;
+        }
+        seen_types.insert(kind.to_string());
+        // The placeholders, as the doc says to replace them.
+        let mut text = block[0].clone();
+        for (placeholder, value) in [("T", &thread), ("M", &first_message), ("C", &cursor)] {
+            if let Some(v) = value {
+                text = text.replace(&format!("\"{placeholder}\""), &format!("\"{v}\""));
+            }
+        }
+        alice.send_text(&text).await;
+        let reference = frame["ref"].as_str().unwrap().to_string();
+        let reply = alice.reply_to(&reference).await;
+        // The reply block's last line is the direct reply.
+        let shown: serde_json::Value =
+            serde_json::from_str(blocks[i].last().unwrap()).expect("the reply is JSON");
+        i += 1;
+        assert_eq!(reply["type"], shown["type"], "{text} got {reply}");
+        matches_shown(&shown, &reply, &format!("reply to {text}"));
+        if thread.is_none() {
+            thread = reply["message"]["thread_id"].as_str().map(str::to_string);
+            first_message = reply["message"]["id"].as_str().map(str::to_string);
+        }
+        if kind == "threads" && cursor.is_none() {
+            cursor = reply["next"].as_str().map(str::to_string);
+        }
+    }
+    assert_eq!(
+        seen_types.len(),
+        client_types.len(),
+        "every client frame is shown: {seen_types:?}"
+    );
+}

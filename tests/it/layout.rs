@@ -9,9 +9,9 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["protocol"],
     &[
-        "config", "metrics", "stripes", "expiring", "limits", "envelope", "memo", "peer",
+        "config", "metrics", "stripes", "expiring", "limits", "envelope", "memo",
     ],
-    &["auth"],
+    &["auth", "peer"],
     &["store"],
     &["registry"],
     &["relay"],

@@ -3,7 +3,7 @@
  * window instead of having them all arrive together. */
 export class Backoff {
   private attempt = 0;
-  constructor(private readonly baseMs = 500, private readonly maxMs = 30000, private readonly random = Math.random) {}
+  constructor(private readonly baseMs = BACKOFF_BASE_MS, private readonly maxMs = BACKOFF_MAX_MS, private readonly random = Math.random) {}
 
   /** The delay before the next attempt; each call doubles the window. */
   next(): number {
@@ -21,4 +21,12 @@ export class Backoff {
   reset(): void {
     this.attempt = 0;
   }
+}
+
+export const BACKOFF_BASE_MS = 500;
+export const BACKOFF_MAX_MS = 30000;
+
+/** A Backoff from the client's `backoff` option (defaults 500 ms / 30 s). */
+export function backoffFrom(o?: { baseMs?: number; maxMs?: number }): Backoff {
+  return new Backoff(o?.baseMs ?? BACKOFF_BASE_MS, o?.maxMs ?? BACKOFF_MAX_MS);
 }

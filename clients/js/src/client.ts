@@ -1,5 +1,5 @@
-import { Backoff } from "./backoff.js";
-import { Core, claimsOf, subOf } from "./core.js";
+import { backoffFrom, type Backoff } from "./backoff.js";
+import { Core } from "./core.js";
 import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
 import type { Message, Presence, Thread } from "./frames.js";
@@ -8,6 +8,8 @@ import { SeqTracker } from "./seq.js";
 import { IndexedDbStorage, MemoryStorage, type OutboxEntry, type OutboxStorage } from "./storage.js";
 import { TabLink } from "./tabs.js";
 import { TypingThrottle } from "./typing.js";
+import { claimsOf, subOf } from "./jwt.js";
+import { uuid, Waiters } from "./util.js";
 import type { Client, ClientEvents, CloseInfo, ConnectionState, ConnectOptions, HistoryQuery, Ops, SendOptions } from "./types.js";
 
 /** Opens a client: it connects at once and keeps reconnecting until close() or a stop
@@ -24,11 +26,14 @@ class SwitchboardClient implements Client {
   private link: TabLink | null = null;
   // Follower mode: the leader's state, and a passive tracker that drops relayed duplicates and
   // becomes the new connection's starting point if this tab is promoted.
-  private followerState: { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null } = {
+  private followerState: { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null; transport?: "ws" | "sse" } = {
     state: "connecting",
     userId: null,
     lastClose: null,
   };
+  /** This tab's presence watches, counted: the connection owner hears of a user's first
+   * watch and last unwatch in this tab (and of all of them again after a leader change). */
+  private readonly watchCounts = new Map<string, number>();
   private readonly relayTracker = new SeqTracker((m) => this.em.emit("message", m), null);
   private readonly typer = new TypingThrottle((tid, on) => {
     this.ops("typing", [tid, on]).catch((e) => this.em.emit("error", SwitchboardError.from(e)));
@@ -38,7 +43,7 @@ class SwitchboardClient implements Client {
   // Tab sharing: the token fetched to learn the user before the election (handed to the
   // connection if this tab leads while it is fresh), and the calls made before the election.
   private firstToken: string | null = null;
-  private beforeElection: Array<{ resolve(): void; reject(e: SwitchboardError): void }> = [];
+  private readonly beforeElection = new Waiters();
   private electTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly opts: ConnectOptions) {
@@ -49,7 +54,7 @@ class SwitchboardClient implements Client {
     const g = globalThis as any;
     const canShare = typeof g.BroadcastChannel === "function" && !!g.navigator?.locks;
     if ((this.opts.shareAcrossTabs ?? canShare) && canShare) {
-      void this.elect(new Backoff(this.opts.backoff?.baseMs ?? 500, this.opts.backoff?.maxMs ?? 30000));
+      void this.elect(backoffFrom(this.opts.backoff));
     } else {
       this.promote();
     }
@@ -86,12 +91,17 @@ class SwitchboardClient implements Client {
           this.followerState = { ...st, userId: st.userId ?? user };
           if (changed) this.em.emit("state", st.state);
         },
+        newLeader: () => this.rewatch(),
       });
       this.link.start();
     }
-    const waiting = this.beforeElection;
-    this.beforeElection = [];
-    waiting.forEach((w) => w.resolve());
+    this.beforeElection.release();
+  }
+
+  /** A new connection owner knows nothing of this tab's watches: tell it again. */
+  private rewatch(): void {
+    const users = [...this.watchCounts.keys()];
+    if (users.length > 0) this.ops("watchPresence", [users]).catch(() => {});
   }
 
   /** This tab owns the connection from now on. */
@@ -108,6 +118,7 @@ class SwitchboardClient implements Client {
     });
     this.core = core;
     core.start();
+    this.rewatch();
     return core;
   }
 
@@ -146,29 +157,10 @@ class SwitchboardClient implements Client {
     if (this.core) return (this.core[op] as (...a: unknown[]) => Promise<unknown>).apply(this.core, args);
     // Before the election (waiting for the first token).
     if (op === "typing") return Promise.resolve(); // nobody to show it to yet
-    return new Promise<void>((resolve, reject) => {
-      const w = {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e: SwitchboardError) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      // Sends and reads wait as long as it takes (as they do while disconnected); the rest
-      // time out as a request made while disconnected does.
-      const ms = this.opts.requestTimeoutMs ?? 10000;
-      const timer =
-        op === "send" || op === "read"
-          ? undefined
-          : setTimeout(() => {
-              this.beforeElection = this.beforeElection.filter((x) => x !== w);
-              reject(new SwitchboardError("timeout", `not connected within ${ms} ms`));
-            }, ms);
-      this.beforeElection.push(w);
-    }).then(() => this.ops(op, args));
+    // Sends and reads wait as long as it takes (as they do while disconnected); the rest
+    // time out as a request made while disconnected does.
+    const ms = op === "send" || op === "read" ? undefined : (this.opts.requestTimeoutMs ?? 10000);
+    return this.beforeElection.wait(ms, "not connected").then(() => this.ops(op, args));
   }
 
   get state(): ConnectionState {
@@ -180,6 +172,9 @@ class SwitchboardClient implements Client {
   }
   get lastClose(): CloseInfo | null {
     return this.core ? this.core.lastClose : this.followerState.lastClose;
+  }
+  get transport(): "ws" | "sse" {
+    return this.core ? this.core.transportKind : (this.followerState.transport ?? "ws");
   }
 
   on<K extends keyof ClientEvents>(type: K, fn: (ev: ClientEvents[K]) => void): () => void {
@@ -230,11 +225,23 @@ class SwitchboardClient implements Client {
   }
 
   watchPresence(userIds: string[]): Promise<Presence[]> {
+    for (const u of userIds) this.watchCounts.set(u, (this.watchCounts.get(u) ?? 0) + 1);
     return this.ops("watchPresence", [userIds]);
   }
 
   unwatchPresence(userIds: string[]): Promise<void> {
-    return this.ops("unwatchPresence", [userIds]);
+    const gone: string[] = [];
+    for (const u of userIds) {
+      const n = this.watchCounts.get(u) ?? 0;
+      if (n === 0) continue;
+      if (n > 1) this.watchCounts.set(u, n - 1);
+      else {
+        this.watchCounts.delete(u);
+        gone.push(u);
+      }
+    }
+    if (gone.length === 0) return Promise.resolve();
+    return this.ops("unwatchPresence", [gone]);
   }
 
   rest<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
@@ -250,24 +257,11 @@ class SwitchboardClient implements Client {
     this.closed = true;
     this.typer.clear();
     if (this.electTimer) clearTimeout(this.electTimer);
-    const waiting = this.beforeElection;
-    this.beforeElection = [];
-    waiting.forEach((w) => w.reject(new SwitchboardError("closed", "client closed")));
+    this.beforeElection.rejectAll(new SwitchboardError("closed", "client closed"));
     // The link first: a leader that closes hands over quietly, without telling the other
     // tabs it stopped.
     this.link?.close();
     this.core?.close();
     this.em.emit("state", "stopped");
   }
-}
-
-function uuid(): string {
-  const c = (globalThis as any).crypto;
-  if (c?.randomUUID) return c.randomUUID();
-  // Insecure contexts (plain http on a LAN address) have no randomUUID.
-  const b: Uint8Array = c?.getRandomValues ? c.getRandomValues(new Uint8Array(16)) : Uint8Array.from({ length: 16 }, () => (Math.random() * 256) | 0);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }

@@ -1,18 +1,33 @@
-import { Backoff } from "./backoff.js";
-import { SwitchboardError, isPermanent } from "./errors.js";
+import { Auth } from "./auth.js";
+import { backoffFrom, type Backoff } from "./backoff.js";
+import { SwitchboardError } from "./errors.js";
 import { Close, type AckFrame, type EventFrame, type HelloFrame, type Message, type Request } from "./frames.js";
+import { subOf } from "./jwt.js";
 import { Outbox } from "./outbox.js";
+import { ReadQueue } from "./reads.js";
 import { SeqTracker } from "./seq.js";
 import { SseTransport } from "./sse.js";
 import type { OutboxEntry, OutboxStorage } from "./storage.js";
-import { apiUrl, type Transport, type TransportHandlers } from "./transport.js";
+import type { Transport, TransportHandlers } from "./transport.js";
 import type { ClientEvents, CloseInfo, ConnectionState, ConnectOptions, HistoryQuery, Ops, TokenReason } from "./types.js";
+import { Limiter, Waiters } from "./util.js";
+import { Watches } from "./watches.js";
 import { WsTransport } from "./ws.js";
 
-/** WebSocket failures before hello, in a row, before "auto" tries SSE. */
+/** WebSocket failures before hello, in a row, with a token the gateway accepts over REST,
+ * before "auto" switches to SSE. */
 const WS_FAILURES_BEFORE_SSE = 3;
 /** Failures in a row after which the state reads "offline" rather than "reconnecting". */
 const FAILURES_OFFLINE = 3;
+/** Tokens refused in a row (a 401 on the REST check) before the client stops. */
+export const MAX_REFUSALS = 5;
+/** History requests in flight at once (gap fills and catch-ups). */
+const HISTORY_CONCURRENCY = 4;
+/** `threads` pages read after a reconnect to learn which threads moved (100 threads each). */
+const CATCHUP_PAGES = 5;
+const CATCHUP_PAGE_SIZE = 100;
+/** Who made a call in this tab (as opposed to another tab's id). */
+export const SELF = "self";
 
 export type Emit = <K extends keyof ClientEvents>(type: K, ev: ClientEvents[K]) => void;
 
@@ -27,24 +42,10 @@ export interface CoreDeps {
   token?: string;
 }
 
-interface ReadWaiter {
-  seq: number;
-  resolve(): void;
-  reject(e: SwitchboardError): void;
-}
-
-/** A thread's read position that the gateway has not acknowledged yet. */
-interface PendingRead {
-  /** The highest seq asked for (the gateway never moves a read position back). */
-  seq: number;
-  waiters: ReadWaiter[];
-  busy: boolean;
-}
-
 /**
- * The connection owner: one transport at a time, reconnects with backoff, token refresh,
- * the outbox, per-thread seq tracking and catch-up. In a shared tab group only the leader
- * runs one.
+ * The connection owner: one transport at a time, reconnects with backoff, heartbeats, token
+ * refresh, the outbox, per-thread seq tracking and catch-up. In a shared tab group only the
+ * leader runs one.
  */
 export class Core implements Ops {
   state: ConnectionState = "connecting";
@@ -52,42 +53,62 @@ export class Core implements Ops {
   lastClose: CloseInfo | null = null;
   readonly tracker: SeqTracker;
 
-  private token: string | null = null;
-  private refreshing: Promise<string> | null = null;
+  private readonly auth: Auth;
   private transport: Transport | null = null;
   private gen = 0;
   private mode: "ws" | "sse";
   private readonly backoff: Backoff;
   private preHelloFailures = 0;
+  private refusals = 0;
   private everOpen = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
-  private openWaiters: Array<{ resolve(): void; reject(e: SwitchboardError): void }> = [];
-  private readonly watched = new Set<string>();
-  private readonly reads = new Map<string, PendingRead>();
+  private readonly openWaiters = new Waiters();
+  /** Presence watches, per user and requester (a tab id, or SELF). */
+  private readonly watched = new Watches();
+  private readonly reads: ReadQueue;
   private outbox: Outbox | null = null;
   private outboxReady!: Promise<Outbox>;
   private resolveOutbox!: (o: Outbox) => void;
   private readonly timeoutMs: number;
-  private readonly fetchFn: typeof fetch;
+  private readonly historyLimit = new Limiter(HISTORY_CONCURRENCY);
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private pinging = false;
+  /** SSE in "auto" mode: the next WebSocket trial, and how many failed so far. */
+  private upgradeTimer: ReturnType<typeof setTimeout> | null = null;
+  private upgradeFailures = 0;
+  private upgradeTrial: Transport | null = null;
 
   constructor(private readonly d: CoreDeps) {
     const o = d.opts;
     this.mode = o.transport === "sse" ? "sse" : "ws";
-    this.backoff = new Backoff(o.backoff?.baseMs ?? 500, o.backoff?.maxMs ?? 30000);
+    this.backoff = backoffFrom(o.backoff);
     this.timeoutMs = o.requestTimeoutMs ?? 10000;
-    this.fetchFn = o.fetch ?? globalThis.fetch?.bind(globalThis);
-    this.tracker = new SeqTracker((m) => d.emit("message", m), (tid, after) => this.fetchAfter(tid, after));
+    this.auth = new Auth(o.url, o.getToken, o.fetch ?? globalThis.fetch?.bind(globalThis), this.timeoutMs, (sub) => this.noteUser(sub));
+    this.tracker = new SeqTracker((m) => d.emit("message", m), (tid, after) => this.fetchAfter(tid, after), o.backoff);
     if (d.have) for (const [k, v] of d.have) this.tracker.have.set(k, v);
+    this.reads = new ReadQueue(
+      (req) => (this.transport ? this.transport.request(req, this.timeoutMs) : Promise.reject(new SwitchboardError("unavailable", "not connected"))),
+      () => this.state === "open" && !!this.transport,
+    );
     this.outboxReady = new Promise((r) => (this.resolveOutbox = r));
     if (d.token) {
-      this.token = d.token;
+      this.auth.token = d.token;
       this.noteUser(subOf(d.token));
     }
   }
 
+  /** The transport in use (or being tried): "ws" or "sse". */
+  get transportKind(): "ws" | "sse" {
+    return this.mode;
+  }
+
   start(): void {
-    void this.connect(this.token === null ? "initial" : null);
+    void this.connect(this.auth.token === null ? "initial" : null);
+  }
+
+  private get auto(): boolean {
+    return this.d.opts.transport === "auto" || this.d.opts.transport === undefined;
   }
 
   // ---- connection lifecycle -------------------------------------------------------------
@@ -102,11 +123,9 @@ export class Core implements Ops {
     this.timer = null;
     if (this.stopped) return;
     try {
-      if (reason !== null || this.token === null) {
-        this.token = await this.d.opts.getToken(reason ?? "initial");
-        this.noteUser(subOf(this.token));
-      }
+      if (reason !== null || this.auth.token === null) await this.auth.refresh(reason ?? "initial");
     } catch (e) {
+      if (this.stopped) return;
       this.d.emit("error", new SwitchboardError("unauthorized", "getToken failed: " + (e instanceof Error ? e.message : String(e))));
       this.retryLater(reason ?? "refused");
       return;
@@ -121,15 +140,22 @@ export class Core implements Ops {
       onClose: (code, why, sawHello) => live() && this.onClose(code, why, sawHello),
     };
     try {
-      this.transport =
-        this.mode === "ws"
-          ? new WsTransport(this.d.opts.url, this.token!, this.d.opts.WebSocket ?? globalThis.WebSocket, h)
-          : new SseTransport(this.d.opts.url, this.token!, this.d.opts.EventSource ?? (globalThis as any).EventSource, (m, p, b) => this.rest(m, p, b) as any, h);
+      this.transport = this.mode === "ws" ? this.openWs(h) : this.openSse(h);
     } catch (e) {
-      // No WebSocket/EventSource available, or a bad URL: a failure before hello.
+      // No WebSocket/EventSource available, or a bad URL: a failure before hello. (The
+      // error's message is scrubbed of the token the URL carries.)
       this.d.emit("error", SwitchboardError.from(e));
       if (live()) this.onClose(Close.ABNORMAL, "cannot open", false);
     }
+  }
+
+  private openWs(h: TransportHandlers): Transport {
+    return new WsTransport(this.d.opts.url, this.auth.token!, this.d.opts.WebSocket ?? globalThis.WebSocket, h);
+  }
+
+  private openSse(h: TransportHandlers): Transport {
+    const ES = this.d.opts.EventSource ?? (globalThis as any).EventSource;
+    return new SseTransport(this.d.opts.url, this.auth.token!, ES, (m, p, b) => this.auth.rest(m, p, b) as any, h);
   }
 
   private retryLater(reason: TokenReason | null): void {
@@ -140,30 +166,68 @@ export class Core implements Ops {
   }
 
   private onHello(f: HelloFrame): void {
+    const gen = this.gen;
     this.backoff.reset();
     this.preHelloFailures = 0;
+    this.refusals = 0;
     this.everOpen = true;
     this.noteUser(f.user_id);
     const { type: _t, ...hello } = f;
     this.setState("open");
     this.d.emit("hello", hello);
-    const waiters = this.openWaiters;
-    this.openWaiters = [];
-    waiters.forEach((w) => w.resolve());
+    this.openWaiters.release();
+    this.startHeartbeat(f.heartbeat_s);
+    if (this.mode === "sse" && this.auto) this.scheduleUpgrade();
     // Watches belong to the session: renew them, and tell the app where everyone is now.
     if (this.watched.size > 0) {
-      this.request({ type: "watch_presence", user_ids: [...this.watched] })
+      this.request({ type: "watch_presence", user_ids: this.watched.users() })
         .then((a) => a.presence?.forEach((p) => this.d.emit("presence", p)))
         .catch(() => {});
     }
-    // Catch up every thread we track: whatever was sent while we were away comes as events.
-    for (const tid of [...this.tracker.have.keys()]) void this.tracker.catchUp(tid);
+    // Whatever was sent while we were away comes as events.
+    this.tracker.resetRetries();
+    void this.catchUpAll(gen);
     // Read positions set while disconnected (or lost in flight) go out now.
-    for (const tid of [...this.reads.keys()]) this.flushRead(tid);
+    this.reads.flushAll();
     this.outbox?.kick();
   }
 
+  /** After a hello: list the threads (a few pages at most) and catch up those whose
+   * `last_seq` is past what we have. If the listing fails or is cut short, the tracked
+   * threads it does not show are caught up too. */
+  private async catchUpAll(gen: number): Promise<void> {
+    if (this.tracker.have.size === 0) return;
+    let latest: Map<string, number> | null = new Map();
+    let complete = false;
+    try {
+      let before: string | undefined;
+      for (let page = 0; page < CATCHUP_PAGES; page++) {
+        const req: Request = { type: "threads", limit: CATCHUP_PAGE_SIZE };
+        if (before !== undefined) req.before = before;
+        const a = await this.request(req);
+        for (const t of a.threads ?? []) latest.set(t.id, t.last_seq);
+        if (!a.next) {
+          complete = true;
+          break;
+        }
+        before = a.next;
+      }
+    } catch {
+      latest = null;
+    }
+    if (gen !== this.gen || this.stopped) return; // a newer connection does its own
+    for (const [tid, have] of [...this.tracker.have]) {
+      if (latest) {
+        const last = latest.get(tid);
+        // Not listed in a complete listing: no longer a member (the thread event says so).
+        if (last === undefined ? complete : last <= have) continue;
+      }
+      void this.tracker.catchUp(tid);
+    }
+  }
+
   private onClose(code: number, reason: string, sawHello: boolean): void {
+    this.stopHeartbeat();
     this.transport = null;
     this.lastClose = { code, reason };
     this.d.emit("close", { code, reason });
@@ -178,54 +242,166 @@ export class Core implements Ops {
       return;
     }
     if (!sawHello) {
-      this.preHelloFailures++;
-      if (this.d.opts.transport === "auto" || this.d.opts.transport === undefined) {
-        if (this.mode === "ws" && this.preHelloFailures >= WS_FAILURES_BEFORE_SSE && this.canSse()) {
-          void this.tryFallback();
-          return;
-        }
-      }
-      // The browser hides the HTTP status: the token may have been refused.
-      this.retryLater("refused");
+      void this.afterPreHelloFailure();
       return;
     }
     this.retryLater(null);
   }
 
-  private canSse(): boolean {
-    return !!(this.d.opts.EventSource ?? (globalThis as any).EventSource) && !!this.fetchFn;
-  }
-
-  /** WebSockets keep failing: if the gateway answers plain HTTP, a proxy is eating the
-   * upgrade, so SSE+REST will work where the socket does not. */
-  private async tryFallback(): Promise<void> {
-    let ok = false;
-    try {
-      const r = await withTimeout(this.fetchFn(this.d.opts.url.replace(/\/+$/, "") + "/healthz"), 3000);
-      ok = r.ok;
-    } catch {
-      ok = false;
+  /**
+   * A connection failed before hello, and a browser hides why. The REST check tells: a 401
+   * is the token (ask for another; stop after MAX_REFUSALS in a row), no answer is the
+   * gateway (retry), and a gateway that takes the token over REST while sockets keep failing
+   * has something eating the upgrade (in "auto" mode: SSE after a few).
+   */
+  private async afterPreHelloFailure(): Promise<void> {
+    const gen = this.gen;
+    this.setState(!this.everOpen ? "connecting" : this.backoff.failures >= FAILURES_OFFLINE ? "offline" : "reconnecting");
+    const verdict = await this.auth.probe();
+    if (this.stopped || gen !== this.gen) return;
+    if (verdict === "refused") {
+      this.refusals++;
+      if (this.refusals >= MAX_REFUSALS) {
+        const err = new SwitchboardError("unauthorized", `the token was refused ${this.refusals} times in a row`, { status: 401 });
+        this.lastClose = { code: Close.TOKEN_EXPIRED, reason: "unauthorized" };
+        this.d.emit("error", err);
+        this.stop(err);
+        return;
+      }
+      this.retryLater("refused");
+      return;
     }
-    if (this.stopped) return;
-    if (ok) {
+    if (verdict === "unknown") {
+      // Nothing to ask with (no fetch): the token may have been refused.
+      this.retryLater("refused");
+      return;
+    }
+    if (verdict === "down") {
+      this.retryLater(null);
+      return;
+    }
+    this.refusals = 0;
+    this.preHelloFailures++;
+    if (this.auto && this.mode === "ws" && this.preHelloFailures >= WS_FAILURES_BEFORE_SSE && this.canSse()) {
       this.mode = "sse";
       this.preHelloFailures = 0;
+      this.upgradeFailures = 0;
     }
-    this.retryLater("refused");
+    this.retryLater(null);
+  }
+
+  private canSse(): boolean {
+    return !!(this.d.opts.EventSource ?? (globalThis as any).EventSource) && this.auth.canFetch;
+  }
+
+  // ---- SSE -> WebSocket ("auto") ------------------------------------------------------------
+
+  /** On SSE in "auto" mode, try a WebSocket now and then (sseRetryMs, doubling up to 8x). */
+  private scheduleUpgrade(): void {
+    if (this.upgradeTimer || this.upgradeTrial || this.stopped || this.mode !== "sse" || !this.auto) return;
+    const base = this.d.opts.wsRetryMs ?? 60_000;
+    const delay = Math.min(base * 2 ** this.upgradeFailures, base * 8);
+    this.upgradeTimer = setTimeout(() => this.tryUpgrade(), delay);
+  }
+
+  /** A trial WebSocket: when it gets a hello, switch to WebSocket (a reconnect, with the
+   * usual catch-up); otherwise stay on SSE and try again later. */
+  private tryUpgrade(): void {
+    this.upgradeTimer = null;
+    if (this.stopped || this.mode !== "sse" || !this.auth.token) return;
+    let settled = false;
+    const finish = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      const trial = this.upgradeTrial;
+      this.upgradeTrial = null;
+      trial?.close(Close.NORMAL, "transport check");
+      if (this.stopped || this.mode !== "sse") return;
+      if (!ok) {
+        this.upgradeFailures++;
+        this.scheduleUpgrade();
+        return;
+      }
+      this.upgradeFailures = 0;
+      this.mode = "ws";
+      this.preHelloFailures = 0;
+      const t = this.transport;
+      this.gen++;
+      this.transport = null;
+      this.stopHeartbeat();
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      t?.close(Close.NORMAL, "switching to WebSocket");
+      if (this.state === "open") this.setState("reconnecting");
+      void this.connect(null);
+    };
+    try {
+      this.upgradeTrial = this.openWs({
+        onHello: () => finish(true),
+        onEvent: () => {},
+        onError: () => {},
+        onClose: () => finish(false),
+      });
+    } catch {
+      finish(false);
+    }
+  }
+
+  // ---- heartbeat --------------------------------------------------------------------------
+
+  /** A `ping` every heartbeat_s (one outstanding at most): no `pong` within the request
+   * timeout means a dead (half-open) socket, which is dropped for a reconnect. Over SSE the
+   * actions are REST calls, which time out on their own. */
+  private startHeartbeat(seconds: number): void {
+    this.stopHeartbeat();
+    if (this.mode !== "ws" || !(seconds > 0)) return;
+    const gen = this.gen;
+    this.heartbeat = setInterval(() => {
+      const t = this.transport;
+      if (this.pinging || gen !== this.gen || !t) return;
+      this.pinging = true;
+      t.request({ type: "ping" }, this.timeoutMs).then(
+        () => {
+          this.pinging = false;
+        },
+        (e) => {
+          this.pinging = false;
+          if (gen === this.gen && SwitchboardError.from(e).code === "timeout") this.dropDead("heartbeat timeout");
+        },
+      );
+    }, seconds * 1000);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.pinging = false;
+  }
+
+  /** The connection looks dead (no pong, or a send with no ack): drop it, reconnect (with
+   * backoff), resend. */
+  private dropDead(reason: string): void {
+    const t = this.transport;
+    if (!t) return;
+    this.gen++;
+    t.close(Close.NORMAL, reason);
+    this.onClose(Close.ABNORMAL, reason, true);
   }
 
   private stop(err: SwitchboardError): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.upgradeTimer) clearTimeout(this.upgradeTimer);
+    this.upgradeTimer = null;
+    this.upgradeTrial?.close(Close.NORMAL, "client stopped");
+    this.upgradeTrial = null;
+    this.stopHeartbeat();
+    this.tracker.resetRetries();
     this.setState("stopped");
-    const waiters = this.openWaiters;
-    this.openWaiters = [];
-    waiters.forEach((w) => w.reject(err));
+    this.openWaiters.rejectAll(err);
     this.outbox?.rejectAll(err);
-    const reads = [...this.reads.values()];
-    this.reads.clear();
-    for (const r of reads) r.waiters.splice(0).forEach((w) => w.reject(err));
+    this.reads.stop(err);
   }
 
   close(): void {
@@ -245,19 +421,11 @@ export class Core implements Ops {
       (e) => this.sendNow(e),
       () => this.state === "open",
       (m) => this.tracker.observe(m),
-      () => this.dropStuck(),
+      () => this.dropDead("request timeout"),
+      backoffFrom(this.d.opts.backoff),
     );
     this.resolveOutbox(this.outbox);
     if (this.state === "open") this.outbox.kick();
-  }
-
-  /** A send got no ack in time on an open connection: assume it is dead, reconnect, resend. */
-  private dropStuck(): void {
-    const t = this.transport;
-    if (!t) return;
-    this.gen++;
-    t.close(Close.NORMAL, "request timeout");
-    this.onClose(Close.ABNORMAL, "request timeout", true);
   }
 
   // ---- requests ---------------------------------------------------------------------------
@@ -265,23 +433,7 @@ export class Core implements Ops {
   private whenOpen(): Promise<void> {
     if (this.state === "open" && this.transport) return Promise.resolve();
     if (this.stopped) return Promise.reject(new SwitchboardError("closed", "client is stopped"));
-    return new Promise((resolve, reject) => {
-      const w = {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e: SwitchboardError) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.openWaiters = this.openWaiters.filter((x) => x !== w);
-        reject(new SwitchboardError("timeout", `not connected within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      this.openWaiters.push(w);
-    });
+    return this.openWaiters.wait(this.timeoutMs, "not connected");
   }
 
   /** One request over the current transport, waiting (up to the timeout) for a connection. */
@@ -290,9 +442,11 @@ export class Core implements Ops {
     return (await this.transport!.request(req, this.timeoutMs)) as AckFrame;
   }
 
-  private async fetchAfter(threadId: string, after: number) {
-    const a = await this.request({ type: "history", thread_id: threadId, after_seq: after, limit: 200 });
-    return { messages: a.messages ?? [], has_more: !!a.has_more };
+  private fetchAfter(threadId: string, after: number) {
+    return this.historyLimit.run(async () => {
+      const a = await this.request({ type: "history", thread_id: threadId, after_seq: after, limit: 200 });
+      return { messages: a.messages ?? [], has_more: !!a.has_more };
+    });
   }
 
   private async sendNow(e: OutboxEntry): Promise<Message> {
@@ -368,49 +522,10 @@ export class Core implements Ops {
     return { threads, next: a.next ?? null };
   }
 
-  /** Resolves when the gateway has acknowledged a read position at or past `seq`. While
-   * disconnected it waits (no timeout): the position is queued, the highest seq per thread,
-   * and sent after the next hello. */
+  /** Resolves when the gateway has acknowledged a read position at or past `seq` (see
+   * ReadQueue: queued while disconnected, no timeout then). */
   read(threadId: string, seq: number): Promise<void> {
-    if (this.stopped) return Promise.reject(new SwitchboardError("closed", "client is stopped"));
-    return new Promise((resolve, reject) => {
-      let r = this.reads.get(threadId);
-      if (!r) this.reads.set(threadId, (r = { seq, waiters: [], busy: false }));
-      else if (seq > r.seq) r.seq = seq;
-      r.waiters.push({ seq, resolve, reject });
-      this.flushRead(threadId);
-    });
-  }
-
-  /** Sends a thread's queued read position, if connected and none is in flight. */
-  private flushRead(threadId: string): void {
-    const r = this.reads.get(threadId);
-    if (!r || r.busy || this.stopped || this.state !== "open" || !this.transport) return;
-    r.busy = true;
-    const seq = r.seq;
-    // Settles the calls this position covers; a higher one asked meanwhile goes out next.
-    const settle = (fn: (w: ReadWaiter) => void) => {
-      r.busy = false;
-      const done = r.waiters.filter((w) => w.seq <= seq);
-      r.waiters = r.waiters.filter((w) => w.seq > seq);
-      if (r.waiters.length === 0 && this.reads.get(threadId) === r) this.reads.delete(threadId);
-      done.forEach(fn);
-      if (r.waiters.length > 0) this.flushRead(threadId);
-    };
-    this.transport.request({ type: "read", thread_id: threadId, seq }, this.timeoutMs).then(
-      () => settle((w) => w.resolve()),
-      (x) => {
-        const err = SwitchboardError.from(x);
-        if (isPermanent(err.code)) {
-          settle((w) => w.reject(err));
-          return;
-        }
-        r.busy = false;
-        // Not stored: it stays queued. A lost connection sends it after the next hello;
-        // otherwise (a timeout, a rate limit, the database down) try again shortly.
-        if (this.state === "open") setTimeout(() => this.flushRead(threadId), err.retryAfterMs ?? 1000);
-      },
-    );
+    return this.reads.read(threadId, seq);
   }
 
   async delivered(threadId: string, seq: number): Promise<void> {
@@ -422,15 +537,25 @@ export class Core implements Ops {
     if (this.state === "open") this.transport?.notify({ type: "typing", thread_id: threadId, is_typing: isTyping });
   }
 
-  async watchPresence(userIds: string[]) {
-    userIds.forEach((u) => this.watched.add(u));
+  /** `owner`: who asks (a tab id with tab sharing; this tab by default). A user stays
+   * watched while any owner watches them. */
+  async watchPresence(userIds: string[], owner: string = SELF) {
+    this.watched.add(userIds, owner);
     const a = await this.request({ type: "watch_presence", user_ids: userIds });
     return a.presence ?? [];
   }
 
-  async unwatchPresence(userIds: string[]): Promise<void> {
-    userIds.forEach((u) => this.watched.delete(u));
-    if (this.state !== "open") return; // the next session starts without them anyway
+  async unwatchPresence(userIds: string[], owner: string = SELF): Promise<void> {
+    await this.sendUnwatch(this.watched.remove(userIds, owner));
+  }
+
+  /** A tab left the group: its watches go (the users nobody else watches are unwatched). */
+  dropOwner(owner: string): void {
+    void this.sendUnwatch(this.watched.dropOwner(owner)).catch(() => {});
+  }
+
+  private async sendUnwatch(userIds: string[]): Promise<void> {
+    if (userIds.length === 0 || this.state !== "open") return; // the next session starts without them anyway
     await this.request({ type: "unwatch_presence", user_ids: userIds });
   }
 
@@ -439,102 +564,8 @@ export class Core implements Ops {
     return this.outbox.entries();
   }
 
-  private async currentToken(): Promise<string> {
-    if (this.token) return this.token;
-    return this.refreshToken("initial");
-  }
-
-  private refreshToken(reason: TokenReason): Promise<string> {
-    // One refresh at a time, however many calls saw the 401.
-    if (!this.refreshing) {
-      this.refreshing = Promise.resolve(this.d.opts.getToken(reason)).then(
-        (t) => {
-          this.refreshing = null;
-          this.token = t;
-          this.noteUser(subOf(t));
-          return t;
-        },
-        (e) => {
-          this.refreshing = null;
-          throw e;
-        },
-      );
-    }
-    return this.refreshing;
-  }
-
   /** REST under /api/v1 with the current token; one refresh and retry on 401. */
-  async rest(method: string, path: string, body?: unknown): Promise<unknown> {
-    if (!this.fetchFn) throw new SwitchboardError("internal", "no fetch available");
-    let token = await this.currentToken();
-    for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
-      if (body !== undefined) headers["Content-Type"] = "application/json";
-      let res: Response;
-      try {
-        res = await withTimeout(
-          this.fetchFn(apiUrl(this.d.opts.url, path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }),
-          this.timeoutMs,
-        );
-      } catch (e) {
-        throw e instanceof SwitchboardError ? e : new SwitchboardError("unavailable", "request failed: " + (e instanceof Error ? e.message : String(e)));
-      }
-      if (res.status === 401 && attempt === 0) {
-        token = await this.refreshToken("expired");
-        continue;
-      }
-      const text = await res.text();
-      const json = text ? safeJson(text) : undefined;
-      if (!res.ok) {
-        const err = (json as { error?: { code?: string; message?: string; retry_after_ms?: number } })?.error;
-        throw new SwitchboardError((err?.code as never) ?? statusCode(res.status), err?.message ?? `HTTP ${res.status}`, {
-          status: res.status,
-          retryAfterMs: err?.retry_after_ms,
-        });
-      }
-      return json;
-    }
+  rest(method: string, path: string, body?: unknown): Promise<unknown> {
+    return this.auth.rest(method, path, body);
   }
-}
-
-/** A JWT's payload, without verifying it (the gateway does). */
-export function claimsOf(token: string): Record<string, unknown> | null {
-  try {
-    const part = token.split(".")[1];
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
-    const bin = atob(b64);
-    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return claims && typeof claims === "object" ? claims : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The `sub` of a JWT, unverified: it is only a namespace (the tab group, the outbox's
- * database), known before the first hello. */
-export function subOf(token: string): string | null {
-  const sub = claimsOf(token)?.sub;
-  return typeof sub === "string" && sub !== "" ? sub : null;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function statusCode(status: number) {
-  const m: Record<number, string> = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 429: "rate_limited", 503: "unavailable" };
-  return (m[status] ?? "internal") as never;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new SwitchboardError("timeout", `no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }

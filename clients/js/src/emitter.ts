@@ -5,8 +5,20 @@ export class Emitter<E extends object> {
   on<K extends keyof E>(type: K, fn: (ev: E[K]) => void): () => void {
     let set = this.map.get(type);
     if (!set) this.map.set(type, (set = new Set()));
-    set.add(fn as (ev: never) => void);
-    return () => void set!.delete(fn as (ev: never) => void);
+    const f = fn as (ev: never) => void;
+    set.add(f);
+    return () => {
+      const s = this.map.get(type);
+      if (!s) return;
+      s.delete(f);
+      // No empty sets left behind by components that subscribe and unsubscribe all day.
+      if (s.size === 0) this.map.delete(type);
+    };
+  }
+
+  /** Listeners of `type` (for tests and diagnostics). */
+  listenerCount(type: keyof E): number {
+    return this.map.get(type)?.size ?? 0;
   }
 
   emit<K extends keyof E>(type: K, ev: E[K]): void {

@@ -1,3 +1,4 @@
+import { Backoff } from "./backoff.js";
 import type { Message } from "./frames.js";
 import { SwitchboardError, isPermanent } from "./errors.js";
 import type { OutboxEntry, OutboxStorage } from "./storage.js";
@@ -9,6 +10,9 @@ interface Waiter {
   resolve(m: Message): void;
   reject(e: SwitchboardError): void;
 }
+
+/** Retries of a send that got `internal` (it may be a passing fault) before it is rejected. */
+export const INTERNAL_RETRIES = 3;
 
 let orderCounter = 0;
 export function nextOrder(): number {
@@ -28,6 +32,9 @@ export class Outbox {
   private readonly waiters = new Map<string, Waiter[]>();
   private running = false;
   private readonly loaded: Promise<void>;
+  private closedErr: SwitchboardError | null = null;
+  /** `internal` errors per client_id so far. */
+  private readonly internalErrors = new Map<string, number>();
 
   constructor(
     private readonly storage: OutboxStorage,
@@ -37,6 +44,8 @@ export class Outbox {
     private readonly onAck: (m: Message) => Promise<void>,
     /** The connection looks dead (a send timed out): drop it so it reconnects and resends. */
     private readonly onStuck: () => void,
+    /** Delays between retries of `unavailable` / `internal`; reset by each ack. */
+    private readonly backoff: Backoff = new Backoff(),
   ) {
     this.loaded = storage.load().then(
       (old) => {
@@ -46,20 +55,30 @@ export class Outbox {
     );
   }
 
-  /** Adds (or joins, by client_id) a send; resolves on its ack. */
+  /** Adds (or joins, by client_id) a send; resolves on its ack. Rejects, with nothing left
+   * behind, when it cannot be stored. */
   async add(e: OutboxEntry): Promise<Message> {
+    await this.loaded;
+    if (!this.queue.some((x) => x.client_id === e.client_id)) {
+      await this.storage.put(e); // stored before it goes out
+      if (!this.queue.some((x) => x.client_id === e.client_id)) this.queue.push(e);
+    }
+    if (this.closedErr) throw this.closedErr;
+    // The waiter only now: a failed put above leaves nothing behind.
     const p = new Promise<Message>((resolve, reject) => {
       const list = this.waiters.get(e.client_id) ?? [];
       list.push({ resolve, reject });
       this.waiters.set(e.client_id, list);
     });
-    await this.loaded;
-    if (!this.queue.some((x) => x.client_id === e.client_id)) {
-      await this.storage.put(e); // stored before it goes out
-      this.queue.push(e);
-    }
     this.kick();
     return p;
+  }
+
+  /** Promises waiting for an ack (for tests). */
+  get waiting(): number {
+    let n = 0;
+    for (const l of this.waiters.values()) n += l.length;
+    return n;
   }
 
   async entries(): Promise<OutboxEntry[]> {
@@ -78,6 +97,7 @@ export class Outbox {
 
   /** The client is closing: reject the promises (stored entries stay for the next connect). */
   rejectAll(e: SwitchboardError): void {
+    this.closedErr = e;
     for (const list of this.waiters.values()) for (const w of list) w.reject(e);
     this.waiters.clear();
   }
@@ -99,17 +119,29 @@ export class Outbox {
           this.onStuck();
           return;
         }
+        const internals = this.internalErrors.get(e.client_id) ?? 0;
+        if (err.code === "internal" && internals < INTERNAL_RETRIES) {
+          // A passing fault on the gateway's side, perhaps: a few more tries, then give up.
+          this.internalErrors.set(e.client_id, internals + 1);
+          if (!this.isOpen()) return;
+          await sleep(this.backoff.next());
+          continue;
+        }
         if (isPermanent(err.code)) {
+          this.internalErrors.delete(e.client_id);
           await this.settle(e, (w) => w.reject(err));
           continue;
         }
-        // unavailable: the socket closed (the next hello kicks us) or the database is down.
+        // unavailable: the socket closed (the next hello kicks us) or the database is down
+        // (retry with backoff while connected).
         if (this.isOpen()) {
-          await sleep(1000);
+          await sleep(this.backoff.next());
           continue;
         }
         return;
       }
+      this.backoff.reset();
+      this.internalErrors.delete(e.client_id);
       // Events first, so an app that awaits send() already has the message in its store.
       await this.onAck(msg);
       await this.settle(e, (w) => w.resolve(msg));

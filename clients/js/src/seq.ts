@@ -1,4 +1,8 @@
+import { Backoff, backoffFrom } from "./backoff.js";
 import type { HistoryPage, Message } from "./frames.js";
+
+/** Retries of a failed gap fill before waiting for the next reconnect. */
+export const FILL_RETRIES = 5;
 
 /** Fetches the page after `afterSeq` (ascending, at most 200). */
 export type FetchAfter = (threadId: string, afterSeq: number) => Promise<HistoryPage>;
@@ -11,12 +15,21 @@ export type FetchAfter = (threadId: string, afterSeq: number) => Promise<History
 export class SeqTracker {
   readonly have = new Map<string, number>();
   private readonly chains = new Map<string, Promise<void>>();
+  /** Threads whose last fill failed: a catch-up is scheduled with backoff. */
+  private readonly retries = new Map<string, { backoff: Backoff; timer: ReturnType<typeof setTimeout> | null }>();
 
   constructor(
     private readonly emit: (m: Message) => void,
     // null: a passive tracker (a follower tab), which only dedupes what its leader relays.
     private readonly fetchAfter: FetchAfter | null,
+    private readonly backoff?: { baseMs?: number; maxMs?: number },
   ) {}
+
+  /** After a hello (every thread is caught up then) or a stop: no scheduled retries. */
+  resetRetries(): void {
+    for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
+    this.retries.clear();
+  }
 
   /** Start tracking a thread at `lastSeq` (a `thread` event or a `threads` listing);
    * a thread already tracked keeps its own position. */
@@ -26,6 +39,9 @@ export class SeqTracker {
 
   forget(threadId: string): void {
     this.have.delete(threadId);
+    const r = this.retries.get(threadId);
+    if (r?.timer) clearTimeout(r.timer);
+    this.retries.delete(threadId);
   }
 
   /** A message from an event, an ack or an outbox resend. */
@@ -61,13 +77,29 @@ export class SeqTracker {
   private enqueue(threadId: string, step: () => Promise<void>): Promise<void> {
     const prev = this.chains.get(threadId) ?? Promise.resolve();
     const next = prev.then(step).catch(() => {
-      // A failed fill leaves `have` where it was: the next event or reconnect retries it.
+      // A failed fill leaves `have` where it was (a live message that followed the gap was
+      // dropped with it): catch up again shortly.
+      this.retryLater(threadId);
     });
     this.chains.set(threadId, next);
     void next.then(() => {
       if (this.chains.get(threadId) === next) this.chains.delete(threadId);
     });
     return next;
+  }
+
+  /** A catch-up after a failed fill, with backoff; after FILL_RETRIES the next reconnect (or
+   * the thread's next event) does it. */
+  private retryLater(threadId: string): void {
+    if (this.fetchAfter === null || !this.have.has(threadId)) return;
+    let r = this.retries.get(threadId);
+    if (!r) this.retries.set(threadId, (r = { backoff: backoffFrom(this.backoff), timer: null }));
+    if (r.timer || r.backoff.failures >= FILL_RETRIES) return;
+    const entry = r;
+    r.timer = setTimeout(() => {
+      entry.timer = null;
+      void this.catchUp(threadId);
+    }, r.backoff.next());
   }
 
   private async process(m: Message): Promise<void> {
@@ -103,7 +135,13 @@ export class SeqTracker {
         this.have.set(threadId, h);
         this.emit(m);
       }
-      if (!page.has_more || h === have) return;
+      if (!page.has_more || h === have) break;
+    }
+    // Caught up: a retry scheduled by an earlier failure is no longer needed.
+    const r = this.retries.get(threadId);
+    if (r) {
+      if (r.timer) clearTimeout(r.timer);
+      this.retries.delete(threadId);
     }
   }
 }

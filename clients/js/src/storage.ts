@@ -34,35 +34,73 @@ export class MemoryStorage implements OutboxStorage {
 const STORE = "outbox";
 
 /** Unacked sends in IndexedDB, so they survive a reload or a crash of the tab. One database
- * per namespace and user: another user signing in on the same browser never sends them. */
+ * per namespace and user: another user signing in on the same browser never sends them.
+ * Where IndexedDB cannot be opened (private browsing, quota, a blocked upgrade) or a write
+ * fails, entries live in memory instead: sends keep working, they only lose the reload
+ * guarantee. */
 export class IndexedDbStorage implements OutboxStorage {
-  private readonly db: Promise<IDBDatabase>;
+  private readonly db: Promise<IDBDatabase | null>;
+  private readonly mem = new MemoryStorage();
 
-  constructor(idb: IDBFactory, dbName: string) {
-    this.db = new Promise((resolve, reject) => {
-      const req = idb.open(dbName, 1);
-      req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "client_id" });
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+  constructor(idb: IDBFactory, dbName: string, openTimeoutMs = 5000) {
+    this.db = new Promise<IDBDatabase | null>((resolve) => {
+      // A blocked or hanging open must not hold every send forever.
+      const timer = setTimeout(() => resolve(null), openTimeoutMs);
+      const done = (db: IDBDatabase | null) => {
+        clearTimeout(timer);
+        resolve(db);
+      };
+      try {
+        const req = idb.open(dbName, 1);
+        req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "client_id" });
+        req.onsuccess = () => done(req.result);
+        req.onerror = () => done(null);
+        req.onblocked = () => done(null);
+      } catch {
+        done(null); // e.g. SecurityError in some private modes
+      }
     });
   }
 
+  /** Whether entries are in IndexedDB (false: the memory fallback). */
+  async persistent(): Promise<boolean> {
+    return (await this.db) !== null;
+  }
+
   async load(): Promise<OutboxEntry[]> {
-    const all = await this.tx<OutboxEntry[]>("readonly", (s) => s.getAll());
-    return all.sort((a, b) => a.order - b.order);
+    const mem = await this.mem.load();
+    if (!(await this.db)) return mem;
+    const all = await this.tx<OutboxEntry[]>("readonly", (s) => s.getAll()).catch(() => [] as OutboxEntry[]);
+    return [...all, ...mem].sort((a, b) => a.order - b.order);
   }
   async put(e: OutboxEntry): Promise<void> {
-    await this.tx("readwrite", (s) => s.put(e));
+    if (await this.db) {
+      try {
+        await this.tx("readwrite", (s) => s.put(e));
+        return;
+      } catch {
+        // quota exceeded, or the database went away: keep it in memory
+      }
+    }
+    await this.mem.put(e);
   }
   async remove(clientId: string): Promise<void> {
-    await this.tx("readwrite", (s) => s.delete(clientId));
+    await this.mem.remove(clientId);
+    if (await this.db) await this.tx("readwrite", (s) => s.delete(clientId));
   }
 
   private async tx<T>(mode: IDBTransactionMode, op: (s: IDBObjectStore) => IDBRequest): Promise<T> {
-    const db = await this.db;
+    const db = (await this.db)!;
     return new Promise<T>((resolve, reject) => {
-      const t = db.transaction(STORE, mode);
-      const req = op(t.objectStore(STORE));
+      let t: IDBTransaction;
+      let req: IDBRequest;
+      try {
+        t = db.transaction(STORE, mode);
+        req = op(t.objectStore(STORE));
+      } catch (e) {
+        reject(e);
+        return;
+      }
       // Resolve on commit, not on the request: a put is durable only then.
       t.oncomplete = () => resolve(req.result as T);
       t.onerror = t.onabort = () => reject(t.error ?? req.error);

@@ -6,9 +6,10 @@ type OpName = keyof Ops;
 /** What travels over the BroadcastChannel. */
 type Wire =
   | { k: "ev"; type: keyof ClientEvents; ev: unknown } // leader -> all: an event for the app
-  | { k: "st"; state: ConnectionState; userId: string | null; lastClose: CloseInfo | null } // leader -> all
+  | { k: "st"; state: ConnectionState; userId: string | null; lastClose: CloseInfo | null; transport?: "ws" | "sse" } // leader -> all
   | { k: "who" } // a new tab asks the leader for "st"
   | { k: "leader" } // a tab just became leader: followers re-send what is pending
+  | { k: "bye"; from: string } // a tab leaves the group (its presence watches go)
   | { k: "req"; id: string; from: string; op: OpName; args: unknown[] }
   | { k: "res"; id: string; to: string; ok: boolean; value?: unknown; err?: unknown };
 
@@ -20,13 +21,21 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>;
 }
 
+/** Request ids a leader remembers, so that a request posted again (followers re-post what
+ * is pending when a leader is elected) does not run twice. */
+const HANDLED_MAX = 1000;
+
+type Leader = Ops & { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null; transportKind?: "ws" | "sse"; dropOwner?(owner: string): void };
+
 export interface TabHooks {
   /** This tab won the lock: create the connection. */
-  promote(): Ops & { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null };
+  promote(): Leader;
   /** Follower side: an event relayed by the leader. */
   relayed<K extends keyof ClientEvents>(type: K, ev: ClientEvents[K]): void;
   /** Follower side: the leader's connection state. */
-  leaderState(st: { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null }): void;
+  leaderState(st: { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null; transport?: "ws" | "sse" }): void;
+  /** Follower side: another tab became leader (after our pending calls were posted again). */
+  newLeader?(): void;
 }
 
 /**
@@ -39,7 +48,10 @@ export class TabLink {
   private readonly tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
   private readonly pending = new Map<string, Pending>();
   private counter = 0;
-  private leader: (Ops & { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null }) | null = null;
+  private leader: Leader | null = null;
+  /** Leader side: request id -> its reply (null while it runs), the last HANDLED_MAX. */
+  private readonly handled = new Map<string, Wire | null>();
+  private readonly onPageHide = () => this.post({ k: "bye", from: this.tabId });
   private release: (() => void) | null = null;
   private readonly abort = new AbortController();
   private closed = false;
@@ -74,6 +86,7 @@ export class TabLink {
         /* aborted by close() */
       });
     this.post({ k: "who" });
+    (globalThis as any).addEventListener?.("pagehide", this.onPageHide);
   }
 
   /** Leader side: hand an app event to every other tab. */
@@ -107,6 +120,8 @@ export class TabLink {
   /** Leave the group. A leader gives up the lock (the next tab takes over) without telling
    * the others it stopped: for them the connection goes on. */
   close(): void {
+    if (!this.closed) this.post({ k: "bye", from: this.tabId });
+    (globalThis as any).removeEventListener?.("pagehide", this.onPageHide);
     this.closed = true;
     this.abort.abort();
     this.release?.();
@@ -118,14 +133,16 @@ export class TabLink {
     this.bc.close();
   }
 
-  private run(op: OpName, args: unknown[]): Promise<unknown> {
+  /** `from`: the tab that asked (watches are counted per tab); this tab when left out. */
+  private run(op: OpName, args: unknown[], from?: string): Promise<unknown> {
     const l = this.leader!;
-    return (l[op] as (...a: unknown[]) => Promise<unknown>).apply(l, args);
+    const a = from !== undefined && (op === "watchPresence" || op === "unwatchPresence") ? [args[0], from] : args;
+    return (l[op] as (...a: unknown[]) => Promise<unknown>).apply(l, a);
   }
 
   private postState(): void {
     const l = this.leader!;
-    this.post({ k: "st", state: l.state, userId: l.userId, lastClose: l.lastClose });
+    this.post({ k: "st", state: l.state, userId: l.userId, lastClose: l.lastClose, transport: l.transportKind });
   }
 
   private post(w: Wire): void {
@@ -147,15 +164,35 @@ export class TabLink {
       case "leader":
         // The old leader may have taken our requests with it: ask the new one (sends carry
         // their client_id, so one that did go through is not stored twice).
-        if (!this.leader) for (const [id, p] of this.pending) this.post({ k: "req", id, from: this.tabId, op: p.op, args: p.args });
+        if (!this.leader) {
+          for (const [id, p] of this.pending) this.post({ k: "req", id, from: this.tabId, op: p.op, args: p.args });
+          this.hooks.newLeader?.();
+        }
         return;
-      case "req":
+      case "bye":
+        this.leader?.dropOwner?.(w.from);
+        return;
+      case "req": {
         if (!this.leader) return;
-        this.run(w.op, w.args).then(
-          (value) => this.post({ k: "res", id: w.id, to: w.from, ok: true, value }),
-          (e) => this.post({ k: "res", id: w.id, to: w.from, ok: false, err: SwitchboardError.from(e).toJSON() }),
+        // Posted again after an election: answer from memory, or let the run in progress
+        // answer; never run it twice.
+        if (this.handled.has(w.id)) {
+          const done = this.handled.get(w.id);
+          if (done) this.post(done);
+          return;
+        }
+        this.handled.set(w.id, null);
+        if (this.handled.size > HANDLED_MAX) this.handled.delete(this.handled.keys().next().value!);
+        const reply = (r: Wire) => {
+          if (this.handled.has(w.id)) this.handled.set(w.id, r);
+          this.post(r);
+        };
+        this.run(w.op, w.args, w.from).then(
+          (value) => reply({ k: "res", id: w.id, to: w.from, ok: true, value }),
+          (e) => reply({ k: "res", id: w.id, to: w.from, ok: false, err: SwitchboardError.from(e).toJSON() }),
         );
         return;
+      }
       case "res": {
         if (w.to !== this.tabId) return;
         const p = this.pending.get(w.id);

@@ -11,8 +11,12 @@ export interface ConnectOptions {
   WebSocket?: any;
   EventSource?: any;
   fetch?: typeof fetch;
-  /** auto: WebSocket, and SSE+REST when a WebSocket cannot be opened (3 tries) while /healthz answers. */
+  /** auto: WebSocket, and SSE+REST when a WebSocket cannot be opened (3 tries) while the
+   * gateway takes the token over REST; back to WebSocket when a trial socket opens. */
   transport?: "auto" | "ws" | "sse";
+  /** "auto" on SSE: the first WebSocket trial after this long (default 60000), then doubling
+   * up to 8x while trials fail. */
+  wsRetryMs?: number;
   requestTimeoutMs?: number;
   backoff?: { baseMs?: number; maxMs?: number };
   outbox?: "memory" | "indexeddb";
@@ -68,6 +72,8 @@ export interface Client {
   readonly state: ConnectionState;
   readonly userId: string | null;
   readonly lastClose: CloseInfo | null;
+  /** The transport in use (or being tried): "ws", or "sse" (forced, or the "auto" fallback). */
+  readonly transport: "ws" | "sse";
   on<K extends keyof ClientEvents>(type: K, fn: (ev: ClientEvents[K]) => void): () => void;
   send(m: SendOptions): Promise<Message>;
   history(threadId: string, q: HistoryQuery): Promise<{ messages: Message[]; hasMore: boolean }>;
@@ -91,8 +97,9 @@ export interface Ops {
   read(threadId: string, seq: number): Promise<void>;
   delivered(threadId: string, seq: number): Promise<void>;
   typing(threadId: string, isTyping: boolean): Promise<void>;
-  watchPresence(userIds: string[]): Promise<Presence[]>;
-  unwatchPresence(userIds: string[]): Promise<void>;
+  /** `owner`: the tab that asks (tab sharing); this tab when left out. */
+  watchPresence(userIds: string[], owner?: string): Promise<Presence[]>;
+  unwatchPresence(userIds: string[], owner?: string): Promise<void>;
   rest(method: string, path: string, body?: unknown): Promise<unknown>;
   pendingSends(): Promise<OutboxEntry[]>;
 }

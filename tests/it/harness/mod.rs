@@ -446,7 +446,11 @@ pub fn repo() -> &'static Path {
 /// skip). Returns the directory.
 pub fn npm_installed(dir: &str) -> std::path::PathBuf {
     let dir = repo().join(dir);
-    if !dir.join("node_modules").exists() {
+    // Installed, and from this lockfile (npm writes its copy when it installs).
+    let modified = |p: std::path::PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let installed = modified(dir.join("node_modules/.package-lock.json"));
+    let locked = modified(dir.join("package-lock.json"));
+    if installed.is_none() || locked > installed {
         let out = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir)
