@@ -7,11 +7,20 @@ import { devLoginOffered, devToken, gatewayUrl, loadLogin, saveLogin, subOf, typ
 export function App() {
   const gateway = useMemo(gatewayUrl, []);
   const [login, setLogin] = useState<Login | null>(loadLogin);
+  const [notice, setNotice] = useState<string | null>(null);
 
   const signIn = useCallback((l: Login | null) => {
     saveLogin(l);
     setLogin(l);
+    if (l) setNotice(null);
   }, []);
+
+  // The client stops after the gateway refused the token several times in a row: back to the
+  // sign-in form, saying why.
+  const refused = useCallback(() => {
+    signIn(null);
+    setNotice("The gateway refused the token (expired or invalid): sign in again.");
+  }, [signIn]);
 
   // A pasted token cannot be renewed; a dev login asks for a new one when it expires.
   const getToken = useCallback(
@@ -29,18 +38,18 @@ export function App() {
     [gateway, login],
   );
 
-  if (!login) return <LoginForm gateway={gateway} onLogin={signIn} />;
+  if (!login) return <LoginForm gateway={gateway} onLogin={signIn} notice={notice} />;
   const me = subOf(login.token) ?? "?";
   return (
     // Tabs of one user share a connection; the client keys the sharing by the token's user,
     // so two users in two tabs of one browser each get their own.
     <SwitchboardProvider key={login.token} url={gateway} getToken={getToken}>
-      <Chat me={me} gateway={gateway} onLogout={() => signIn(null)} />
+      <Chat me={me} gateway={gateway} onLogout={() => signIn(null)} onRefused={refused} />
     </SwitchboardProvider>
   );
 }
 
-function LoginForm({ gateway, onLogin }: { gateway: string; onLogin: (l: Login) => void }) {
+function LoginForm({ gateway, onLogin, notice }: { gateway: string; onLogin: (l: Login) => void; notice: string | null }) {
   const [token, setToken] = useState("");
   const [devUser, setDevUser] = useState("");
   const [devOffered, setDevOffered] = useState<boolean | null>(null);
@@ -89,6 +98,11 @@ function LoginForm({ gateway, onLogin }: { gateway: string; onLogin: (l: Login) 
       <p className="muted">
         Gateway: <code data-testid="gateway-url">{gateway}</code>
       </p>
+      {notice && (
+        <p className="error" data-testid="login-notice">
+          {notice}
+        </p>
+      )}
       <form onSubmit={submitToken} className="card">
         <label htmlFor="token">Token</label>
         <p className="muted small">

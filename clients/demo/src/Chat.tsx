@@ -4,8 +4,12 @@ import type { Message, Presence, Thread } from "@switchboard/client";
 
 type Selection = { threadId: string } | { draftTo: string } | null;
 
-export function Chat({ me, gateway, onLogout }: { me: string; gateway: string; onLogout: () => void }) {
+export function Chat({ me, gateway, onLogout, onRefused }: { me: string; gateway: string; onLogout: () => void; onRefused: () => void }) {
   const conn = useConnection();
+  // Stopped because the token kept being refused (the client reports it as a 4001 close).
+  useEffect(() => {
+    if (conn.state === "stopped" && conn.lastClose?.code === 4001) onRefused();
+  }, [conn.state, conn.lastClose, onRefused]);
   const client = useClient();
   const { threads, loading } = useThreads();
   const [sel, setSel] = useState<Selection>(null);

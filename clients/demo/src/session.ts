@@ -1,9 +1,31 @@
 // Where the gateway is, and the login kept for this tab.
 
-/** The gateway: this page's own origin, or `?gateway=http://…` for development. */
+export { subOf } from "@switchboard/client";
+
+/**
+ * The gateway: this page's own origin, or `?gateway=http://…` for development. A link could
+ * otherwise name any origin and have a pasted token sent there, so `?gateway=` is accepted
+ * only when it is this page's own origin or a loopback one (localhost, 127.0.0.1, [::1]);
+ * anything else is ignored.
+ */
 export function gatewayUrl(): string {
   const q = new URLSearchParams(location.search).get("gateway");
-  return (q || location.origin).replace(/\/+$/, "");
+  const allowed = q ? allowedGateway(q, location.origin) : null;
+  return (allowed ?? location.origin).replace(/\/+$/, "");
+}
+
+/** `candidate`'s origin when a page at `pageOrigin` may use it as its gateway, else null. */
+export function allowedGateway(candidate: string, pageOrigin: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(candidate);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+  if (u.origin === pageOrigin) return u.origin;
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "127.0.0.1" || host === "::1" ? u.origin : null;
 }
 
 export interface Login {
@@ -29,19 +51,6 @@ export function saveLogin(l: Login | null): void {
     else sessionStorage.removeItem(KEY);
   } catch {
     // storage off: the login lasts as long as the page
-  }
-}
-
-/** The token's `sub`, unverified (the gateway verifies): who is signed in, for display. */
-export function subOf(token: string): string | null {
-  try {
-    const part = token.split(".")[1];
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const sub = JSON.parse(new TextDecoder().decode(bytes)).sub;
-    return typeof sub === "string" ? sub : null;
-  } catch {
-    return null;
   }
 }
 

@@ -31,7 +31,9 @@ before(async () => {
   // The page from the gateway itself when it serves it; from dist/ otherwise.
   const root = await fetch(`${gw.url}/`).catch(() => null);
   const html = root && root.ok ? await root.text() : "";
-  const fromGateway = /<div id="root">/.test(html) && /app\.js/.test(html);
+  // DEMO_FROM_DIST=1: the page from dist/ through the proxy even where the gateway serves one
+  // (the binary embeds the dist it was built with, which may be older than dist/).
+  const fromGateway = !process.env.DEMO_FROM_DIST && /<div id="root">/.test(html) && /app\.js/.test(html);
   servedBy = fromGateway ? "gateway" : "dist";
   proxy = await startProxy({ gatewayPort: gw.port, distDir: DIST, pageFromGateway: fromGateway });
   // `?gateway=` is exercised too: it names the proxy, which is also the page's origin.
@@ -261,6 +263,29 @@ test("the dev login is hidden where the gateway answers 404 (JWT_SECRET set)", a
     await context.close().catch(() => {});
     await proxy2.close().catch(() => {});
     await gw2.stop();
+  }
+});
+
+// The binary serves the committed dist/ (tests/it/first_run.rs checks it byte for byte, and
+// clients/demo/check-built.sh that dist/ matches src/), so this runs either way.
+test("a token the gateway keeps refusing brings the sign-in form back; ?gateway= is only taken for this origin or loopback", async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    // A link naming another origin: ignored, the page talks to its own.
+    await page.goto(`${proxy.url}/?gateway=${encodeURIComponent("https://evil.example")}`);
+    await page.getByTestId("login").waitFor({ timeout: T });
+    assert.equal(await page.getByTestId("gateway-url").textContent(), proxy.url);
+    const expired = await gw.token("zed", "--ttl", "1");
+    await page.waitForTimeout(2100);
+    await page.getByTestId("token-input").fill(expired);
+    await page.getByTestId("token-connect").click();
+    await page.getByTestId("login-notice").waitFor({ timeout: 30_000 });
+    assert.match(await page.getByTestId("login-notice").textContent(), /refused/);
+    await page.getByTestId("token-input").waitFor({ timeout: T });
+    await page.screenshot({ path: join(ARTIFACTS, "12-token-refused.png") });
+  } finally {
+    await context.close().catch(() => {});
   }
 });
 

@@ -73,6 +73,7 @@ export class Core implements Ops {
   private readonly timeoutMs: number;
   private readonly historyLimit = new Limiter(HISTORY_CONCURRENCY);
   private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private helloTimer: ReturnType<typeof setTimeout> | null = null;
   private pinging = false;
   /** SSE in "auto" mode: the next WebSocket trial, and how many failed so far. */
   private upgradeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -141,6 +142,15 @@ export class Core implements Ops {
     };
     try {
       this.transport = this.mode === "ws" ? this.openWs(h) : this.openSse(h);
+      // A socket that opens but never says hello (a half-open link, a stuck proxy) counts
+      // as a failure before hello.
+      this.helloTimer = setTimeout(() => {
+        const t = this.transport;
+        if (!live() || this.state === "open" || !t) return;
+        this.gen++;
+        t.close(Close.NORMAL, "no hello");
+        this.onClose(Close.ABNORMAL, "no hello", false);
+      }, this.timeoutMs);
     } catch (e) {
       // No WebSocket/EventSource available, or a bad URL: a failure before hello. (The
       // error's message is scrubbed of the token the URL carries.)
@@ -353,7 +363,7 @@ export class Core implements Ops {
    * timeout means a dead (half-open) socket, which is dropped for a reconnect. Over SSE the
    * actions are REST calls, which time out on their own. */
   private startHeartbeat(seconds: number): void {
-    this.stopHeartbeat();
+    this.stopHeartbeat(); // and the hello timer
     if (this.mode !== "ws" || !(seconds > 0)) return;
     const gen = this.gen;
     this.heartbeat = setInterval(() => {
@@ -373,6 +383,8 @@ export class Core implements Ops {
   }
 
   private stopHeartbeat(): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     this.pinging = false;

@@ -5,3 +5,6 @@ export type * from "./frames.js";
 export type * from "./types.js";
 export type { OutboxEntry } from "./storage.js";
 export { TYPING_REPEAT_MS, TYPING_IDLE_MS } from "./typing.js";
+export { subOf, claimsOf } from "./jwt.js";
+export { uuid } from "./util.js";
+export { MAX_REFUSALS } from "./core.js";

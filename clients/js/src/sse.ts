@@ -1,5 +1,6 @@
 import type { AckFrame, EventFrame, HelloFrame, HistoryPage, Message, PongFrame, Presence, Request, Thread, ThreadPage } from "./frames.js";
 import { SwitchboardError } from "./errors.js";
+import { withTimeout } from "./util.js";
 import { apiUrl, type Transport, type TransportHandlers } from "./transport.js";
 
 /** A REST call with the current token (the core refreshes it on a 401). */
@@ -41,15 +42,7 @@ export class SseTransport implements Transport {
 
   async request(req: Request, timeoutMs: number): Promise<AckFrame | PongFrame> {
     if (this.closed) throw new SwitchboardError("unavailable", "not connected");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SwitchboardError("timeout", `no reply to ${req.type} within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.call(req), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withTimeout(this.call(req), timeoutMs, `no reply to ${req.type}`);
   }
 
   notify(req: Request): void {

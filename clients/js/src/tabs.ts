@@ -24,6 +24,9 @@ interface Pending {
 /** Request ids a leader remembers, so that a request posted again (followers re-post what
  * is pending when a leader is elected) does not run twice. */
 const HANDLED_MAX = 1000;
+/** Replies larger than this are not kept (a history page, say): a re-posted read simply runs
+ * again, which is harmless, and the memory stays bounded in bytes, not only in count. */
+const HANDLED_REPLY_MAX_CHARS = 16 * 1024;
 
 type Leader = Ops & { state: ConnectionState; userId: string | null; lastClose: CloseInfo | null; transportKind?: "ws" | "sse"; dropOwner?(owner: string): void };
 
@@ -184,7 +187,10 @@ export class TabLink {
         this.handled.set(w.id, null);
         if (this.handled.size > HANDLED_MAX) this.handled.delete(this.handled.keys().next().value!);
         const reply = (r: Wire) => {
-          if (this.handled.has(w.id)) this.handled.set(w.id, r);
+          if (this.handled.has(w.id)) {
+            if (JSON.stringify(r).length <= HANDLED_REPLY_MAX_CHARS) this.handled.set(w.id, r);
+            else this.handled.delete(w.id);
+          }
           this.post(r);
         };
         this.run(w.op, w.args, w.from).then(

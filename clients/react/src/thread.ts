@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
-import type { Message } from "@switchboard/client";
+import { uuid, type Message } from "@switchboard/client";
 import { useSwitchboard } from "./provider.js";
 import type { Positions } from "./store.js";
 
@@ -70,12 +70,6 @@ function merge(cur: Message[], add: Message[]): Message[] {
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }
 
-function uuid(): string {
-  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  if (c?.randomUUID) return c.randomUUID();
-  return "r-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
-}
-
 /**
  * One thread: its messages (the newest page on mount, live events after, older pages on
  * demand), typing users, receipt positions, and the actions on it. `threadId` may be null
@@ -99,6 +93,9 @@ export function useThread(threadId: string | null | undefined): ThreadState {
   messagesRef.current = messages;
   const hasOlderRef = useRef(hasOlder);
   hasOlderRef.current = hasOlder;
+  // The thread shown now: a send acknowledged after a switch must not land in the new one.
+  const idRef = useRef(id);
+  idRef.current = id;
   const sentRead = useRef(0);
   const sentDelivered = useRef(0);
   const loadingOlder = useRef<Promise<void> | null>(null);
@@ -184,11 +181,15 @@ export function useThread(threadId: string | null | undefined): ThreadState {
       setPending((cur) => [...cur, entry]);
       try {
         const m = await client.send({ threadId: id, body, clientId, replyTo: opts.replyTo, metadata: opts.metadata });
-        if (m.thread_id === id) setMessages((cur) => merge(cur, [m]));
-        setPending((cur) => cur.filter((p) => p.clientId !== clientId));
+        // Still on the thread it was sent to? (The effect above resets the lists on a switch;
+        // the message event already reached that thread's own hooks.)
+        if (idRef.current === id && m.thread_id === id) {
+          setMessages((cur) => merge(cur, [m]));
+          setPending((cur) => cur.filter((p) => p.clientId !== clientId));
+        }
         return m;
       } catch (e) {
-        setPending((cur) => cur.map((p) => (p.clientId === clientId ? { ...p, error: e as Error } : p)));
+        if (idRef.current === id) setPending((cur) => cur.map((p) => (p.clientId === clientId ? { ...p, error: e as Error } : p)));
         throw e;
       }
     },

@@ -42,9 +42,9 @@ after(async () => {
 });
 
 /** Mounts `hook` under a provider of its own (its own client) for `userId`. */
-async function mount(userId, hook, { props, token } = {}) {
+async function mount(userId, hook, { props, token, options } = {}) {
   const tok = token ?? (await gw.token(userId));
-  const r = renderHook(hook, { props, wrap: (c) => h(SwitchboardProvider, { url: gw.url, getToken: () => tok, options: OPTS }, c) });
+  const r = renderHook(hook, { props, wrap: (c) => h(SwitchboardProvider, { url: gw.url, getToken: () => tok, options: { ...OPTS, ...options } }, c) });
   mounted.push(r);
   return r;
 }
@@ -300,6 +300,43 @@ test("no stale closures: stable callbacks act on the latest state and thread", a
   await waitFor(() => B.result.current.thread.messages.length === 2, { what: "t2 has 2" });
   // Bob's list still counts t1's new message as unread.
   await waitFor(() => B.result.current.threads.threads.find((t) => t.id === t1)?.unread === 1, { what: "t1 unread 1" });
+});
+
+test("useThread.send: an ack that arrives after a thread switch stays out of the new thread", async () => {
+  const a = user("alice");
+  // Acks of sends whose body starts with "slow" reach the client 600 ms late.
+  class SlowAcks extends WebSocket {
+    set onmessage(fn) {
+      super.onmessage = fn && ((ev) => {
+        const f = JSON.parse(ev.data);
+        if (f.type === "ack" && f.message?.body?.startsWith("slow")) setTimeout(() => fn(ev), 600);
+        else fn(ev);
+      });
+    }
+    get onmessage() {
+      return super.onmessage;
+    }
+  }
+  const A = await mount(a, all, { props: { tid: null }, options: { WebSocket: SlowAcks } });
+  await waitFor(() => A.result.current.conn.state === "open", { what: "open" });
+  const t1 = (await A.result.current.client.send({ to: user("hal"), body: "t1 #1" })).thread_id;
+  const t2 = (await A.result.current.client.send({ to: user("ida"), body: "t2 #1" })).thread_id;
+  A.rerender({ tid: t1 });
+  await waitFor(() => !A.result.current.thread.loading && A.result.current.thread.messages.length === 1, { what: "t1 loaded" });
+  const p = A.result.current.thread.send("slow t1 #2");
+  await waitFor(() => A.result.current.thread.pending.length === 1, { what: "pending shown" });
+  A.rerender({ tid: t2 }); // before the ack
+  await waitFor(() => !A.result.current.thread.loading && A.result.current.thread.messages.length === 1, { what: "t2 loaded" });
+  const m = await p;
+  assert.equal(m.thread_id, t1);
+  await sleep(200);
+  assert.deepEqual(A.result.current.thread.messages.map((x) => x.body), ["t2 #1"]);
+  assert.ok(A.result.current.thread.messages.every((x) => x.thread_id === t2));
+  assert.deepEqual(A.result.current.thread.pending, []);
+  // Back on t1: the message is there (from history), once.
+  A.rerender({ tid: t1 });
+  await waitFor(() => A.result.current.thread.messages.length === 2, { what: "t1 has both" });
+  assert.deepEqual(A.result.current.thread.messages.map((x) => x.body), ["t1 #1", "slow t1 #2"]);
 });
 
 test("the provider calls the latest getToken (token expiry → 4001 → refresh)", async () => {
