@@ -6,6 +6,9 @@
 #
 #   bash bench/run.sh            # the full run, about 15 minutes on 2 cores
 #   bash bench/run.sh --smoke    # every scenario for 2 s at small sizes: zero loss or exit 1
+#   bash bench/run.sh --sweep    # one Postgres node: send -> receive latency against offered
+#                                # load, and RSS against idle sockets (about 5 minutes); then
+#                                # python3 bench/plot.py bench/results/sweep-<time>.jsonl
 #
 # Needs: Postgres at $BENCH_PG (default postgres://postgres@127.0.0.1:5432) with pgbench,
 # redis-server and redis-benchmark on PATH. Run it alone on the machine: it measures speed.
@@ -13,11 +16,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
+SWEEP=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+[ "${1:-}" = "--sweep" ] && SWEEP=1
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 SECRET="bench-secret-bench-secret-bench-secret-0123"
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 OUT="${BENCH_OUT:-bench/results/run-$STAMP.jsonl}"
+[ "$SWEEP" = 1 ] && OUT="${BENCH_OUT:-bench/results/sweep-$STAMP.jsonl}"
 [ "$SMOKE" = 1 ] && OUT="${BENCH_OUT:-$(mktemp)}"
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d)
@@ -105,6 +111,23 @@ row() {
 
 S=10
 [ "$SMOKE" = 1 ] && S=2
+
+if [ "$SWEEP" = 1 ]; then
+  # Open loop: 50 pairs together offer RATE messages/s; the node's p99 against that.
+  start_nodes postgres 1
+  for rate in 100 1000 3000 6000 10000 15000 20000; do
+    row "sweep-rate" rate --seconds $S --pairs 50 --rate "$rate"
+  done
+  stop_nodes
+  # RSS per idle socket as the count grows, each size on a fresh node.
+  for n in 1000 5000 10000 15000; do
+    start_nodes postgres 1
+    row "sweep-idle" idle --sockets "$n"
+    stop_nodes
+  done
+  log "results: $OUT (plot: python3 bench/plot.py $OUT)"
+  exit 0
+fi
 
 if [ "$SMOKE" = 0 ]; then
   log "raw limits: pgbench (one insert per transaction; 100 per transaction)"
