@@ -1,22 +1,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { startGateway, waitFor, sleep } from "./gateway.mjs";
-import { client, tappedWebSocket, untilOpen } from "./util.mjs";
+import { client, tappedWebSocket, untilOpen, fixtures } from "./util.mjs";
 
-const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
-async function gateway(env) {
-  const gw = await startGateway(env);
-  cleanups.push(() => gw.cleanup());
-  return gw;
-}
-function mk(...a) {
-  const c = client(...a);
-  cleanups.push(() => c.close());
-  return c;
-}
+const { gateway, mk, cleanups } = fixtures();
 const withClientId = (msgs, id) => msgs.filter((m) => m.client_id === id);
 
 test("a send made while the gateway is down goes out after the restart, stored once", async () => {

@@ -1,23 +1,10 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { startGateway, waitFor, sleep } from "./gateway.mjs";
-import { client, tappedWebSocket, untilOpen } from "./util.mjs";
+import { client, tappedWebSocket, untilOpen, fixtures } from "./util.mjs";
 import { Backoff } from "../dist/backoff.js";
 
-const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
-async function gateway(env) {
-  const gw = await startGateway(env);
-  cleanups.push(() => gw.cleanup());
-  return gw;
-}
-function mk(...a) {
-  const c = client(...a);
-  cleanups.push(() => c.close());
-  return c;
-}
+const { gateway, mk, cleanups } = fixtures();
 
 test("backoff: full jitter within min(max, base*2^attempt), reset", () => {
   const b = new Backoff(500, 30000, () => 0.999999);

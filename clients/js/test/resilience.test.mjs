@@ -3,22 +3,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { startGateway, waitFor, sleep } from "./gateway.mjs";
-import { client, tappedWebSocket, untilOpen, WebSocket, EventSource } from "./util.mjs";
+import { client, tappedWebSocket, untilOpen, WebSocket, EventSource, fixtures } from "./util.mjs";
 
-const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
-async function gateway(env) {
-  const gw = await startGateway(env);
-  cleanups.push(() => gw.cleanup());
-  return gw;
-}
-function mk(...a) {
-  const c = client(...a);
-  cleanups.push(() => c.close());
-  return c;
-}
+const { gateway, mk, cleanups } = fixtures();
 
 test("heartbeat: a black-holed socket is noticed within heartbeat + timeout, and the client reconnects", async () => {
   const gw = await gateway({ HEARTBEAT_S: "2" });

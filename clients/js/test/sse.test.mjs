@@ -1,22 +1,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { startGateway, waitFor, sleep } from "./gateway.mjs";
-import { client, tappedWebSocket, untilOpen } from "./util.mjs";
+import { client, tappedWebSocket, untilOpen, fixtures } from "./util.mjs";
 
-const cleanups = [];
-after(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
-async function gateway(env) {
-  const gw = await startGateway(env);
-  cleanups.push(() => gw.cleanup());
-  return gw;
-}
-function mk(...a) {
-  const c = client(...a);
-  cleanups.push(() => c.close());
-  return c;
-}
+const { gateway, mk, cleanups } = fixtures();
 
 test("SSE: events in, actions over REST, own sends once, 4009 stops", async () => {
   const gw = await gateway({ MAX_SESSIONS_PER_USER: "1" });

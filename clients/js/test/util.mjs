@@ -3,6 +3,8 @@
 import WebSocket from "ws";
 import { EventSource } from "eventsource";
 import { connect } from "../dist/index.js";
+import { after } from "node:test";
+import { startGateway } from "./gateway.mjs";
 
 export { WebSocket, EventSource };
 
@@ -76,4 +78,25 @@ export function untilOpen(c, timeout = 10000) {
       }
     });
   });
+}
+
+/** The gateways and clients a test file starts, all stopped after its tests (in reverse). */
+export function fixtures() {
+  const cleanups = [];
+  after(async () => {
+    for (const f of cleanups.reverse()) await f();
+  });
+  return {
+    cleanups,
+    async gateway(env) {
+      const gw = await startGateway(env);
+      cleanups.push(() => gw.cleanup());
+      return gw;
+    },
+    mk(...a) {
+      const c = client(...a);
+      cleanups.push(() => c.close());
+      return c;
+    },
+  };
 }
