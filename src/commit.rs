@@ -159,17 +159,17 @@ async fn write(
                 }
             }
         }
-        // A batch that committed after its senders gave up is published before this one,
-        // so its thread's events still leave in seq order (it held the thread rows, so this
-        // batch committed after it).
-        for task in late {
-            forward_late(task, &store, &node_id, &publisher).await;
-        }
         if let Err(mpsc::error::SendError(lost)) = publisher.send(done).await {
             log::warn!("message writer: publisher gone; events not sent");
             for (tx, answer) in lost.answers {
                 let _ = tx.send(answer);
             }
+        }
+        // Parts of this batch that committed after their senders were told `unavailable`
+        // (they ran after the parts above, so their seqs are higher): published before the
+        // writer takes its next batch, so a thread's events still leave in seq order.
+        for task in late {
+            forward_late(task, &store, &node_id, &publisher).await;
         }
     }
 }
@@ -180,9 +180,9 @@ struct Late {
     except: Vec<Option<String>>,
 }
 
-/// Publishes a late batch's events once it commits. Waits at most `DB_TIMEOUT_MS` (the
-/// database's own statement timeout ends it by then); past that the events go out when it
-/// ends, out of order with later batches, and the log says so.
+/// Publishes a late batch's events once it commits. Waits at most `DB_TIMEOUT_MS` more (a
+/// statement is cut there, but a transaction of several can run longer); past that the
+/// events go out when it ends, possibly after a later batch's, and the log says so.
 async fn forward_late(
     mut late: Late,
     store: &Store,
@@ -196,6 +196,7 @@ async fn forward_late(
                 .iter()
                 .zip(except)
                 .filter_map(|(a, x)| event(node_id, a, x))
+                .inspect(|_| metrics::message_stored())
                 .collect(),
             answers: Vec::new(),
         }
@@ -241,6 +242,18 @@ fn store_batch<'a>(
     async move {
         let n = items.len();
         let started = Instant::now();
+        // Past the deadline (a failed batch's halves): not started at all, so nobody is told
+        // `unavailable` about a message that then commits.
+        if started >= deadline {
+            return (0..n)
+                .map(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "no answer within {} ms",
+                        store.timeout().as_millis()
+                    )))
+                })
+                .collect();
+        }
         let mut task = store.insert_messages(items.clone());
         let wait = deadline.saturating_duration_since(started);
         let waited = tokio::time::timeout(wait, &mut task).await;

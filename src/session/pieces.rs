@@ -6,13 +6,16 @@
 //! a thread with many members) used to grow a socket's buffer for good, so a node's memory crept
 //! up as its sockets met their largest frames (the soak in docs/performance.md). With the
 //! server flushing once [`PIECE_BYTES`] are buffered (`h1_write_buffer_size` in app.rs) and no
-//! piece larger than that, the buffer never outgrows the 8 KiB it starts with.
+//! piece larger than that, the buffer never outgrows the 8 KiB it starts with: at most 2 KiB
+//! left unwritten plus 2 KiB buffered plus a 2 KiB piece (and 8 bytes of chunk framing for
+//! SSE), which fits even when a partial write leaves the data where it was. With 4 KiB
+//! pieces it could double once, to 16 KiB.
 
 use actix_web::web::Bytes;
 use futures_util::{Stream, StreamExt};
 
 /// The largest piece of body handed to the server at once; also its flush threshold.
-pub const PIECE_BYTES: usize = 4096;
+pub const PIECE_BYTES: usize = 2048;
 
 /// `body`, with every chunk larger than [`PIECE_BYTES`] split (without copying).
 pub fn in_pieces<S, E>(body: S) -> impl Stream<Item = Result<Bytes, E>>
@@ -54,7 +57,7 @@ mod tests {
             .await;
         assert!(out.iter().all(|p| p.len() <= PIECE_BYTES));
         let sizes: Vec<usize> = out.iter().map(Bytes::len).collect();
-        assert_eq!(sizes, [5, 4096, 4096, 1808, 0, 3]);
+        assert_eq!(sizes, [5, 2048, 2048, 2048, 2048, 1808, 0, 3]);
         let joined: Vec<u8> = out.concat();
         let mut expected = b"small".to_vec();
         expected.extend_from_slice(&big);
