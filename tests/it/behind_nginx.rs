@@ -53,6 +53,29 @@ async fn through_nginx_a_killed_nodes_clients_reconnect_to_the_other_and_catch_u
         .await;
     assert_eq!(alice.event("message").await["message"]["seq"], 2);
 
+    // SSE through the same proxy and nodes: an event arrives within a second (not buffered).
+    let url = nginx.url(&format!(
+        "/api/v1/events?token={}",
+        token_with("carol", 3600, &[])
+    ));
+    let mut sse = Sse::open(reqwest::Client::new().get(url))
+        .await
+        .expect("SSE through nginx");
+    assert_eq!(sse.next().await.0, "hello");
+    let carol = bob
+        .ok(json!({"type":"send","to":"carol","body":"to the stream"}))
+        .await;
+    let sent = Instant::now();
+    let m = tokio::time::timeout(Duration::from_secs(1), sse.event("message"))
+        .await
+        .expect("the event was held back");
+    assert_eq!(m["message"]["id"], carol["message"]["id"]);
+    eprintln!(
+        "SSE event through nginx (two nodes) {:?} after the ack",
+        sent.elapsed()
+    );
+    drop(sse);
+
     // Kill alice's node outright. Her socket drops; bob (over REST, through nginx) writes
     // three more while she is away.
     let gone = hello["node_id"].as_str().unwrap().to_string();
