@@ -47,10 +47,11 @@ pub enum StartError {
 
 /// A start-up database error with the connection's own cause, which the pool's error lacks.
 async fn database_error(config: &Config, source: StoreError) -> StartError {
-    let cause = Store::explain_unreachable(&config.database_url, config.db_timeout)
-        .await
-        .map(|c| format!(" ({c})"))
-        .unwrap_or_default();
+    let cause =
+        crate::store::diagnose::explain_unreachable(&config.database_url, config.db_timeout)
+            .await
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
     StartError::Store {
         url: config.database_url.to_string(),
         source,

@@ -183,10 +183,13 @@ async fn check(config: &Config) -> ExitCode {
     let mut ok = true;
     match Store::connect(&config.database_url, config.db_timeout).await {
         Err(e) => {
-            let cause = Store::explain_unreachable(&config.database_url, config.db_timeout)
-                .await
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default();
+            let cause = crate::store::diagnose::explain_unreachable(
+                &config.database_url,
+                config.db_timeout,
+            )
+            .await
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
             eprintln!(
                 "database: unreachable (DATABASE_URL: {}): {e}{cause}",
                 config.database_url
