@@ -143,6 +143,9 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     // Flush every PIECE_BYTES, so a socket's write buffer keeps its first 8 KiB for life
     // (session/pieces.rs says why).
     .h1_write_buffer_size(crate::session::pieces::PIECE_BYTES)
+    // A frame longer than a piece goes out in several writes; with Nagle on, each later one
+    // would wait for the peer's ACK of the first (up to its delayed-ACK timer).
+    .tcp_nodelay(true)
     // The drain already waited for sockets; this only bounds in-flight requests.
     .shutdown_timeout(1)
     .listen(listener)?
