@@ -1,5 +1,10 @@
 //! Rows as diesel reads and writes them, and their conversion into wire objects (here and
 //! nowhere else).
+//!
+//! Every insertable row writes NULL for a `None` (`treat_none_as_default_value = false`)
+//! rather than DEFAULT: no nullable column has a default, so it means the same, and a
+//! statement whose text does not depend on which fields are set is prepared once per
+//! connection (diesel never caches an insert that may say DEFAULT).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -14,6 +19,7 @@ use crate::protocol::{Message, Notification, Thread, Ts};
 /// A `threads` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = threads)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct ThreadRow {
     pub id: String,
     pub kind: String,
@@ -61,6 +67,7 @@ impl From<NewMessage> for MessageRow {
 /// A `members` row: one user in one thread, with their receipts.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = members)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct MemberRow {
     pub thread_id: String,
     pub user_id: String,
@@ -74,6 +81,7 @@ pub struct MemberRow {
 /// A `messages` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = messages)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct MessageRow {
     pub id: String,
     pub thread_id: String,
@@ -92,6 +100,7 @@ pub struct MessageRow {
 /// A `notifications` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = notifications)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NotificationRow {
     pub id: String,
     pub user_id: String,
@@ -108,6 +117,7 @@ pub struct NotificationRow {
 /// A `notification_prefs` row; `muted_categories` is a JSON array.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = notification_prefs)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct PrefsRow {
     pub user_id: String,
     pub muted_categories: String,
@@ -117,6 +127,7 @@ pub struct PrefsRow {
 /// A `notification_templates` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = notification_templates)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct TemplateRow {
     pub key: String,
     pub category: String,
@@ -129,6 +140,7 @@ pub struct TemplateRow {
 /// A `webhook_outbox` row: one delivery waiting to be sent.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_outbox)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct OutboxRow {
     pub id: String,
     pub kind: String,

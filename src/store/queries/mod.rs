@@ -6,6 +6,8 @@
 //! `Conn = AsyncPgConnection`, once with `Conn = SyncConnectionWrapper<SqliteConnection>`.
 //! The compiler checks every query on both backends, and there is one copy of each to read.
 
+pub mod fixed;
+
 /// A page of rows and whether more lie beyond it.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -108,23 +110,13 @@ pub enum Claim {
 mod batch {
     use chrono::NaiveDateTime;
     use diesel::prelude::*;
-    use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
     use diesel_async::RunQueryDsl;
 
+    use super::fixed::{AdvanceThread, AdvanceThreads, InsertMessage, InsertMessages, LockThreads};
     use crate::store::models::MessageRow;
-    use crate::store::schema::{messages, threads};
 
     type Sqlite =
         diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
-
-    /// A thread's new `last_seq`.
-    #[derive(QueryableByName)]
-    struct Advanced {
-        #[diesel(sql_type = Text)]
-        id: String,
-        #[diesel(sql_type = BigInt)]
-        last_seq: i64,
-    }
 
     /// Moves each thread's `last_seq` on by its count and stamps `updated_at`, locking the
     /// rows in id order; returns the new `last_seq` of those that exist.
@@ -133,25 +125,21 @@ mod batch {
         threads: &[(&str, i64, NaiveDateTime)],
     ) -> QueryResult<Vec<(String, i64)>> {
         let ids: Vec<&str> = threads.iter().map(|t| t.0).collect();
-        let ns: Vec<i64> = threads.iter().map(|t| t.1).collect();
-        let ats: Vec<NaiveDateTime> = threads.iter().map(|t| t.2).collect();
+        let counts: Vec<i64> = threads.iter().map(|t| t.1).collect();
+        let at: Vec<NaiveDateTime> = threads.iter().map(|t| t.2).collect();
         // Locked in one order by every writer, so two batches never wait on each other in a
-        // cycle; the UPDATE then finds them already held.
-        diesel::sql_query("SELECT id FROM threads WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind::<Array<Text>, _>(&ids)
-            .execute(conn)
-            .await?;
-        let rows: Vec<Advanced> = diesel::sql_query(
-            "UPDATE threads SET last_seq = threads.last_seq + v.n, updated_at = v.at \
-             FROM unnest($1::text[], $2::bigint[], $3::timestamp[]) AS v(id, n, at) \
-             WHERE threads.id = v.id RETURNING threads.id, threads.last_seq",
-        )
-        .bind::<Array<Text>, _>(&ids)
-        .bind::<Array<BigInt>, _>(&ns)
-        .bind::<Array<Timestamp>, _>(&ats)
+        // cycle; the UPDATE then finds them already held. One row needs no order: its UPDATE
+        // takes the lock, a round trip less for a lone message.
+        if ids.len() > 1 {
+            LockThreads { ids: &ids }.execute(conn).await?;
+        }
+        AdvanceThreads {
+            ids: &ids,
+            counts: &counts,
+            at: &at,
+        }
         .load(conn)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
+        .await
     }
 
     /// As [`advance_pg`], a thread at a time (SQLite has one writer: nothing to order).
@@ -160,13 +148,8 @@ mod batch {
         list: &[(&str, i64, NaiveDateTime)],
     ) -> QueryResult<Vec<(String, i64)>> {
         let mut out = Vec::with_capacity(list.len());
-        for &(id, n, at) in list {
-            let last: Option<i64> = diesel::update(threads::table.find(id))
-                .set((
-                    threads::last_seq.eq(threads::last_seq + n),
-                    threads::updated_at.eq(at),
-                ))
-                .returning(threads::last_seq)
+        for &(id, count, at) in list {
+            let last: Option<i64> = AdvanceThread { id, count, at }
                 .get_result(conn)
                 .await
                 .optional()?;
@@ -186,39 +169,13 @@ mod batch {
         if rows.is_empty() {
             return Ok(());
         }
-        let col = |f: fn(&MessageRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
-        let opt = |f: fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
-        diesel::sql_query(
-            "INSERT INTO messages (id, thread_id, seq, sender_id, kind, body, metadata, \
-             reply_to, client_id, created_at, edited_at, deleted) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], \
-             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamp[], \
-             $11::timestamp[], $12::boolean[])",
-        )
-        .bind::<Array<Text>, _>(col(|r| &r.id))
-        .bind::<Array<Text>, _>(col(|r| &r.thread_id))
-        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(col(|r| &r.sender_id))
-        .bind::<Array<Text>, _>(col(|r| &r.kind))
-        .bind::<Array<Text>, _>(col(|r| &r.body))
-        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.metadata.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.reply_to.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(opt(|r| r.client_id.as_deref()))
-        .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Timestamp>>, _>(rows.iter().map(|r| r.edited_at).collect::<Vec<_>>())
-        .bind::<Array<Bool>, _>(rows.iter().map(|r| r.deleted).collect::<Vec<_>>())
-        .execute(conn)
-        .await?;
-        Ok(())
+        InsertMessages::of(rows).execute(conn).await.map(|_| ())
     }
 
     /// Stores message rows, one per `INSERT`.
     pub async fn insert_sqlite(conn: &mut Sqlite, rows: &[MessageRow]) -> QueryResult<()> {
         for row in rows {
-            diesel::insert_into(messages::table)
-                .values(row)
-                .execute(conn)
-                .await?;
+            InsertMessage { row }.execute(conn).await?;
         }
         Ok(())
     }

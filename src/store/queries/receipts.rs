@@ -19,24 +19,15 @@ pub async fn advance(
     seq: i64,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let row = members::table.find((thread_id, user_id));
-    let n = match which {
-        Receipt::Read => {
-            diesel::update(row.filter(members::read_seq.lt(seq)))
-                .set((members::read_seq.eq(seq), members::read_at.eq(Some(now))))
-                .execute(conn)
-                .await?
-        }
-        Receipt::Delivered => {
-            diesel::update(row.filter(members::delivered_seq.lt(seq)))
-                .set((
-                    members::delivered_seq.eq(seq),
-                    members::delivered_at.eq(Some(now)),
-                ))
-                .execute(conn)
-                .await?
-        }
-    };
+    let n = crate::store::queries::fixed::AdvanceReceipt {
+        which,
+        thread_id,
+        user_id,
+        seq,
+        at: now,
+    }
+    .execute(conn)
+    .await?;
     Ok(n > 0)
 }
 

@@ -3,7 +3,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::protocol::Presence;
@@ -49,27 +48,15 @@ async fn upsert_row(
     last_seen: Option<NaiveDateTime>,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::insert_into(users::table)
-        .values((
-            users::id.eq(user_id),
-            users::name.eq(&name),
-            users::last_seen.eq(last_seen),
-            users::updated_at.eq(now),
-        ))
-        .on_conflict(users::id)
-        .do_update()
-        .set((
-            users::name.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                "COALESCE(excluded.name, users.name)",
-            )),
-            users::last_seen.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
-            >("COALESCE(excluded.last_seen, users.last_seen)")),
-            users::updated_at.eq(excluded(users::updated_at)),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    crate::store::queries::fixed::UpsertUser {
+        id: user_id,
+        name: name.as_deref(),
+        last_seen,
+        now,
+    }
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Last-seen times of the given users that have one.
