@@ -8,10 +8,11 @@ with typing, read, history, threads and watch_presence frames mixed in. A --slow
 the clients only read, one frame per 200 ms, and reconnect 1 s after the gateway closes them
 (4008 when their outbox overflows; on loopback the kernel's send buffer holds megabytes first,
 so the server's heartbeat usually drops them before that: 1006 here); every ~30 s three
-normal clients reconnect (churn).
+normal clients reconnect (churn; --churn-every sets the period, 0 turns it off).
 
 Every --interval s a CSV line goes to --out (default bench/results/soak-<time>.csv):
-elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets (errors: not rate_limited).
+elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib
+(errors: not rate_limited; heap_mib: RSS of the [heap] mapping; anon_mib: of anonymous ones).
 At the end: a /metrics excerpt, an ASCII chart of RSS, a summary (RSS after warm-up vs final,
 max, least-squares slope after warm-up in MiB/10 min, flat or not), then SIGTERM. Exit 1 when
 a send got an error other than rate_limited or no ack, or the gateway died.
@@ -20,7 +21,7 @@ Needs Python 3.11 and `pip install websockets` (13+); matplotlib only for --plot
     python3 bench/soak.py --minutes 3 --binary target/debug/switchboard
     python3 bench/soak.py --database-url postgres://postgres@127.0.0.1:5432
 """
-import argparse, asyncio, base64, collections, hashlib, hmac, json, os, random, secrets
+import argparse, asyncio, base64, collections, hashlib, hmac, json, os, random, re, secrets
 import shutil, signal, socket, statistics, subprocess, sys, tempfile, time, types
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
@@ -57,6 +58,25 @@ def mint(secret: str, sub: str, ttl: int) -> str:
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+
+
+def rss_split_mib(pid: int) -> tuple[float, float]:
+    """RSS of the main heap ([heap], brk) and of anonymous mappings (other malloc arenas,
+    large mmapped chunks, thread stacks): tells glibc's arenas apart from the rest."""
+    heap = anon = 0
+    name = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                name = head[5] if len(head) > 5 else ""
+            elif head[0] == "Rss:" and name in ("[heap]", ""):
+                kib = int(head[1])
+                if name:
+                    heap += kib
+                else:
+                    anon += kib
+    return heap / 1024, anon / 1024
 
 
 def http(method, url, token=None, body=None):
@@ -226,21 +246,23 @@ class Client:
             S.errors[f"{frame['type']}:{r.get('code')}"] += 1
 
 
-async def churn(ctx, normals):
+async def churn(ctx, normals, every):
     while True:
-        await asyncio.sleep(random.uniform(20, 40))
+        await asyncio.sleep(random.uniform(every * 2 / 3, every * 4 / 3))
         for c in random.sample(normals, min(3, len(normals))):
             c.churn = True
 
 
 def sample(ctx, proc, out, samples):
     errs = sum(v for k, v in S.errors.items() if not k.endswith(":rate_limited"))
+    heap, anon = rss_split_mib(proc.pid)
     row = (round(time.monotonic() - ctx.t0), round(rss_mib(proc.pid), 1), S.acked, errs,
-           S.closes["slow:4008"] + S.closes["normal:4008"], S.reconnects, S.open)
+           S.closes["slow:4008"] + S.closes["normal:4008"], S.reconnects, S.open,
+           round(heap, 2), round(anon, 2))
     samples.append(row)
     print(*row, sep=",", file=out, flush=True)
     print(f"  t={row[0]:>5}s rss={row[1]:7.1f} MiB acked={row[2]} errors={errs} "
-          f"4008={row[4]} reconnects={row[5]} open={row[6]}", flush=True)
+          f"4008={row[4]} reconnects={row[5]} open={row[6]} heap={row[7]} anon={row[8]}", flush=True)
 
 
 async def sampler(ctx, proc, out, samples):
@@ -275,7 +297,9 @@ async def traffic(ctx, args, proc, out):
           f"client sends every {ctx.period:.2f}s on average (~{len(normals) / ctx.period:.0f}/s in all)")
     samples, ctx.t0 = [], time.monotonic()
     tasks = [asyncio.create_task(c.run()) for c in clients]
-    bg = [asyncio.create_task(churn(ctx, normals)), asyncio.create_task(sampler(ctx, proc, out, samples))]
+    bg = [asyncio.create_task(sampler(ctx, proc, out, samples))]
+    if args.churn_every > 0:
+        bg.append(asyncio.create_task(churn(ctx, normals, args.churn_every)))
     try:  # ctx.stop is set before the time is up only when the gateway died
         await asyncio.wait_for(ctx.stop.wait(), args.minutes * 60)
     except asyncio.TimeoutError:
@@ -316,19 +340,26 @@ def ascii_chart(samples, width=60, height=12):
     print(f"          0{xs[-1]:>{width - 1}}s")
 
 
+def slope_per_10min(xs, ys):
+    """Least-squares slope of ys over xs (seconds), in units per 10 minutes."""
+    if len(xs) < 2:
+        return 0.0
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs) * 600
+
+
 def summarize(samples, duration):
     warm = min(300, duration / 6)
     post = [s for s in samples if s[0] >= warm] or samples[-1:]
     xs, ys = [s[0] for s in post], [s[1] for s in post]
-    slope = 0.0
-    if len(post) > 1:  # least squares, MiB per second -> MiB per 10 minutes
-        mx, my = statistics.fmean(xs), statistics.fmean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs) * 600
+    slope = slope_per_10min(xs, ys)
     med, final = statistics.median(ys), samples[-1][1]
     flat = slope < 1.0 and abs(final - med) <= 0.1 * med
     print(f"RSS at the end of warm-up ({warm:.0f}s): {post[0][1]:.1f} MiB, final {final:.1f} MiB, "
           f"max {max(s[1] for s in samples):.1f} MiB, median after warm-up {med:.1f} MiB")
     print(f"slope after warm-up: {slope:+.2f} MiB/10 min -> RSS {'flat' if flat else 'NOT flat'}")
+    print(f"  of which [heap] {slope_per_10min(xs, [s[7] for s in post]):+.2f}, "
+          f"anonymous mappings {slope_per_10min(xs, [s[8] for s in post]):+.2f} MiB/10 min")
 
 
 def main():
@@ -338,6 +369,8 @@ def main():
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--rate", type=float, default=100, help="sends per second, all clients together")
     ap.add_argument("--slow-fraction", type=float, default=0.05)
+    ap.add_argument("--churn-every", type=float, default=30,
+                    help="mean seconds between reconnects of three normal clients; 0: none")
     ap.add_argument("--interval", type=float, default=10, help="seconds between samples")
     ap.add_argument("--out", help="CSV path (default bench/results/soak-<timestamp>.csv)")
     ap.add_argument("--database-url", help="postgres://USER@HOST:PORT: a fresh sb_soak_<pid> is made there")
@@ -394,7 +427,7 @@ def main():
                 pass
             time.sleep(0.1)
         with open(out_path, "w") as out:
-            out.write("elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets\n")
+            out.write("elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib\n")
 
             async def run():
                 ctx.stop = asyncio.Event()
