@@ -7,7 +7,7 @@ use std::time::Duration;
 use diesel_async::AsyncConnection;
 
 use super::models::{MessageRow, NewMessage, ThreadRow, naive};
-use super::{Inserted, Pending, Store, migrate};
+use super::{Inserted, Pending, Receipt, Store, migrate};
 use crate::config::DatabaseUrl;
 use crate::protocol::Ts;
 
@@ -143,6 +143,97 @@ async fn a_batch_on_postgres_answers_each_message_in_order() {
     .await
     .unwrap();
     one_batch_of_every_outcome(DatabaseUrl::Postgres(format!("{base}/{name}"))).await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!("DROP DATABASE {name} WITH (FORCE)"),
+    )
+    .await
+    .unwrap();
+}
+
+/// The hot statements are prepared once per connection and kept (queries/fixed.rs): after two
+/// rounds of a two-thread batch, a receipt and a user upsert on one connection, each is one
+/// entry of that connection's `pg_prepared_statements`. diesel closes a statement it will not
+/// cache after its one use, so before they were rewritten there were none: each call parsed
+/// its statement again, one more round trip.
+#[tokio::test]
+async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+
+    use super::queries::pg;
+
+    #[derive(QueryableByName, Debug)]
+    struct Prepared {
+        #[diesel(sql_type = Text)]
+        statement: String,
+    }
+
+    let base = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let base = base.trim_end_matches('/');
+    let name = format!("sb_prep_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = diesel_async::AsyncPgConnection::establish(&format!("{base}/postgres"))
+        .await
+        .expect("Postgres at TEST_DATABASE_URL");
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!("CREATE DATABASE {name}"),
+    )
+    .await
+    .unwrap();
+    let url = DatabaseUrl::Postgres(format!("{base}/{name}"));
+    migrate::run(&url).await.expect("migrations");
+    let store = Store::connect(&url, Duration::from_secs(10))
+        .await
+        .expect("the database");
+    for t in ["t1", "t2"] {
+        let members = vec!["ann".to_string(), "bob".to_string()];
+        store
+            .create_thread(thread(t), members, false)
+            .await
+            .unwrap();
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&format!("{base}/{name}"))
+        .await
+        .unwrap();
+    let now = naive(Ts::now());
+    for round in 1..=2 {
+        let batch = [message("t1", "ann", None), message("t2", "bob", None)];
+        let stored = pg::messages::insert_batch(&mut conn, &batch).await.unwrap();
+        assert_eq!(
+            stored.iter().map(outcome).collect::<Vec<_>>(),
+            [
+                format!("new {round} ann,bob"),
+                format!("new {round} ann,bob")
+            ]
+        );
+        let moved = pg::receipts::advance(&mut conn, Receipt::Read, "t1", "bob", round, now);
+        assert!(moved.await.unwrap(), "the read receipt moves on");
+        pg::users::upsert(&mut conn, "ann", None, Some(now), now, None)
+            .await
+            .unwrap();
+    }
+    let kept: Vec<Prepared> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    for start in [
+        "SELECT id FROM threads",
+        "UPDATE threads",
+        "INSERT INTO messages",
+        "UPDATE members",
+        "INSERT INTO users",
+    ] {
+        let n = kept
+            .iter()
+            .filter(|p| p.statement.starts_with(start))
+            .count();
+        assert_eq!(n, 1, "`{start}…` prepared once and kept: {kept:?}");
+    }
+    drop(conn);
+    drop(store);
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut admin,
         &format!("DROP DATABASE {name} WITH (FORCE)"),
