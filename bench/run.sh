@@ -161,7 +161,10 @@ for backend in sqlite postgres; do
     row "$backend-1" idle --sockets 200
   else
     row "$backend-1" direct --seconds $S --pairs 50 --window 4
+    # The targets' rows: 16 sends in flight per client, so commits are not the limit.
+    row "$backend-1" direct --seconds $S --pairs 50 --window 16
     row "$backend-1" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
+    row "$backend-1" group --seconds $S --groups 20 --members 10 --senders 4 --window 16
     row "$backend-1" group --seconds $S --groups 1 --members 300 --senders 4 --window 2
     row "$backend-1" rate --seconds $S --pairs 50 --rate 100
     row "$backend-1" mixed --seconds $S --groups 20 --members 10 --senders 4 --rate 500
