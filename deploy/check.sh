@@ -73,7 +73,8 @@ pip_tool() { # pip_tool COMMAND PACKAGE: path of COMMAND from the virtualenv, in
         command -v python3 >/dev/null 2>&1 || apt_install python3 python3 python3-venv
         [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" \
             || die "cannot create a virtualenv at $venv (apt-get install python3-venv)"
-        log "installing $2 from PyPI into $venv"
+        # stderr: the caller captures stdout as the command's path.
+        log "installing $2 from PyPI into $venv" >&2
         "$venv/bin/pip" install -q "$2" >/dev/null || die "cannot install $2 from PyPI (needed for $1)"
     fi
     [ -x "$venv/bin/$1" ] || die "$2 installed no $1 command"

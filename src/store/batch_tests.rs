@@ -129,26 +129,42 @@ async fn a_batch_on_sqlite_answers_each_message_in_order() {
 
 #[tokio::test]
 async fn a_batch_on_postgres_answers_each_message_in_order() {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let base = base.trim_end_matches('/');
-    let name = format!("sb_batch_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = diesel_async::AsyncPgConnection::establish(&format!("{base}/postgres"))
-        .await
-        .expect("Postgres at TEST_DATABASE_URL");
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut admin,
-        &format!("CREATE DATABASE {name}"),
-    )
-    .await
-    .unwrap();
-    one_batch_of_every_outcome(DatabaseUrl::Postgres(format!("{base}/{name}"))).await;
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut admin,
-        &format!("DROP DATABASE {name} WITH (FORCE)"),
-    )
-    .await
-    .unwrap();
+    let db = FreshPg::create("sb_batch").await;
+    one_batch_of_every_outcome(DatabaseUrl::Postgres(db.url.clone())).await;
+    db.drop().await;
+}
+
+/// A new database on the Postgres at `TEST_DATABASE_URL` (failing, not skipping, when it is
+/// down), dropped by [`FreshPg::drop`].
+struct FreshPg {
+    admin: diesel_async::AsyncPgConnection,
+    name: String,
+    url: String,
+}
+
+impl FreshPg {
+    async fn create(prefix: &str) -> FreshPg {
+        let base = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let base = base.trim_end_matches('/');
+        let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = diesel_async::AsyncPgConnection::establish(&format!("{base}/postgres"))
+            .await
+            .expect("Postgres at TEST_DATABASE_URL");
+        let create = format!("CREATE DATABASE {name}");
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut admin, &create)
+            .await
+            .unwrap();
+        let url = format!("{base}/{name}");
+        FreshPg { admin, name, url }
+    }
+
+    async fn drop(mut self) {
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut self.admin, &drop)
+            .await
+            .unwrap();
+    }
 }
 
 /// The hot statements are prepared once per connection and kept (queries/fixed.rs): after two
@@ -170,20 +186,8 @@ async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
         statement: String,
     }
 
-    let base = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let base = base.trim_end_matches('/');
-    let name = format!("sb_prep_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = diesel_async::AsyncPgConnection::establish(&format!("{base}/postgres"))
-        .await
-        .expect("Postgres at TEST_DATABASE_URL");
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut admin,
-        &format!("CREATE DATABASE {name}"),
-    )
-    .await
-    .unwrap();
-    let url = DatabaseUrl::Postgres(format!("{base}/{name}"));
+    let db = FreshPg::create("sb_prep").await;
+    let url = DatabaseUrl::Postgres(db.url.clone());
     migrate::run(&url).await.expect("migrations");
     let store = Store::connect(&url, Duration::from_secs(10))
         .await
@@ -195,18 +199,23 @@ async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
             .await
             .unwrap();
     }
-    let mut conn = diesel_async::AsyncPgConnection::establish(&format!("{base}/{name}"))
+    let mut conn = diesel_async::AsyncPgConnection::establish(&db.url)
         .await
         .unwrap();
     let now = naive(Ts::now());
     for round in 1..=2 {
+        // A one-thread batch takes no separate lock: its UPDATE holds the row.
+        let alone = [message("t2", "ann", None)];
+        let alone = pg::messages::insert_batch(&mut conn, &alone).await.unwrap();
+        let seq = 2 * round - 1;
+        assert_eq!(outcome(&alone[0]), format!("new {seq} ann,bob"));
         let batch = [message("t1", "ann", None), message("t2", "bob", None)];
         let stored = pg::messages::insert_batch(&mut conn, &batch).await.unwrap();
         assert_eq!(
             stored.iter().map(outcome).collect::<Vec<_>>(),
             [
                 format!("new {round} ann,bob"),
-                format!("new {round} ann,bob")
+                format!("new {} ann,bob", 2 * round)
             ]
         );
         let moved = pg::receipts::advance(&mut conn, Receipt::Read, "t1", "bob", round, now);
@@ -234,10 +243,5 @@ async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
     }
     drop(conn);
     drop(store);
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut admin,
-        &format!("DROP DATABASE {name} WITH (FORCE)"),
-    )
-    .await
-    .unwrap();
+    db.drop().await;
 }

@@ -30,9 +30,9 @@ pub async fn by_client_id(
 /// Stores a batch of messages in one transaction (group commit), each with its thread's next
 /// seq in batch order, and answers each in the batch's order.
 ///
-/// The thread rows are locked first (`UPDATE threads … RETURNING last_seq`, in id order so
-/// two batches never wait on each other in a cycle), so concurrent writers queue on them and
-/// seqs come out gap-free; membership is read after the locks, so a member removed a moment
+/// The thread rows are locked first (several: `SELECT … FOR UPDATE` in id order, so two
+/// batches never wait on each other in a cycle; one: by its `UPDATE threads … RETURNING
+/// last_seq`), so concurrent writers queue on them and seqs come out gap-free; membership is read after the locks, so a member removed a moment
 /// before cannot still post (`member_only`). A sender found not to be a member rolls the
 /// batch back and it runs again without them: no seq is taken for a refused message.
 ///
