@@ -112,6 +112,54 @@ row() {
 S=10
 [ "$SMOKE" = 1 ] && S=2
 
+# The floor under the `rate` rows' latency: what Postgres alone takes, at 100/s, for the
+# statements the gateway sends for one message (tables shaped like its own). "as sent" is one
+# round trip per statement, as a lone send goes today; "one statement" folds them into one
+# CTE, the lever docs/performance.md names; "insert-only" is one row committed on its own, the
+# least any durable ack can cost. p50 and p99 from pgbench's per-transaction log.
+lone_message_latency() {
+  local db="sb_bench_lat_$$"
+  psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  DBS+=("$db")
+  psql "$PG/$db" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE th (id text PRIMARY KEY, last_seq bigint NOT NULL DEFAULT 0, updated_at timestamp NOT NULL DEFAULT now());
+CREATE TABLE mem (thread_id text, user_id text, joined_at timestamp NOT NULL DEFAULT now(), PRIMARY KEY (thread_id, user_id));
+CREATE TABLE m (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), thread_id text NOT NULL, seq bigint NOT NULL,
+  sender_id text NOT NULL, client_id text, body text NOT NULL, created_at timestamp NOT NULL DEFAULT now());
+CREATE UNIQUE INDEX m_sender_client ON m (sender_id, client_id);
+INSERT INTO th (id) SELECT 't' || i FROM generate_series(1, 50) i;
+INSERT INTO mem (thread_id, user_id) SELECT 't' || i, u || i FROM generate_series(1, 50) i, (VALUES ('s'), ('r')) v(u);
+SQL
+  cat >"$WORK/as-sent.sql" <<'SQL'
+\set t random(1, 50)
+SELECT id FROM m WHERE sender_id = 's' || :t AND client_id = md5(random()::text);
+BEGIN;
+UPDATE th SET last_seq = last_seq + 1, updated_at = now() WHERE id = 't' || :t RETURNING last_seq;
+SELECT user_id FROM mem WHERE thread_id = 't' || :t ORDER BY joined_at, user_id;
+INSERT INTO m (thread_id, seq, sender_id, client_id, body) VALUES ('t' || :t, 0, 's' || :t, md5(random()::text), 'hello');
+COMMIT;
+SQL
+  cat >"$WORK/one-statement.sql" <<'SQL'
+\set t random(1, 50)
+WITH a AS (UPDATE th SET last_seq = last_seq + 1, updated_at = now() WHERE id = 't' || :t RETURNING id, last_seq), i AS (INSERT INTO m (thread_id, seq, sender_id, client_id, body) SELECT id, last_seq, 's' || :t, md5(random()::text), 'hello' FROM a RETURNING seq) SELECT (SELECT seq FROM i), array(SELECT user_id FROM mem WHERE thread_id = 't' || :t ORDER BY joined_at, user_id);
+SQL
+  echo "INSERT INTO m (thread_id, seq, sender_id, client_id, body) VALUES ('t1', 0, 's1', md5(random()::text), 'hello');" \
+    >"$WORK/insert-only.sql"
+  local form
+  for form in as-sent one-statement insert-only; do
+    rm -f "$WORK"/lat.*
+    (cd "$WORK" && pgbench -n -M prepared -c 4 -j 2 -R 100 -T "$S" -l --log-prefix=lat -f "$form.sql" "$PG/$db" >/dev/null 2>&1)
+    # Per-transaction log: client, tx, latency in µs, ...
+    cat "$WORK"/lat.* | python3 -c '
+import json, sys
+us = sorted(int(l.split()[2]) for l in sys.stdin if l.strip())
+q = lambda p: round(us[min(len(us) - 1, int(p * len(us)))] / 1000, 3)
+print(json.dumps({"label": "raw", "scenario": "pgbench-lone-message", "form": sys.argv[1], "rate": 100,
+                  "transactions": len(us), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(us[-1] / 1000, 3)}))
+' "$form" | tee -a "$OUT"
+  done
+}
+
 if [ "$SWEEP" = 1 ]; then
   # Open loop: 50 pairs together offer RATE messages/s; the node's p99 against that.
   start_nodes postgres 1
@@ -143,6 +191,24 @@ if [ "$SMOKE" = 0 ]; then
   done
   tps=$(pgbench -n -c 8 -j 2 -T "$S" -f "$WORK/hundred.sql" "$PG/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
   echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":8,\"rows_per_tx\":100,\"rows_per_s\":$(python3 -c "print(round($tps*100))")}" | tee -a "$OUT"
+  log "raw limits: pgbench latency of a lone message's statements at 100/s (as sent; as one statement)"
+  lone_message_latency
+  log "raw limits: a SQLite commit (WAL, synchronous=FULL, as the gateway sets it) at 100/s"
+  python3 - "$WORK/raw.db" "$S" <<'PY' | tee -a "$OUT"
+import json, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT)")
+took, t0 = [], time.monotonic()
+for i in range(int(sys.argv[2]) * 100):
+    time.sleep(max(0.0, t0 + i / 100 - time.monotonic()))
+    a = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE"); db.execute("INSERT INTO m (body) VALUES ('hello')"); db.execute("COMMIT")
+    took.append(time.perf_counter() - a)
+took.sort()
+q = lambda p: round(took[min(len(took) - 1, int(p * len(took)))] * 1000, 3)
+print(json.dumps({"label": "raw", "scenario": "sqlite-commit", "rate": 100, "transactions": len(took),
+                  "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}))
+PY
   log "raw limits: redis-benchmark PUBLISH"
   for p in 1 16; do
     rps=$(redis-benchmark -p "$RPORT" -n 200000 -c 16 -P "$p" -q publish ch hello 2>/dev/null | awk '{for(i=1;i<=NF;i++) if ($i ~ /requests/) {print $(i-1); exit}}')

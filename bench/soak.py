@@ -9,6 +9,8 @@ the clients only read, one frame per 200 ms, and reconnect 1 s after the gateway
 (4008 when their outbox overflows; on loopback the kernel's send buffer holds megabytes first,
 so the server's heartbeat usually drops them before that: 1006 here); every ~30 s three
 normal clients reconnect (churn; --churn-every sets the period, 0 turns it off).
+--warmup-churn-minutes M runs the churn every --warmup-churn-every s (0.2) for the first M
+minutes: the allocator then sees in minutes the reconnects the default rate brings in hours.
 
 Every --interval s a CSV line goes to --out (default bench/results/soak-<time>.csv):
 elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib
@@ -246,9 +248,11 @@ class Client:
             S.errors[f"{frame['type']}:{r.get('code')}"] += 1
 
 
-async def churn(ctx, normals, every):
+async def churn(ctx, normals, every, warm_every, warm_s):
+    """Every ~`every` s three normal clients reconnect; in the first `warm_s` s, every ~`warm_every`."""
     while True:
-        await asyncio.sleep(random.uniform(every * 2 / 3, every * 4 / 3))
+        period = warm_every if time.monotonic() - ctx.t0 < warm_s else every
+        await asyncio.sleep(random.uniform(period * 2 / 3, period * 4 / 3))
         for c in random.sample(normals, min(3, len(normals))):
             c.churn = True
 
@@ -299,7 +303,8 @@ async def traffic(ctx, args, proc, out):
     tasks = [asyncio.create_task(c.run()) for c in clients]
     bg = [asyncio.create_task(sampler(ctx, proc, out, samples))]
     if args.churn_every > 0:
-        bg.append(asyncio.create_task(churn(ctx, normals, args.churn_every)))
+        warm_s = args.warmup_churn_minutes * 60
+        bg.append(asyncio.create_task(churn(ctx, normals, args.churn_every, args.warmup_churn_every, warm_s)))
     try:  # ctx.stop is set before the time is up only when the gateway died
         await asyncio.wait_for(ctx.stop.wait(), args.minutes * 60)
     except asyncio.TimeoutError:
@@ -348,8 +353,9 @@ def slope_per_10min(xs, ys):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs) * 600
 
 
-def summarize(samples, duration):
-    warm = min(300, duration / 6)
+def summarize(samples, duration, warm_churn_s):
+    # After a churn warm-up, a minute more for the reconnects it started to settle.
+    warm = warm_churn_s + 60 if warm_churn_s else min(300, duration / 6)
     post = [s for s in samples if s[0] >= warm] or samples[-1:]
     xs, ys = [s[0] for s in post], [s[1] for s in post]
     slope = slope_per_10min(xs, ys)
@@ -371,6 +377,10 @@ def main():
     ap.add_argument("--slow-fraction", type=float, default=0.05)
     ap.add_argument("--churn-every", type=float, default=30,
                     help="mean seconds between reconnects of three normal clients; 0: none")
+    ap.add_argument("--warmup-churn-minutes", type=float, default=0,
+                    help="reconnect every --warmup-churn-every s for this long first; the summary "
+                         "measures from a minute after it")
+    ap.add_argument("--warmup-churn-every", type=float, default=0.2)
     ap.add_argument("--interval", type=float, default=10, help="seconds between samples")
     ap.add_argument("--out", help="CSV path (default bench/results/soak-<timestamp>.csv)")
     ap.add_argument("--database-url", help="postgres://USER@HOST:PORT: a fresh sb_soak_<pid> is made there")
@@ -448,7 +458,7 @@ def main():
     print()
     if samples:
         ascii_chart(samples)
-        summarize(samples, args.minutes * 60)
+        summarize(samples, args.minutes * 60, args.warmup_churn_minutes * 60)
     send_errs = {k: v for k, v in S.errors.items() if k.startswith("send:") and not k.endswith(":rate_limited")}
     print(f"acked sends: {S.acked}; errors: {dict(S.errors) or 'none'}")
     print(f"closes we did not ask for (client kind:code): {dict(S.closes) or 'none'}; reconnects: {S.reconnects}")
@@ -468,6 +478,9 @@ def main():
         try:
             import matplotlib.pyplot as plt  # optional
             plt.plot([s[0] / 60 for s in samples], [s[1] for s in samples])
+            if args.warmup_churn_minutes:
+                plt.axvspan(0, args.warmup_churn_minutes, alpha=0.15, label="fast reconnects")
+                plt.legend()
             plt.xlabel("minutes"), plt.ylabel("RSS (MiB)"), plt.savefig(args.plot)
             print(f"plot: {args.plot}")
         except ImportError:

@@ -101,6 +101,7 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
                 rate_per_s: config.rate_per_s,
                 rate_burst: config.rate_burst,
                 max_sessions: config.max_sessions_per_user,
+                queue: config.relay_queue,
             },
             registry.clone(),
             transitions.clone(),

@@ -7,6 +7,13 @@ use clap::Parser;
 use switchboard::cli::{Cli, Command};
 use switchboard::config::Config;
 
+/// jemalloc rather than glibc's malloc: under a steady load with reconnects, glibc's arenas
+/// kept growing by fragmentation (docs/performance.md, "Soak"), while jemalloc returns freed
+/// pages on a timer.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is worth a line.
     if let Err(e) = dotenvy::dotenv() {

@@ -130,6 +130,8 @@ pub struct Config {
     pub max_group_members: usize,
     /// `OUTBOX_BYTES`: bytes queued per session (its own replies included) before 4008.
     pub outbox_bytes: usize,
+    /// `RELAY_QUEUE`: events from other nodes waiting for this node before they are dropped.
+    pub relay_queue: usize,
     /// `SHUTDOWN_GRACE_S`: how long SIGTERM waits for sessions to close.
     pub shutdown_grace: Duration,
     /// `TYPING_TIMEOUT_MS` (not in the contract; for tests): typing auto-stop delay.
@@ -433,6 +435,12 @@ impl Config {
                 "OUTBOX_BYTES",
                 4_194_304,
                 "put a number of bytes, e.g. 4194304",
+            )?,
+            relay_queue: positive(
+                env,
+                "RELAY_QUEUE",
+                16_384,
+                "put a whole number of events, e.g. 16384",
             )?,
             shutdown_grace: Duration::from_secs(grace_s),
             typing_timeout: Duration::from_millis(typing_ms),

@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use super::RelayError;
 use crate::envelope::Envelope;
 use crate::metrics::{self, DropReason};
-use crate::registry::{Deliver, SessionRegistry};
+use crate::registry::{DeliverAll, SessionRegistry};
 
-/// Pushed envelopes waiting for the registry.
-const SUBSCRIBER_QUEUE: usize = 16_384;
+/// At most this many envelopes go to the registry in one message.
+const HAND_ON_BATCH: usize = 256;
 /// How often dropped pushes are reported in the log.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Bound on connecting and on each command, so a paused Redis cannot stall the node.
@@ -47,13 +47,15 @@ pub fn resp3(url: &str) -> String {
 }
 
 impl RedisSubscriber {
-    /// Starts the actor; the connection is made lazily and remade after every failure.
+    /// Starts the actor; the connection is made lazily and remade after every failure. At most
+    /// `queue` pushed envelopes wait for the registry.
     pub fn start(
         url: &str,
         node_id: String,
+        queue: usize,
         registry: Addr<SessionRegistry>,
     ) -> Result<Addr<RedisSubscriber>, RelayError> {
-        let (tx, rx) = mpsc::channel::<PushInfo>(SUBSCRIBER_QUEUE);
+        let (tx, rx) = mpsc::channel::<PushInfo>(queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
         let config = ConnectionManagerConfig::new()
@@ -85,6 +87,8 @@ impl RedisSubscriber {
 }
 
 /// Hands each pushed envelope from another node to the registry, in order, waiting for it.
+/// What has queued up meanwhile goes in one message (up to `HAND_ON_BATCH`): under load a
+/// mailbox round trip per envelope was what made the receiving node lag behind its peers.
 /// Envelopes the queue had no room for are logged at most once a second, with their count,
 /// so a flood makes a line per second, not a line per envelope.
 async fn hand_on(
@@ -95,9 +99,10 @@ async fn hand_on(
 ) {
     let mut report = tokio::time::interval(DROP_REPORT_EVERY);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pushes = Vec::with_capacity(HAND_ON_BATCH);
     loop {
-        let info = tokio::select! {
-            info = rx.recv() => info,
+        let n = tokio::select! {
+            n = rx.recv_many(&mut pushes, HAND_ON_BATCH) => n,
             _ = report.tick() => {
                 let n = dropped.swap(0, Ordering::Relaxed);
                 if n > 0 {
@@ -106,26 +111,26 @@ async fn hand_on(
                 continue;
             }
         };
-        let Some(info) = info else { return };
-        match info.kind {
-            PushKind::Message => {
-                if let Some(envelope) = envelope_of(&info, &node_id) {
-                    metrics::relay_received();
-                    if registry
-                        .send(Deliver {
-                            envelope: Arc::new(envelope),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
+        if n == 0 {
+            return; // the connection manager, and with it the sender, is gone
+        }
+        let mut envelopes = Vec::with_capacity(n);
+        for info in pushes.drain(..) {
+            match info.kind {
+                PushKind::Message => {
+                    if let Some(envelope) = envelope_of(&info, &node_id) {
+                        metrics::relay_received();
+                        envelopes.push(Arc::new(envelope));
                     }
                 }
+                PushKind::Disconnection => {
+                    log::warn!("redis: subscription connection lost; reconnecting");
+                }
+                _ => {}
             }
-            PushKind::Disconnection => {
-                log::warn!("redis: subscription connection lost; reconnecting");
-            }
-            _ => {}
+        }
+        if !envelopes.is_empty() && registry.send(DeliverAll { envelopes }).await.is_err() {
+            return;
         }
     }
 }

@@ -39,8 +39,10 @@ const SENDS_IN_FLIGHT: usize = 32;
 /// link is forgiven, three are not.
 const SILENT_INTERVALS: u32 = 3;
 
-/// A client frame and when it was read, for the send → ack histogram.
-type Work = (ClientFrame, Instant);
+/// A client frame and when it was read, for the send → ack histogram. Boxed: tokio allocates
+/// a channel's first block of 32 slots up front, which with the frame inline was 6.9 KB of
+/// every idle connection (docs/performance.md, "Idle sockets").
+type Work = (Box<ClientFrame>, Instant);
 
 /// One WebSocket connection.
 pub struct WsSession {
@@ -90,7 +92,9 @@ impl WsSession {
             });
         }
         let Some(work) = &self.work else { return };
-        if let Err(mpsc::error::TrySendError::Full(item)) = work.try_send((frame, Instant::now())) {
+        if let Err(mpsc::error::TrySendError::Full(item)) =
+            work.try_send((Box::new(frame), Instant::now()))
+        {
             // Stop reading until the worker takes one: `wait` holds the actor's streams, and
             // its timers too, so the wait itself ends at a close (4008, 4009, 1001...) or at
             // the token's expiry, which the held timer could not fire.
@@ -294,8 +298,10 @@ async fn work(
         if !outbox.begin() {
             break;
         }
-        if let ClientFrame::Send(f) = frame {
-            sends.push_back(dispatch::send(&app, &caller, f, read_at).await);
+        // The handlers' futures are boxed while they run: inline, the largest of them made
+        // this task 7.9 KB for as long as the socket is open, idle or not.
+        if let ClientFrame::Send(f) = *frame {
+            sends.push_back(Box::pin(dispatch::send(&app, &caller, f, read_at)).await);
             continue;
         }
         // Everything else after the sends before it.
@@ -303,7 +309,7 @@ async fn work(
             reply(outbox, &session, &done);
             outbox.end();
         }
-        if let Some(frame) = dispatch::handle(&app, &caller, frame).await {
+        if let Some(frame) = Box::pin(dispatch::handle(&app, &caller, *frame)).await {
             reply(outbox, &session, &frame);
         }
         outbox.end();
@@ -312,5 +318,15 @@ async fn work(
     while let Some(done) = sends.next().await {
         reply(outbox, &session, &done);
         outbox.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// tokio allocates a channel's first 32 slots when it is made: with the frame inline that
+    /// was 6.9 KB of every open socket.
+    #[test]
+    fn a_queued_frame_costs_a_pointer_and_a_time() {
+        assert!(std::mem::size_of::<super::Work>() <= 32);
     }
 }

@@ -107,6 +107,8 @@ pub struct RedisOptions {
     pub rate_per_s: u32,
     pub rate_burst: u32,
     pub max_sessions: usize,
+    /// Pushed envelopes waiting for the registry (`RELAY_QUEUE`); past it they are dropped.
+    pub queue: usize,
 }
 
 impl RedisRelay {
@@ -129,7 +131,12 @@ impl RedisRelay {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| RelayError::Unavailable(e.to_string()))?;
-        let subscriber = RedisSubscriber::start(&opts.url, opts.node_id.clone(), registry.clone())?;
+        let subscriber = RedisSubscriber::start(
+            &opts.url,
+            opts.node_id.clone(),
+            opts.queue,
+            registry.clone(),
+        )?;
         let relay = Arc::new(RedisRelay {
             node_id: opts.node_id,
             pool,

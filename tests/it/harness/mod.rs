@@ -157,6 +157,7 @@ pub fn command(dir: &std::path::Path) -> Command {
         "WEBHOOK_EVENTS",
         "WEBHOOK_MAX_AGE_S",
         "OUTBOX_BYTES",
+        "RELAY_QUEUE",
         "MAX_GROUP_MEMBERS",
         "PRESENCE_SCOPE",
         "DB_TIMEOUT_MS",
