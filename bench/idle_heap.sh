@@ -14,6 +14,9 @@ N="${1:-3000}"
 command -v heaptrack >/dev/null || { echo "bench/idle_heap.sh needs heaptrack on PATH" >&2; exit 1; }
 SECRET="bench-secret-bench-secret-bench-secret-0123"
 WORK=$(mktemp -d)
+HT=
+cleanup() { [ -n "$HT" ] && pkill -INT -P "$HT" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
 cargo build --release -q --no-default-features -p switchboard
 cp target/release/switchboard "$WORK/sb-glibc"
 cargo build --release -q -p loadgen
@@ -25,16 +28,17 @@ env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$PORT" DATABASE_URL="sqlit
   heaptrack -o "$WORK/heap" "$WORK/sb-glibc" serve >"$WORK/gateway.log" 2>&1 &
 HT=$!
 for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-PID=$(pgrep -x sb-glibc | head -1)
+PID=$(pgrep -P "$HT" -x sb-glibc | head -1 || true)
 [ -n "$PID" ] || { cat "$WORK/gateway.log" >&2; exit 1; }
 target/release/loadgen idle --nodes "http://127.0.0.1:$PORT" --secret "$SECRET" --pids "$PID" \
-  --label idle-heap --sockets "$N" 2>/dev/null
+  --label idle-heap --sockets "$N" 2>/dev/null | tee "$WORK/idle.json"
 kill -INT "$PID"
 wait "$HT" || true
+HT=
 
 REPORT="$WORK/peaks.txt"
-heaptrack_print -f "$WORK"/heap*.zst --print-peaks 1 --print-allocators 0 --print-leaks 0 \
-  --print-temporary 0 --print-histogram 0 -n 12 >"$REPORT" 2>/dev/null
+heaptrack_print -f "$WORK"/heap.* --print-peaks 1 --print-allocators 0 --print-leaks 0 \
+  --print-temporary 0 -n 12 >"$REPORT" 2>/dev/null
 # Each entry: "<size> peak memory consumed over <calls> calls from" and the allocating function.
 python3 - "$REPORT" "$N" <<'PY'
 import re, sys
@@ -49,4 +53,4 @@ for i, line in enumerate(lines):
         site = re.sub(r"::h[0-9a-f]{16}$", "", lines[i + 1].strip())
         print(f"{size / n:>12,.0f}  {int(m[3]) / n:>12.2f}  {site[:110]}")
 PY
-echo "full report: $REPORT"
+echo "full report: $REPORT; the load generator's line (RSS per socket under heaptrack): $WORK/idle.json"

@@ -77,7 +77,7 @@ impl RedisSubscriber {
             redis::Client::open(resp3(url)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| RelayError::Unavailable(e.to_string()))?;
-        // Pushes are handed on by a task of their own, one at a time and in Redis's order, so
+        // Pushes are handed on by a task of their own, in Redis's order, so
         // a busy registry slows only them (the queue above absorbs it, then drops and counts)
         // and never the actor, whose subscribe and ping calls would otherwise time out and
         // be taken for a Redis outage.
