@@ -23,6 +23,10 @@ for d in raw:
     if d["scenario"] == "pgbench":
         fig = d.get("tps") and f'{float(d["tps"]):,.0f} commits/s' or f'{d["rows_per_s"]:,} rows/s'
         print(f'| pgbench, {d["clients"]} client(s), {d["rows_per_tx"]} insert(s) per transaction | {fig} |')
+    elif d["scenario"] == "pgbench-lone-message":
+        print(f'| pgbench at {d["rate"]}/s, a lone send\'s statements {d["form"]} | p50 {d["p50_ms"]} / p99 {d["p99_ms"]} ms |')
+    elif d["scenario"] == "sqlite-commit":
+        print(f'| SQLite commit (WAL, FULL) at {d["rate"]}/s | p50 {d["p50_ms"]} / p99 {d["p99_ms"]} ms |')
     else:
         print(f'| redis-benchmark PUBLISH, pipeline {d["pipeline"]} | {float(d["per_s"]):,.0f}/s |')
 
