@@ -7,8 +7,9 @@ use clap::Parser;
 use switchboard::cli::{Cli, Command};
 use switchboard::config::Config;
 
-/// jemalloc rather than glibc's malloc: under the soak's steady load RSS rose about half as
-/// fast, and the gateway used less CPU per message (docs/performance.md, "The allocator").
+/// jemalloc rather than glibc's malloc: under the soak's steady load RSS rose more slowly
+/// (about 0.5–0.6 of glibc's slope), and the gateway used a smaller share of a core
+/// (docs/performance.md, "The allocator").
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
