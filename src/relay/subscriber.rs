@@ -87,8 +87,8 @@ impl RedisSubscriber {
 }
 
 /// Hands each pushed envelope from another node to the registry, in order, waiting for it.
-/// What has queued up meanwhile goes in one message (up to `HAND_ON_BATCH`): under load a
-/// mailbox round trip per envelope was what made the receiving node lag behind its peers.
+/// What has queued up meanwhile goes in one message (up to `HAND_ON_BATCH`), so a burst costs
+/// one mailbox round trip rather than one per envelope.
 /// Envelopes the queue had no room for are logged at most once a second, with their count,
 /// so a flood makes a line per second, not a line per envelope.
 async fn hand_on(

@@ -41,7 +41,7 @@ const SILENT_INTERVALS: u32 = 3;
 
 /// A client frame and when it was read, for the send → ack histogram. Boxed: tokio allocates
 /// a channel's first block of 32 slots up front, which with the frame inline was 6.9 KB of
-/// every idle connection (docs/performance.md, "Idle sockets").
+/// every idle connection (docs/performance.md, "Idle sockets, by allocation site").
 type Work = (Box<ClientFrame>, Instant);
 
 /// One WebSocket connection.
