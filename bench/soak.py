@@ -13,8 +13,10 @@ normal clients reconnect (churn; --churn-every sets the period, 0 turns it off).
 minutes: the allocator then sees in minutes the reconnects the default rate brings in hours.
 
 Every --interval s a CSV line goes to --out (default bench/results/soak-<time>.csv):
-elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib
-(errors: not rate_limited; heap_mib: RSS of the [heap] mapping; anon_mib: of anonymous ones).
+elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib,allocated_mib,resident_mib
+(errors: not rate_limited; heap_mib: RSS of the [heap] mapping; anon_mib: of anonymous ones;
+allocated_mib, resident_mib: jemalloc's live bytes and resident bytes from /metrics, empty on a
+build without jemalloc: allocated rising means objects accumulate, resident alone the allocator).
 At the end: a /metrics excerpt, an ASCII chart of RSS, a summary (RSS after warm-up vs final,
 max, least-squares slope after warm-up in MiB/10 min, flat or not), then SIGTERM. Exit 1 when
 a send got an error other than rate_limited or no ack, or the gateway died.
@@ -257,23 +259,35 @@ async def churn(ctx, normals, every, warm_every, warm_s):
             c.churn = True
 
 
-def sample(ctx, proc, out, samples):
+def allocator_mib(ctx):
+    """(allocated, resident) in MiB from the gateway's /metrics, or ("", "") without them."""
+    try:
+        st, txt = http("GET", f"http://{ctx.addr}/metrics", ctx.metrics_token)
+    except OSError:
+        return "", ""
+    found = dict(re.findall(r"^switchboard_memory_(allocated|resident)_bytes (\d+)$", txt, re.M)) if st == 200 else {}
+    return tuple(round(int(found[k]) / 2**20, 2) if k in found else "" for k in ("allocated", "resident"))
+
+
+def sample(ctx, proc, out, samples, alloc):
     errs = sum(v for k, v in S.errors.items() if not k.endswith(":rate_limited"))
     heap, anon = rss_split_mib(proc.pid)
     row = (round(time.monotonic() - ctx.t0), round(rss_mib(proc.pid), 1), S.acked, errs,
            S.closes["slow:4008"] + S.closes["normal:4008"], S.reconnects, S.open,
-           round(heap, 2), round(anon, 2))
+           round(heap, 2), round(anon, 2), *alloc)
     samples.append(row)
     print(*row, sep=",", file=out, flush=True)
     print(f"  t={row[0]:>5}s rss={row[1]:7.1f} MiB acked={row[2]} errors={errs} "
-          f"4008={row[4]} reconnects={row[5]} open={row[6]} heap={row[7]} anon={row[8]}", flush=True)
+          f"4008={row[4]} reconnects={row[5]} open={row[6]} heap={row[7]} anon={row[8]} "
+          f"allocated={row[9]} resident={row[10]}", flush=True)
 
 
 async def sampler(ctx, proc, out, samples):
     while proc.poll() is None:
         await asyncio.sleep(ctx.interval - (time.monotonic() - ctx.t0) % ctx.interval)
         if proc.poll() is None:
-            sample(ctx, proc, out, samples)
+            alloc = await asyncio.to_thread(allocator_mib, ctx)
+            sample(ctx, proc, out, samples, alloc)
     ctx.died = True
     ctx.stop.set()
 
@@ -313,7 +327,7 @@ async def traffic(ctx, args, proc, out):
         t.cancel()
     if not ctx.died:  # the last sample and the scrape while every socket is still open
         if not samples or time.monotonic() - ctx.t0 - samples[-1][0] >= 1:
-            sample(ctx, proc, out, samples)
+            sample(ctx, proc, out, samples, await asyncio.to_thread(allocator_mib, ctx))
         st, txt = await asyncio.to_thread(http, "GET", f"http://{ctx.addr}/metrics", ctx.metrics_token)
         print(f"\n/metrics (HTTP {st}):")
         fams = ("connections", "messages_stored_total", "events_delivered_total", "events_dropped_total",
@@ -366,6 +380,10 @@ def summarize(samples, duration, warm_churn_s):
     print(f"slope after warm-up: {slope:+.2f} MiB/10 min -> RSS {'flat' if flat else 'NOT flat'}")
     print(f"  of which [heap] {slope_per_10min(xs, [s[7] for s in post]):+.2f}, "
           f"anonymous mappings {slope_per_10min(xs, [s[8] for s in post]):+.2f} MiB/10 min")
+    if all(s[9] != "" and s[10] != "" for s in post):
+        print(f"  jemalloc: allocated {post[0][9]} -> {post[-1][9]} MiB "
+              f"({slope_per_10min(xs, [s[9] for s in post]):+.2f}/10 min), resident {post[0][10]} -> "
+              f"{post[-1][10]} MiB ({slope_per_10min(xs, [s[10] for s in post]):+.2f}/10 min)")
 
 
 def main():
@@ -437,7 +455,7 @@ def main():
                 pass
             time.sleep(0.1)
         with open(out_path, "w") as out:
-            out.write("elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib\n")
+            out.write("elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib,allocated_mib,resident_mib\n")
 
             async def run():
                 ctx.stop = asyncio.Event()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+mod allocator;
 mod latency;
 use latency::Latency;
 
@@ -120,8 +121,8 @@ impl Metrics {
         Metrics { handle }
     }
 
-    /// The Prometheus text exposition: the exporter's counters and gauges, then the latency
-    /// histograms.
+    /// The Prometheus text exposition: the exporter's counters and gauges, the latency
+    /// histograms, then the allocator's gauges.
     pub fn render(&self) -> String {
         let mut out = self.handle.render();
         if !out.is_empty() && !out.ends_with('\n') {
@@ -129,6 +130,7 @@ impl Metrics {
         }
         SEND_ACK.render(&mut out);
         DB_QUERY.render(&mut out);
+        allocator::render(&mut out);
         out
     }
 }

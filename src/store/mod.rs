@@ -279,6 +279,10 @@ impl Store {
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut cfg = ManagerConfig::<SqliteConn>::default();
+                // A file cannot drop the connection, so no `SELECT 1` on checkout: each
+                // statement is a hop to a blocking thread and back, and this one was the
+                // first of every store call (docs/performance.md, "SQLite at 100/s").
+                cfg.recycling_method = RecyclingMethod::Fast;
                 cfg.custom_setup = Box::new(move |url| {
                     let url = url.to_string();
                     async move {

@@ -79,6 +79,17 @@ async fn every_family_is_exported_behind_the_token() {
         text.contains("switchboard_db_query_seconds_bucket{le="),
         "{text}"
     );
+    if cfg!(feature = "jemalloc") {
+        // The allocator's account: live bytes cannot exceed the active pages, nor those the
+        // resident ones, and a running gateway holds at least a MiB.
+        let [allocated, active, resident] = ["allocated", "active", "resident"]
+            .map(|k| metric(&text, &format!("switchboard_memory_{k}_bytes")));
+        assert!(allocated > 1_048_576.0, "{allocated}\n{text}");
+        assert!(
+            allocated <= active && active <= resident,
+            "{allocated} {active} {resident}"
+        );
+    }
 }
 
 both! {
