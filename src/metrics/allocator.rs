@@ -2,11 +2,10 @@
 //! tell the two causes apart: `allocated` rising means live objects are accumulating;
 //! `resident` rising alone means the allocator is keeping pages that objects no longer use.
 
-use std::fmt::Write;
-
 /// Appends the allocator's gauges in the text format.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 pub fn render(out: &mut String) {
+    use std::fmt::Write;
     use tikv_jemalloc_ctl::{epoch, stats};
     // jemalloc caches its statistics; advancing the epoch refreshes them.
     if let Err(e) = epoch::advance() {
