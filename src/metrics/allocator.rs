@@ -1,6 +1,6 @@
 //! The allocator's own account of the heap, beside the process's RSS. When RSS rises, these
-//! tell the two causes apart: `allocated` rising means live objects are accumulating;
-//! `resident` rising alone means the allocator is keeping pages that objects no longer use.
+//! tell the two causes apart: `allocated` rising means objects are accumulating (thread-cached
+//! ones count too); `resident` rising alone means the allocator is keeping freed pages.
 
 /// Appends the allocator's gauges in the text format.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
@@ -15,7 +15,7 @@ pub fn render(out: &mut String) {
     let families = [
         (
             "switchboard_memory_allocated_bytes",
-            "Bytes in live heap allocations (jemalloc stats.allocated).",
+            "Bytes jemalloc has handed out, thread-cached objects included (stats.allocated).",
             stats::allocated::read(),
         ),
         (
@@ -25,7 +25,7 @@ pub fn render(out: &mut String) {
         ),
         (
             "switchboard_memory_resident_bytes",
-            "Bytes of the heap in physical memory, freed pages not yet returned included (jemalloc stats.resident).",
+            "Upper bound on the allocator's pages in physical memory, freed ones not yet returned included (jemalloc stats.resident).",
             stats::resident::read(),
         ),
     ];
