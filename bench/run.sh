@@ -112,6 +112,14 @@ row() {
 S=10
 [ "$SMOKE" = 1 ] && S=2
 
+# tps <pgbench args...>: pgbench's transactions per second; its own error and exit 1 if none.
+tps() {
+  local t
+  t=$(pgbench -n "$@" 2>"$WORK/pgbench.err" | awk '/^tps/ {print $3; exit}')
+  [ -n "$t" ] || { echo "pgbench $* failed:" >&2; cat "$WORK/pgbench.err" >&2; exit 1; }
+  echo "$t"
+}
+
 # The floor under the `rate` rows' latency: what Postgres alone takes, at 100/s, for the
 # statements the gateway sends for one message (tables shaped like its own). "as sent" is one
 # round trip per statement, as a lone send goes today; "one statement" folds them into one
@@ -148,7 +156,8 @@ SQL
   local form
   for form in as-sent one-statement insert-only; do
     rm -f "$WORK"/lat.*
-    (cd "$WORK" && pgbench -n -M prepared -c 4 -j 2 -R 100 -T "$S" -l --log-prefix=lat -f "$form.sql" "$PG/$db" >/dev/null 2>&1)
+    (cd "$WORK" && pgbench -n -M prepared -c 4 -j 2 -R 100 -T "$S" -l --log-prefix=lat -f "$form.sql" "$PG/$db" >/dev/null 2>"$WORK/pgbench.err") \
+      || { echo "pgbench ($form) failed:" >&2; cat "$WORK/pgbench.err" >&2; exit 1; }
     # Per-transaction log: client, tx, latency in µs, ...
     cat "$WORK"/lat.* | python3 -c '
 import json, sys
@@ -186,10 +195,10 @@ if [ "$SMOKE" = 0 ]; then
   echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');" >"$WORK/one.sql"
   { echo "BEGIN;"; for _ in $(seq 1 100); do echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');"; done; echo "COMMIT;"; } >"$WORK/hundred.sql"
   for c in 1 32; do
-    tps=$(pgbench -n -c "$c" -j 2 -T "$S" -f "$WORK/one.sql" "$PG/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+    tps=$(tps -c "$c" -j 2 -T "$S" -f "$WORK/one.sql" "$PG/$db")
     echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":$c,\"rows_per_tx\":1,\"tps\":$tps}" | tee -a "$OUT"
   done
-  tps=$(pgbench -n -c 8 -j 2 -T "$S" -f "$WORK/hundred.sql" "$PG/$db" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+  tps=$(tps -c 8 -j 2 -T "$S" -f "$WORK/hundred.sql" "$PG/$db")
   echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":8,\"rows_per_tx\":100,\"rows_per_s\":$(python3 -c "print(round($tps*100))")}" | tee -a "$OUT"
   log "raw limits: pgbench latency of a lone message's statements at 100/s (as sent; as one statement)"
   lone_message_latency
@@ -247,9 +256,24 @@ if [ "$SMOKE" = 1 ]; then
   row "postgres-2" rate --seconds $S --pairs 5 --rate 50
 else
   row "postgres-2" direct --seconds $S --pairs 50 --window 4
+  # The target's row: send -> receive across the nodes at half of the peak just measured.
+  half=$(tail -1 "$OUT" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"]["acked_per_s"]) // 2)')
+  row "postgres-2-half-peak" rate --seconds $S --pairs 50 --rate "$half"
   row "postgres-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
   row "postgres-2" rate --seconds $S --pairs 50 --rate 100
   row "postgres-2" mixed --seconds $S --groups 20 --members 10 --senders 4 --rate 500
+fi
+stop_nodes
+
+# Two nodes on one SQLite file (one host only: SQLite's locks are the host's), over Redis.
+start_nodes sqlite 2
+if [ "$SMOKE" = 1 ]; then
+  row "sqlite-2" direct --seconds $S --pairs 5
+  row "sqlite-2" rate --seconds $S --pairs 5 --rate 50
+else
+  row "sqlite-2" direct --seconds $S --pairs 50 --window 4
+  row "sqlite-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
+  row "sqlite-2" rate --seconds $S --pairs 50 --rate 100
 fi
 stop_nodes
 log "results: $OUT"

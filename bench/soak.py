@@ -4,11 +4,12 @@
 Starts the gateway itself (fresh temp SQLite file, or a fresh Postgres database with
 --database-url), connects --users WebSocket clients in group threads of 10 and, for --minutes,
 sends about --rate messages per second in all (each awaiting its ack, 10% of them direct),
-with typing, read, history, threads and watch_presence frames mixed in. A --slow-fraction of
-the clients only read, one frame per 200 ms, and reconnect 1 s after the gateway closes them
-(4008 when their outbox overflows; on loopback the kernel's send buffer holds megabytes first,
-so the server's heartbeat usually drops them before that: 1006 here); every ~30 s three
-normal clients reconnect (churn; --churn-every sets the period, 0 turns it off).
+with typing, read, history, threads and watch_presence frames mixed in (each client also
+watches its group's members when it connects, as an app showing its contacts would). A
+--slow-fraction of the clients only read, one frame per 200 ms, and reconnect 1 s after the
+gateway closes them (4008 when their outbox overflows; on loopback the kernel's send buffer
+holds megabytes first, so the server's heartbeat usually drops them before that: 1006 here);
+every ~30 s three normal clients reconnect (churn; --churn-every sets the period, 0 turns it off).
 --warmup-churn-minutes M runs the churn every --warmup-churn-every s (0.2) for the first M
 minutes: the allocator then sees in minutes the reconnects the default rate brings in hours.
 
@@ -210,6 +211,12 @@ class Client:
         if self.unacked:  # the same client_id: the gateway answers with the stored message
             S.odd["sends resent after their socket closed"] += 1
             await self.send(ws, self.unacked)
+        # As an app shows its contact list: watch the group's members at connect. The random
+        # watches below then repeat known ones, so the gateway's watch sets reach their steady
+        # size with the session, not over the half hour that 3 random peers every ~95 s take.
+        r = await self.request(ws, {"type": "watch_presence", "user_ids": self.peers})
+        if r is not None and r["type"] == "error":
+            S.errors[f"watch_presence:{r.get('code')}"] += 1
         period = self.ctx.period
         next_t = time.monotonic() + random.uniform(0, period)
         while not self.ctx.stop.is_set():

@@ -2,7 +2,7 @@
 //! key bumps its generation so that an older timer does nothing. Typing indicators use it:
 //! "typing" stays up while `true`s keep coming and drops 5 s after the last one.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 use std::sync::Mutex;
 

@@ -1,7 +1,7 @@
 //! Per-user send rate: a token bucket per user, refilled at `RATE_PER_S` up to `RATE_BURST`.
 //! Sends and edits over WebSocket and REST draw from the same bucket.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

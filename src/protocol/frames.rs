@@ -289,10 +289,20 @@ pub enum ServerFrame {
     },
 }
 
+/// Bytes reserved for a frame's JSON before it is written: a message event or its ack is a few
+/// hundred bytes, and serde_json's own start (128) grew each of them two or three times, a
+/// tenth of a send's instructions with the copies (docs/performance.md, "Instructions per
+/// message").
+const FRAME_CAPACITY: usize = 512;
+
 impl ServerFrame {
     /// Serialises the frame; every frame serialises (string keys, no maps with other keys).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut buf = Vec::with_capacity(FRAME_CAPACITY);
+        match serde_json::to_writer(&mut buf, self) {
+            Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ mod sink;
 
 pub use sink::{Pushed, SessionSink};
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ use crate::protocol::close;
 const MAILBOX: usize = 4096;
 /// Multi-part envelopes remembered for delivering each once per session.
 const RECENT_IDS: usize = 1024;
+/// Sessions remembered across those envelopes: one envelope can address every session of
+/// the node, so the count of ids alone would not bound the bytes.
+const RECENT_SESSIONS: usize = 65_536;
 
 /// One user's share of a message event, waiting for its turn.
 struct Part {
@@ -48,12 +51,15 @@ pub struct SessionRegistry {
     draining: bool,
     /// Recent multi-part envelope ids and the sessions each already reached.
     recent: std::collections::VecDeque<(String, HashSet<String>)>,
+    /// The sessions held in `recent`, all ids together.
+    recent_sessions: usize,
     /// Seq order of message events, per thread and user.
     reorder: reorder::Reorder<Part>,
     /// Whether a timer to let held messages through is pending.
     reorder_timer: bool,
-    /// Whether message events may arrive out of order (several nodes); on one node they
-    /// leave their group-commit shard in order and are delivered as they come.
+    /// Whether envelopes come from several nodes: message events may then arrive out of
+    /// order and a multi-part envelope in parts. On one node events leave their group-commit
+    /// shard in order and each envelope arrives whole, so neither is tracked.
     ordered: bool,
 }
 
@@ -68,6 +74,7 @@ impl SessionRegistry {
             max_per_user,
             draining: false,
             recent: std::collections::VecDeque::new(),
+            recent_sessions: 0,
             reorder: reorder::Reorder::default(),
             reorder_timer: false,
             ordered,
@@ -132,27 +139,31 @@ impl SessionRegistry {
 
     /// Of `targets`, those this multi-part envelope has not reached yet; remembers them.
     fn first_time(&mut self, id: &str, targets: Vec<String>) -> Vec<String> {
-        let pos = self.recent.iter().position(|(i, _)| i == id);
-        let seen = match pos {
-            Some(p) => match self.recent.get_mut(p) {
-                Some((_, s)) => s,
-                None => return targets,
-            },
+        let at = match self.recent.iter().position(|(i, _)| i == id) {
+            Some(p) => p,
             None => {
-                if self.recent.len() >= RECENT_IDS {
-                    self.recent.pop_front();
-                }
                 self.recent.push_back((id.to_string(), HashSet::new()));
-                match self.recent.back_mut() {
-                    Some((_, s)) => s,
-                    None => return targets,
-                }
+                self.recent.len() - 1
             }
         };
-        targets
+        let Some((_, seen)) = self.recent.get_mut(at) else {
+            return targets;
+        };
+        let fresh: Vec<String> = targets
             .into_iter()
             .filter(|t| seen.insert(t.clone()))
-            .collect()
+            .collect();
+        self.recent_sessions += fresh.len();
+        // A forgotten id can reach a session twice (presence is state, so a repeat is
+        // harmless); an unbounded memory of them could not be afforded.
+        while self.recent.len() > 1
+            && (self.recent.len() > RECENT_IDS || self.recent_sessions > RECENT_SESSIONS)
+        {
+            if let Some((_, s)) = self.recent.pop_front() {
+                self.recent_sessions -= s.len();
+            }
+        }
+        fresh
     }
 }
 
@@ -356,7 +367,9 @@ impl SessionRegistry {
                 .unwrap_or_default(),
             None => self.targets(env).into_iter().map(str::to_string).collect(),
         };
-        if let Some(id) = &env.id {
+        // Only Redis splits an envelope into parts (the user's channel and the watched
+        // user's); on one node it arrives whole, and `targets` is already distinct.
+        if let Some(id) = env.id.as_deref().filter(|_| self.ordered) {
             targets = self.first_time(id, targets);
         }
         match &env.payload {
@@ -518,5 +531,44 @@ impl Handler<SessionCount> for SessionRegistry {
 
     fn handle(&mut self, _: SessionCount, _: &mut Self::Context) -> usize {
         self.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(from: usize, to: usize) -> Vec<String> {
+        (from..to).map(|i| format!("s{i}")).collect()
+    }
+
+    #[test]
+    fn a_multi_part_envelope_reaches_each_session_once() {
+        let mut r = SessionRegistry::new(10, true);
+        assert_eq!(r.first_time("e1", sessions(0, 3)), sessions(0, 3));
+        // The watched user's part overlaps the user's own.
+        assert_eq!(r.first_time("e1", sessions(2, 5)), sessions(3, 5));
+        assert_eq!(r.first_time("e2", sessions(0, 2)), sessions(0, 2));
+    }
+
+    #[test]
+    fn the_memory_of_parts_is_bounded_in_sessions_as_well_as_ids() {
+        let mut r = SessionRegistry::new(10, true);
+        // Each envelope reaches 1,000 sessions: the session bound, not the id bound, holds.
+        for e in 0..200 {
+            r.first_time(&format!("e{e}"), sessions(0, 1000));
+            assert!(r.recent_sessions <= RECENT_SESSIONS);
+            let held: usize = r.recent.iter().map(|(_, s)| s.len()).sum();
+            assert_eq!(held, r.recent_sessions);
+        }
+        assert_eq!(r.recent.len(), RECENT_SESSIONS / 1000);
+        // Small envelopes: the id bound.
+        for e in 0..2 * RECENT_IDS {
+            r.first_time(&format!("f{e}"), sessions(0, 1));
+        }
+        assert_eq!(r.recent.len(), RECENT_IDS);
+        // The newest is still remembered.
+        let last = format!("f{}", 2 * RECENT_IDS - 1);
+        assert!(r.first_time(&last, sessions(0, 1)).is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! mailbox is full, so publishers slow down instead of queueing without limit, and one
 //! publisher's envelopes stay in order.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

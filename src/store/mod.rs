@@ -8,6 +8,7 @@
 pub mod diagnose;
 pub mod migrate;
 pub mod models;
+mod pool;
 pub mod queries;
 pub mod schema;
 
@@ -17,22 +18,13 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use futures_util::FutureExt;
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
 use crate::config::DatabaseUrl;
 use crate::metrics;
 use models::{MessageRow, ThreadRow};
 pub use queries::{Access, Claim, Inserted, Page, Pending, Receipt, ThreadView};
-
-/// Connections held by one Postgres pool.
-const PG_POOL_SIZE: usize = 16;
-/// SQLite readers; writes go through one connection at a time anyway.
-const SQLITE_POOL_SIZE: usize = 4;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -240,84 +232,12 @@ impl Store {
     /// Connects (creating a SQLite file if needed) and checks a connection can be had.
     /// `timeout` bounds getting a connection, making one, and every statement.
     pub async fn connect(url: &DatabaseUrl, timeout: Duration) -> Result<Store, StoreError> {
-        let ms = timeout.as_millis();
         let backend = match url {
-            DatabaseUrl::Postgres(u) => {
-                let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
-                // No `SELECT 1` on every checkout: a broken connection shows as one
-                // (`is_broken`) and fails its statement, which `unavailable` covers.
-                cfg.recycling_method = RecyclingMethod::Fast;
-                cfg.custom_setup = Box::new(move |url| {
-                    let url = url.to_string();
-                    async move {
-                        let connect = AsyncPgConnection::establish(&url);
-                        let mut c =
-                            tokio::time::timeout(timeout, connect).await.map_err(|_| {
-                                diesel::ConnectionError::BadConnection(format!(
-                                    "no connection within {ms} ms"
-                                ))
-                            })??;
-                        // The server aborts (and rolls back) any statement past the timeout.
-                        c.batch_execute(&format!("SET statement_timeout = {ms}"))
-                            .await
-                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(c)
-                    }
-                    .boxed()
-                });
-                let mgr =
-                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(u, cfg);
-                let pool = Pool::builder(mgr)
-                    .max_size(PG_POOL_SIZE)
-                    .wait_timeout(Some(timeout))
-                    .create_timeout(Some(timeout))
-                    .recycle_timeout(Some(timeout))
-                    .runtime(deadpool::Runtime::Tokio1)
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                Backend::Postgres(pool)
-            }
-            DatabaseUrl::Sqlite(path) => {
-                let mut cfg = ManagerConfig::<SqliteConn>::default();
-                // A file cannot drop the connection, so no `SELECT 1` on checkout: each
-                // statement is a hop to a blocking thread and back, and this one was the
-                // first of every store call (docs/performance.md, "SQLite at 100/s").
-                cfg.recycling_method = RecyclingMethod::Fast;
-                cfg.custom_setup = Box::new(move |url| {
-                    let url = url.to_string();
-                    async move {
-                        let mut c = SqliteConn::establish(&url).await?;
-                        // busy_timeout first, so even switching to WAL waits for a lock
-                        // instead of failing. WAL lets readers run beside the one writer;
-                        // FULL sync makes a commit durable before its ack.
-                        c.batch_execute(&format!(
-                            "PRAGMA busy_timeout={ms}; \
-                             PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                             PRAGMA foreign_keys=ON;"
-                        ))
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(c)
-                    }
-                    .boxed()
-                });
-                let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
-                    path.to_string_lossy(),
-                    cfg,
-                );
-                let pool = Pool::builder(mgr)
-                    .max_size(SQLITE_POOL_SIZE)
-                    .wait_timeout(Some(timeout))
-                    .create_timeout(Some(timeout))
-                    .recycle_timeout(Some(timeout))
-                    .runtime(deadpool::Runtime::Tokio1)
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                Backend::Sqlite {
-                    pool,
-                    writer: Arc::new(tokio::sync::Mutex::new(())),
-                }
-            }
+            DatabaseUrl::Postgres(u) => Backend::Postgres(pool::postgres(u, timeout)?),
+            DatabaseUrl::Sqlite(path) => Backend::Sqlite {
+                pool: pool::sqlite(path, timeout)?,
+                writer: Arc::new(tokio::sync::Mutex::new(())),
+            },
         };
         let store = Store { backend, timeout };
         store.ping().await?;

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::conn::{Target, next_json};
 use crate::session::{Plan, Run, Seen, drive};
-use crate::stats::{Counts, Latencies, proc_usage, tcp_kernel_kib};
+use crate::stats::{Counts, Latencies, machine_ticks, proc_usage, tcp_kernel_kib};
 
 /// Knobs shared by the scenarios.
 pub struct Params {
@@ -84,6 +84,7 @@ async fn run_threads(
         stop: stop_rx,
     });
     let before: Vec<_> = p.pids.iter().map(|&pid| proc_usage(pid)).collect();
+    let (machine0, own0) = (machine_ticks(), proc_usage(std::process::id()));
     let started = Instant::now();
     let tasks: Vec<_> = sessions
         .into_iter()
@@ -97,6 +98,7 @@ async fn run_threads(
     let _ = stop_tx.send(true);
     let elapsed = started.elapsed().as_secs_f64().min(p.seconds as f64);
     let after: Vec<_> = p.pids.iter().map(|&pid| proc_usage(pid)).collect();
+    let (machine1, own1) = (machine_ticks(), proc_usage(std::process::id()));
     let seen: Vec<Seen> = join_all(tasks)
         .await
         .into_iter()
@@ -117,7 +119,22 @@ async fn run_threads(
         "duplicate": duplicate,
         "errors": run.counts.errors(),
         "gateways": gateways(&p.pids, &before, &after, elapsed),
+        "machine": machine(machine0.zip(machine1), own0.zip(own1), elapsed),
     })
+}
+
+/// Two (busy or rss, time) readings, before and after a run.
+type Span = Option<((u64, u64), (u64, u64))>;
+
+/// How busy the whole machine was over the run, in percent of one core (200 = both of two
+/// cores), and the load generator's own share: when the box is saturated, latency is queueing.
+fn machine(ticks: Span, own: Span, secs: f64) -> Value {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = ticks.and_then(|((b0, t0), (b1, t1))| {
+        (t1 > t0).then(|| ((b1 - b0) as f64 / (t1 - t0) as f64 * cores * 100.0).round())
+    });
+    let own = own.map(|((_, c0), (_, c1))| ((c1 - c0) as f64 / 10.0 / secs).round());
+    json!({"cores": cores, "busy_percent": busy, "loadgen_cpu_percent": own})
 }
 
 /// Each session expects every acked message of its thread that it did not send itself.

@@ -98,6 +98,22 @@ pub fn proc_usage(pid: u32) -> Option<(u64, u64)> {
     Some((rss, ticks * 10))
 }
 
+/// The whole machine's CPU time since boot, in ticks: (busy, total) over every core, from
+/// the first line of /proc/stat (idle and iowait count as not busy).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = s
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4)?;
+    Some((total - idle, total))
+}
+
 /// Kernel memory held by TCP sockets, in KiB (`/proc/net/sockstat`, pages of 4 KiB).
 pub fn tcp_kernel_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;

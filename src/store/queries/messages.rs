@@ -1,11 +1,12 @@
 // Messages. Included by queries/mod.rs once per backend: no inner attributes here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use foldhash::{HashMap, HashMapExt};
 
 use crate::protocol::webhooks::{MessageCreated, WebhookEvent};
 use crate::store::models::{MessageRow, OutboxRow, ts};
