@@ -2,9 +2,12 @@
 //! (configurable) after the last `is_typing: true` so a client that vanishes mid-word does not
 //! leave "typing…" up forever.
 
+use tokio::time::Instant;
+
 use super::{Caller, ServiceError, member_of, publish};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
+use crate::expiring::Due;
 use crate::protocol::ServerFrame;
 
 async fn announce(app: &AppContext, thread_id: &str, user_id: &str, is_typing: bool) {
@@ -42,16 +45,22 @@ pub async fn set(
     member_of(app, thread_id, &caller.user_id).await?;
     let key = (thread_id.to_string(), caller.user_id.clone());
     if is_typing {
-        let (generation, started) = app.typing().renew(key.clone());
-        if started {
-            announce(app, thread_id, &caller.user_id, true).await;
-        }
-        let app = app.clone();
         let after = app.config().typing_timeout;
+        let Some(epoch) = app.typing().renew(key.clone(), Instant::now() + after) else {
+            // Already shown typing: the deadline moved, and the running timer will see it.
+            return Ok(());
+        };
+        announce(app, thread_id, &caller.user_id, true).await;
+        let app = app.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            if app.typing().expire(&key, generation) {
-                announce(&app, &key.0, &key.1, false).await;
+            let mut until = Instant::now() + after;
+            loop {
+                tokio::time::sleep_until(until).await;
+                match app.typing().due(&key, epoch, Instant::now()) {
+                    Due::Now => break announce(&app, &key.0, &key.1, false).await,
+                    Due::Later(t) => until = t,
+                    Due::Gone => break,
+                }
             }
         });
     } else if app.typing().remove(&key) {
