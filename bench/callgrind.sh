@@ -28,9 +28,9 @@ WORK=$(mktemp -d)
 VG=
 DB=
 cleanup() {
-  [ -n "$VG" ] && kill "$VG" 2>/dev/null
+  [ -n "$VG" ] && { kill "$VG" 2>/dev/null || true; }
   wait 2>/dev/null || true
-  [ -n "$DB" ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
+  [ -n "$DB" ] && { psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; }
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -57,8 +57,10 @@ curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/gateway.log"
 run() {
   local name=$1; shift
   callgrind_control -i on "$VG" >/dev/null
+  # loadgen exits 1 on a lost or duplicated delivery: the row is still printed, with it.
   target/release/loadgen "$@" --nodes "http://127.0.0.1:$PORT" --secret "$SECRET" \
-    --pids "$VG" --label "callgrind-$BACKEND" 2>/dev/null >"$WORK/$name.json"
+    --pids "$VG" --label "callgrind-$BACKEND" 2>"$WORK/$name.err" >"$WORK/$name.json" || true
+  [ -s "$WORK/$name.json" ] || { cat "$WORK/$name.err" >&2; exit 1; }
   callgrind_control -i off "$VG" >/dev/null
   callgrind_control -d "$name" "$VG" >/dev/null
   local dump

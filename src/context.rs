@@ -16,6 +16,10 @@ use crate::registry::SessionRegistry;
 use crate::relay::Relay;
 use crate::session::{Hub, Limits};
 use crate::store::Store;
+use crate::stripes::Stripes;
+
+/// Typing turns: keys of different users rarely share one.
+const TYPING_STRIPES: usize = 64;
 
 /// Group-commit shards on Postgres: batches of different threads commit side by side. Two
 /// measured best on 2 cores (docs/performance.md): more shards make smaller batches.
@@ -24,8 +28,14 @@ const PG_COMMIT_SHARDS: usize = 2;
 /// Direct threads remembered by their pair of users (about 150 bytes each).
 const DIRECT_MEMO: usize = 50_000;
 
-/// Who is typing where: (thread, user).
-pub type TypingSet = ExpiringSet<(String, String)>;
+/// Who is typing where, by (thread, user), and a turn per key.
+pub struct TypingSet {
+    /// Who is typing, each until a deadline.
+    pub set: ExpiringSet<(String, String)>,
+    /// A change and its announcement happen in one turn, so that two sessions of one user
+    /// (or a socket and `POST …/typing`) cannot publish them in the opposite order.
+    pub turns: Stripes,
+}
 
 /// The shared handles. Cheap to clone.
 #[derive(Clone)]
@@ -90,7 +100,10 @@ impl AppContext {
                 registry: p.registry,
                 auth: p.auth,
                 metrics: p.metrics,
-                typing: TypingSet::default(),
+                typing: TypingSet {
+                    set: ExpiringSet::default(),
+                    turns: Stripes::new(TYPING_STRIPES),
+                },
                 committer,
                 directs: Memo::new(DIRECT_MEMO),
             }),

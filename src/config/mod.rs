@@ -363,6 +363,13 @@ impl Config {
             5000,
             "put a number of milliseconds, e.g. 5000",
         )?;
+        if typing_ms > MAX_TYPING_MS {
+            return Err(ConfigError {
+                var: "TYPING_TIMEOUT_MS",
+                problem: format!("{typing_ms} is more than an hour"),
+                hint: "put a number of milliseconds up to 3600000, e.g. 5000",
+            });
+        }
         Ok(Config {
             bind_addr,
             database_url,
@@ -454,6 +461,9 @@ impl Config {
         matches!(self.jwt_key, JwtKey::Secret { is_dev: true, .. })
     }
 }
+
+/// The longest typing auto-stop: a deadline must stay a representable instant.
+const MAX_TYPING_MS: u64 = 3_600_000;
 
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

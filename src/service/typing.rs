@@ -44,27 +44,39 @@ pub async fn set(
 ) -> Result<(), ServiceError> {
     member_of(app, thread_id, &caller.user_id).await?;
     let key = (thread_id.to_string(), caller.user_id.clone());
+    let turn = turn_key(&key);
+    let _turn = app.typing().turns.lock(&turn).await;
     if is_typing {
-        let after = app.config().typing_timeout;
-        let Some(epoch) = app.typing().renew(key.clone(), Instant::now() + after) else {
+        // The deadline counts from this frame, not from when the announcement has gone out.
+        let until = Instant::now() + app.config().typing_timeout;
+        let Some(epoch) = app.typing().set.renew(key.clone(), until) else {
             // Already shown typing: the deadline moved, and the running timer will see it.
             return Ok(());
         };
         announce(app, thread_id, &caller.user_id, true).await;
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut until = Instant::now() + after;
-            loop {
-                tokio::time::sleep_until(until).await;
-                match app.typing().due(&key, epoch, Instant::now()) {
-                    Due::Now => break announce(&app, &key.0, &key.1, false).await,
-                    Due::Later(t) => until = t,
-                    Due::Gone => break,
-                }
-            }
-        });
-    } else if app.typing().remove(&key) {
+        tokio::spawn(stop_when_due(app.clone(), key, epoch, until));
+    } else if app.typing().set.remove(&key) {
         announce(app, thread_id, &caller.user_id, false).await;
     }
     Ok(())
+}
+
+/// A key's one timer: sleeps until its deadline, and again while renewals move it; then
+/// announces the automatic `false`, unless the key was taken out or put back meanwhile.
+async fn stop_when_due(app: AppContext, key: (String, String), epoch: u64, mut until: Instant) {
+    let turn = turn_key(&key);
+    loop {
+        tokio::time::sleep_until(until).await;
+        let _turn = app.typing().turns.lock(&turn).await;
+        match app.typing().set.due(&key, epoch, Instant::now()) {
+            Due::Now => break announce(&app, &key.0, &key.1, false).await,
+            Due::Later(t) => until = t,
+            Due::Gone => break,
+        }
+    }
+}
+
+/// The stripe key of a (thread, user); two that collide only share a turn.
+fn turn_key(key: &(String, String)) -> String {
+    format!("{}\u{0}{}", key.0, key.1)
 }

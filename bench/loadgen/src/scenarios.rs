@@ -123,13 +123,20 @@ async fn run_threads(
     })
 }
 
-/// Two (busy or rss, time) readings, before and after a run.
+/// Two readings, before and after a run: (busy, total) ticks of the machine, or (RSS, CPU
+/// ms) of a process.
 type Span = Option<((u64, u64), (u64, u64))>;
 
 /// How busy the whole machine was over the run, in percent of one core (200 = both of two
 /// cores), and the load generator's own share: when the box is saturated, latency is queueing.
 fn machine(ticks: Span, own: Span, secs: f64) -> Value {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // The cores /proc/stat sums over (its cpuN lines), which a taskset or cgroup does not narrow.
+    let cores = std::fs::read_to_string("/proc/stat").map_or(1, |s| {
+        s.lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count()
+            .max(1)
+    }) as f64;
     let busy = ticks.and_then(|((b0, t0), (b1, t1))| {
         (t1 > t0).then(|| ((b1 - b0) as f64 / (t1 - t0) as f64 * cores * 100.0).round())
     });
