@@ -14,10 +14,14 @@ every ~30 s three normal clients reconnect (churn; --churn-every sets the period
 minutes: the allocator then sees in minutes the reconnects the default rate brings in hours.
 
 Every --interval s a CSV line goes to --out (default bench/results/soak-<time>.csv):
-elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib,allocated_mib,resident_mib
+elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib,allocated_mib,resident_mib,db_opened,db_pool
 (errors: not rate_limited; heap_mib: RSS of the [heap] mapping; anon_mib: of anonymous ones;
 allocated_mib, resident_mib: jemalloc's live bytes and resident bytes from /metrics, empty on a
-build without jemalloc: allocated rising means objects accumulate, resident alone the allocator).
+build without jemalloc: allocated rising means objects accumulate, resident alone the allocator;
+db_opened, db_pool: database connections opened so far and held now, so a rise in memory can be
+matched to the pool growing, or to connections replaced when opened outgrows the pool).
+--warmup-minutes sets where the summary's slope starts (default: 5 minutes, or a sixth of a
+short run, or a minute after the churn warm-up); the summary also gives the slope by thirds.
 At the end: a /metrics excerpt, an ASCII chart of RSS, a summary (RSS after warm-up vs final,
 max, least-squares slope after warm-up in MiB/10 min, flat below 0.1), then SIGTERM. Exit 1 when
 a send got an error other than rate_limited or no ack, or the gateway died.
@@ -270,13 +274,17 @@ async def churn(ctx, normals, every, warm_every, warm_s):
 
 
 def allocator_mib(ctx):
-    """(allocated, resident) in MiB from the gateway's /metrics, or ("", "") without them."""
+    """(allocated MiB, resident MiB, connections opened, pool size) from the gateway's
+    /metrics; "" for each one it does not show."""
     try:
         st, txt = http("GET", f"http://{ctx.addr}/metrics", ctx.metrics_token)
     except (OSError, http_client.HTTPException):
-        return "", ""
-    found = dict(re.findall(r"^switchboard_memory_(allocated|resident)_bytes (\d+)$", txt, re.M)) if st == 200 else {}
-    return tuple(round(int(found[k]) / 2**20, 2) if k in found else "" for k in ("allocated", "resident"))
+        return "", "", "", ""
+    ok = st == 200
+    found = dict(re.findall(r"^switchboard_memory_(allocated|resident)_bytes (\d+)$", txt, re.M)) if ok else {}
+    db = dict(re.findall(r"^switchboard_(db_connections_opened_total|db_pool_connections) (\d+)$", txt, re.M)) if ok else {}
+    return (*(round(int(found[k]) / 2**20, 2) if k in found else "" for k in ("allocated", "resident")),
+            *(int(db[k]) if k in db else "" for k in ("db_connections_opened_total", "db_pool_connections")))
 
 
 def sample(ctx, proc, out, samples, alloc):
@@ -289,7 +297,7 @@ def sample(ctx, proc, out, samples, alloc):
     print(*row, sep=",", file=out, flush=True)
     print(f"  t={row[0]:>5}s rss={row[1]:7.1f} MiB acked={row[2]} errors={errs} "
           f"4008={row[4]} reconnects={row[5]} open={row[6]} heap={row[7]} anon={row[8]} "
-          f"allocated={row[9]} resident={row[10]}", flush=True)
+          f"allocated={row[9]} resident={row[10]} db_opened={row[11]} db_pool={row[12]}", flush=True)
 
 
 async def sampler(ctx, proc, out, samples):
@@ -381,9 +389,11 @@ def slope_per_10min(xs, ys):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs) * 600
 
 
-def summarize(samples, duration, warm_churn_s):
+def summarize(samples, duration, warm_churn_s, warm_s=None):
     # After a churn warm-up, a minute more for the reconnects it started to settle.
-    warm = warm_churn_s + 60 if warm_churn_s else min(300, duration / 6)
+    if warm_s is None:
+        warm_s = warm_churn_s + 60 if warm_churn_s else min(300, duration / 6)
+    warm = warm_s
     post = [s for s in samples if s[0] >= warm] or samples[-1:]
     xs, ys = [s[0] for s in post], [s[1] for s in post]
     slope = slope_per_10min(xs, ys)
@@ -402,6 +412,17 @@ def summarize(samples, duration, warm_churn_s):
         print(f"  jemalloc: allocated {known[0][9]} -> {known[-1][9]} MiB "
               f"({slope_per_10min(kx, [s[9] for s in known]):+.2f}/10 min), resident {known[0][10]} -> "
               f"{known[-1][10]} MiB ({slope_per_10min(kx, [s[10] for s in known]):+.2f}/10 min)")
+    db = [s for s in post if s[11] != "" and s[12] != ""]
+    if db:
+        print(f"  database connections: opened {db[0][11]} -> {db[-1][11]}, pool {db[0][12]} -> {db[-1][12]}")
+    # By thirds after warm-up: a bounded cache filling slows down, a leak does not.
+    if len(post) >= 9:
+        k = len(post) // 3
+        parts = [post[:k], post[k:2 * k], post[2 * k:]]
+        def thirds(col):
+            return ", ".join(f"{slope_per_10min([s[0] for s in p], [s[col] for s in p]):+.2f}" for p in parts)
+        print(f"  by thirds after warm-up, per 10 min: RSS {thirds(1)}"
+              + (f"; allocated {thirds(9)}" if len(known) == len(post) else ""))
 
 
 def main():
@@ -416,6 +437,8 @@ def main():
     ap.add_argument("--warmup-churn-minutes", type=float, default=0,
                     help="reconnect every --warmup-churn-every s for this long first; the summary "
                          "measures from a minute after it")
+    ap.add_argument("--warmup-minutes", type=float,
+                    help="where the summary's slope starts (default 5, or a sixth of a short run)")
     ap.add_argument("--warmup-churn-every", type=float, default=0.2)
     ap.add_argument("--interval", type=float, default=10, help="seconds between samples")
     ap.add_argument("--out", help="CSV path (default bench/results/soak-<timestamp>.csv)")
@@ -473,7 +496,7 @@ def main():
                 pass
             time.sleep(0.1)
         with open(out_path, "w") as out:
-            out.write("elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib,allocated_mib,resident_mib\n")
+            out.write("elapsed_s,rss_mib,acked,errors,closes_4008,reconnects,open_sockets,heap_mib,anon_mib,allocated_mib,resident_mib,db_opened,db_pool\n")
 
             async def run():
                 ctx.stop = asyncio.Event()
@@ -494,7 +517,8 @@ def main():
     print()
     if samples:
         ascii_chart(samples)
-        summarize(samples, args.minutes * 60, args.warmup_churn_minutes * 60)
+        summarize(samples, args.minutes * 60, args.warmup_churn_minutes * 60,
+                  args.warmup_minutes * 60 if args.warmup_minutes is not None else None)
     send_errs = {k: v for k, v in S.errors.items() if k.startswith("send:") and not k.endswith(":rate_limited")}
     print(f"acked sends: {S.acked}; errors: {dict(S.errors) or 'none'}")
     print(f"closes we did not ask for (client kind:code): {dict(S.closes) or 'none'}; reconnects: {S.reconnects}")

@@ -23,6 +23,10 @@ use crate::store::{Inserted, Pending, Store, StoreError};
 
 /// Most messages in one transaction.
 const MAX_BATCH: usize = 256;
+/// Most bytes of message text (body, metadata, ids) in one transaction, past the first
+/// message. Each Postgres connection keeps a bind buffer as large as the largest statement
+/// it has sent: without this, 256 messages of 48 KiB would leave 12 MiB on each of them.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Messages waiting for a shard; a sender waits for room past this (at most
 /// `DB_TIMEOUT_MS`, then `unavailable`).
 const QUEUE: usize = 4096;
@@ -112,9 +116,23 @@ async fn write(
     mut rx: mpsc::Receiver<Job>,
     publisher: mpsc::Sender<Committed>,
 ) {
+    // What the byte budget left over from the last batch: it leads the next one.
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (batch, expired): (Vec<Job>, Vec<Job>) = std::mem::take(&mut jobs)
+    loop {
+        if jobs.is_empty() {
+            if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+                break;
+            }
+        } else {
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let rest = jobs.split_off(within_budget(&jobs));
+        let (batch, expired): (Vec<Job>, Vec<Job>) = std::mem::replace(&mut jobs, rest)
             .into_iter()
             .partition(|j| j.queued.elapsed() < store.timeout());
         // Waited past DB_TIMEOUT_MS (the database is slow or down): answered, not stored,
@@ -172,6 +190,31 @@ async fn write(
             forward_late(task, &store, &node_id, &publisher).await;
         }
     }
+}
+
+/// How many of `jobs`, from the front, fit in `MAX_BATCH_BYTES`: at least one, so a
+/// message larger than the budget still goes, alone.
+fn within_budget(jobs: &[Job]) -> usize {
+    let mut bytes = 0;
+    jobs.iter()
+        .position(|j| {
+            bytes += text_bytes(&j.item);
+            bytes > MAX_BATCH_BYTES
+        })
+        .map_or(jobs.len(), |over| over.max(1))
+}
+
+/// The bytes a message's text takes in a statement's binds.
+fn text_bytes(item: &Pending) -> usize {
+    let r = &item.row;
+    r.id.len()
+        + r.thread_id.len()
+        + r.sender_id.len()
+        + r.kind.len()
+        + r.body.len()
+        + r.metadata.as_deref().map_or(0, str::len)
+        + r.reply_to.as_deref().map_or(0, str::len)
+        + r.client_id.as_deref().map_or(0, str::len)
 }
 
 /// A batch whose senders were told `unavailable` while it was still running.
@@ -334,7 +377,53 @@ async fn publish(relay: Arc<dyn Relay>, mut rx: mpsc::Receiver<Committed>) {
 
 #[cfg(test)]
 mod tests {
-    use super::shard_of;
+    use std::time::Instant;
+
+    use super::{Job, MAX_BATCH_BYTES, shard_of, within_budget};
+    use crate::store::Pending;
+    use crate::store::models::MessageRow;
+
+    fn job(body_bytes: usize) -> Job {
+        let row = MessageRow {
+            id: String::new(),
+            thread_id: String::new(),
+            seq: 0,
+            sender_id: String::new(),
+            kind: String::new(),
+            body: "x".repeat(body_bytes),
+            metadata: None,
+            reply_to: None,
+            client_id: None,
+            created_at: chrono::Utc::now().naive_utc(),
+            edited_at: None,
+            deleted: false,
+        };
+        Job {
+            item: Pending {
+                row,
+                hook: None,
+                member_only: false,
+            },
+            except_session: None,
+            done: tokio::sync::oneshot::channel().0,
+            queued: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_byte_budget() {
+        let big = MAX_BATCH_BYTES / 4;
+        // Four fit exactly; the fifth waits for the next batch.
+        let jobs: Vec<Job> = (0..6).map(|_| job(big)).collect();
+        assert_eq!(within_budget(&jobs), 4);
+        // Small messages: the whole queue goes.
+        let jobs: Vec<Job> = (0..256).map(|_| job(100)).collect();
+        assert_eq!(within_budget(&jobs), 256);
+        // One message past the budget still goes, alone.
+        let jobs: Vec<Job> = (0..3).map(|_| job(MAX_BATCH_BYTES + 1)).collect();
+        assert_eq!(within_budget(&jobs), 1);
+        assert_eq!(within_budget(&[]), 0);
+    }
 
     #[test]
     fn a_thread_always_takes_the_same_shard() {

@@ -27,6 +27,10 @@ pub const EVENTS_DROPPED: &str = "switchboard_events_dropped_total";
 pub const SEND_ACK_SECONDS: &str = "switchboard_send_ack_seconds";
 /// One store call: waiting for a connection, the statements, and the commit.
 pub const DB_QUERY_SECONDS: &str = "switchboard_db_query_seconds";
+/// Database connections the pool opened; past the pool's size, each is a replacement.
+pub const DB_CONNECTIONS_OPENED: &str = "switchboard_db_connections_opened_total";
+/// Database connections the pool holds now.
+pub const DB_POOL_CONNECTIONS: &str = "switchboard_db_pool_connections";
 /// Envelopes published through the relay.
 pub const RELAY_PUBLISHED: &str = "switchboard_relay_published_total";
 /// Envelopes received from other nodes.
@@ -154,6 +158,14 @@ fn describe() {
         EVENTS_DROPPED,
         "Server event frames that did not reach a session, by reason."
     );
+    describe_counter!(
+        DB_CONNECTIONS_OPENED,
+        "Database connections opened; more than the pool holds means some were replaced."
+    );
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        "Database connections the pool holds (opened on demand, up to its size)."
+    );
     describe_counter!(RELAY_PUBLISHED, "Envelopes published through the relay.");
     describe_counter!(RELAY_RECEIVED, "Envelopes received from other nodes.");
     describe_counter!(REDIS_RECONNECTS, "Times Redis came back after an outage.");
@@ -185,6 +197,7 @@ fn describe() {
     for c in [
         MESSAGES_STORED,
         COMMIT_BATCHES,
+        DB_CONNECTIONS_OPENED,
         EVENTS_DELIVERED,
         RELAY_PUBLISHED,
         RELAY_RECEIVED,
@@ -193,6 +206,16 @@ fn describe() {
     ] {
         counter!(c).absolute(0);
     }
+}
+
+/// The pool opened a database connection.
+pub fn db_connection_opened() {
+    counter!(DB_CONNECTIONS_OPENED).increment(1);
+}
+
+/// The database connections the pool holds, read before each scrape.
+pub fn db_pool_connections(n: usize) {
+    gauge!(DB_POOL_CONNECTIONS).set(n as f64);
 }
 
 /// A session opened.

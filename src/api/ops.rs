@@ -63,6 +63,7 @@ pub async fn metrics(
             ));
         }
     }
+    crate::metrics::db_pool_connections(app.store().pool_size());
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(app.metrics().render()))

@@ -249,6 +249,14 @@ impl Store {
         self.timeout
     }
 
+    /// The connections the pool holds now (idle and in use).
+    pub fn pool_size(&self) -> usize {
+        match &self.backend {
+            Backend::Postgres(pool) => pool.status().size,
+            Backend::Sqlite { pool, .. } => pool.status().size,
+        }
+    }
+
     /// Whether this store runs on Postgres.
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

@@ -40,6 +40,7 @@ pub(super) fn postgres(
             c.batch_execute(&format!("SET statement_timeout = {ms}"))
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            crate::metrics::db_connection_opened();
             Ok(c)
         }
         .boxed()
@@ -73,6 +74,7 @@ pub(super) fn sqlite(path: &Path, timeout: Duration) -> Result<Pool<SqliteConn>,
             ))
             .await
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            crate::metrics::db_connection_opened();
             Ok(c)
         }
         .boxed()

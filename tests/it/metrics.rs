@@ -79,6 +79,12 @@ async fn every_family_is_exported_behind_the_token() {
         text.contains("switchboard_db_query_seconds_bucket{le="),
         "{text}"
     );
+    // The pool opened the connections it holds (at least the one the start-up check used),
+    // and holds no more than its size (4 on SQLite).
+    let opened = metric(&text, "switchboard_db_connections_opened_total");
+    let held = metric(&text, "switchboard_db_pool_connections");
+    assert!((1.0..=4.0).contains(&held), "{held}\n{text}");
+    assert!(opened >= held, "{opened} < {held}");
     if cfg!(feature = "jemalloc") {
         // The allocator's account: live bytes cannot exceed the active pages, nor those the
         // resident ones, and a running gateway holds at least a MiB.
