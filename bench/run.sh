@@ -9,6 +9,9 @@
 #   bash bench/run.sh --sweep    # one Postgres node: send -> receive latency against offered
 #                                # load, and RSS against idle sockets (about 5 minutes); then
 #                                # python3 bench/plot.py bench/results/sweep-<time>.jsonl
+#   bash bench/run.sh --half-peak  # two Postgres nodes: the peak, then send -> receive at half
+#                                # of it and at 100/s, each with the nodes' own commit and ack
+#                                # latency; one node at the same half-peak rate (about 2 minutes)
 #
 # Needs: Postgres at $BENCH_PG (default postgres://postgres@127.0.0.1:5432) with pgbench,
 # redis-server and redis-benchmark on PATH. Run it alone on the machine: it measures speed.
@@ -17,13 +20,16 @@ cd "$(dirname "$0")/.."
 
 SMOKE=0
 SWEEP=0
+HALF=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 [ "${1:-}" = "--sweep" ] && SWEEP=1
+[ "${1:-}" = "--half-peak" ] && HALF=1
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 SECRET="bench-secret-bench-secret-bench-secret-0123"
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 OUT="${BENCH_OUT:-bench/results/run-$STAMP.jsonl}"
 [ "$SWEEP" = 1 ] && OUT="${BENCH_OUT:-bench/results/sweep-$STAMP.jsonl}"
+[ "$HALF" = 1 ] && OUT="${BENCH_OUT:-bench/results/half-peak-$STAMP.jsonl}"
 [ "$SMOKE" = 1 ] && OUT="${BENCH_OUT:-$(mktemp)}"
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d)
@@ -109,6 +115,14 @@ row() {
     | tee -a "$OUT"
 }
 
+# metered_row <label> <scenario> [loadgen args...]: a row, then what the nodes' own counters
+# say about it (commit batches, the mean batch, store call and ack latency; bench/node_metrics.py).
+metered_row() {
+  python3 bench/node_metrics.py snapshot "$NODES" >"$WORK/before.json"
+  row "$@"
+  python3 bench/node_metrics.py diff "$WORK/before.json" "$NODES" --label "$1" | tee -a "$OUT"
+}
+
 S=10
 [ "$SMOKE" = 1 ] && S=2
 
@@ -186,6 +200,30 @@ if [ "$SWEEP" = 1 ]; then
   exit 0
 fi
 
+# The two-node target's rows, alone, each split by the nodes' own counters into the commit
+# and the rest; the same rate on one node tells the second node's share from the rate's.
+if [ "$HALF" = 1 ]; then
+  log "raw limit: pgbench, one insert per transaction from 32 clients"
+  db="sb_bench_raw_$$"
+  psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  DBS+=("$db")
+  psql "$PG/$db" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, thread text, body text, at timestamptz DEFAULT now())"
+  echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');" >"$WORK/one.sql"
+  tps=$(tps -c 32 -j 2 -T "$S" -f "$WORK/one.sql" "$PG/$db")
+  echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":32,\"rows_per_tx\":1,\"tps\":$tps}" | tee -a "$OUT"
+  start_nodes postgres 2
+  metered_row "postgres-2" direct --seconds $S --pairs 50 --window 4
+  half=$(grep '"scenario":"direct"' "$OUT" | tail -1 | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"]["acked_per_s"]) // 2)')
+  metered_row "postgres-2-half-peak" rate --seconds $S --pairs 50 --rate "$half"
+  metered_row "postgres-2" rate --seconds $S --pairs 50 --rate 100
+  stop_nodes
+  start_nodes postgres 1
+  metered_row "postgres-1-at-half-peak" rate --seconds $S --pairs 50 --rate "$half"
+  stop_nodes
+  log "results: $OUT"
+  exit 0
+fi
+
 if [ "$SMOKE" = 0 ]; then
   log "raw limits: pgbench (one insert per transaction; 100 per transaction)"
   db="sb_bench_raw_$$"
@@ -253,12 +291,12 @@ start_nodes postgres 2
 if [ "$SMOKE" = 1 ]; then
   row "postgres-2" direct --seconds $S --pairs 5
   row "postgres-2" group --seconds $S --groups 2 --members 10 --senders 2
-  row "postgres-2" rate --seconds $S --pairs 5 --rate 50
+  metered_row "postgres-2" rate --seconds $S --pairs 5 --rate 50
 else
   row "postgres-2" direct --seconds $S --pairs 50 --window 4
   # The target's row: send -> receive across the nodes at half of the peak just measured.
   half=$(tail -1 "$OUT" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"]["acked_per_s"]) // 2)')
-  row "postgres-2-half-peak" rate --seconds $S --pairs 50 --rate "$half"
+  metered_row "postgres-2-half-peak" rate --seconds $S --pairs 50 --rate "$half"
   row "postgres-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
   row "postgres-2" rate --seconds $S --pairs 50 --rate 100
   row "postgres-2" mixed --seconds $S --groups 20 --members 10 --senders 4 --rate 500

@@ -10,12 +10,15 @@ def ms(v, key):
     return "" if not v else f"{v[key]:.1f}"
 
 
-raw, rows = [], []
+raw, rows, nodes = [], [], []
 for line in open(sys.argv[1]):
     line = line.strip()
     if not line.startswith("{"):
         continue
     d = json.loads(line)
+    if d.get("scenario") == "node-metrics":
+        nodes.append(d)
+        continue
     (raw if d.get("label") == "raw" else rows).append(d)
 
 print("| raw limit | figure |\n|---|---|")
@@ -55,3 +58,15 @@ for d in rows:
           f'{ms(r["delivery_latency_ms"], "p50")} / {ms(r["delivery_latency_ms"], "p99")} | '
           f'{ms(r["last_delivery_latency_ms"], "p99")} | {r["missing"]} | {r["duplicate"]} | '
           f'{ {k: v for k, v in r["errors"].items()} or ""} | {gw} |')
+
+if nodes:
+    print()
+    print("What the nodes counted during a row (bench/node_metrics.py):\n")
+    print("| row | node | stored | batches | mean batch | store call mean / p50 / p99 (ms) | ack mean / p50 / p99 (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for d in nodes:
+        for n in d["nodes"]:
+            db, ack = n["db_query_ms"], n["send_ack_ms"]
+            print(f'| {d["label"]} | {n["url"].rsplit(":", 1)[-1]} | {n["messages_stored_total"]:,.0f} | '
+                  f'{n["commit_batches_total"]:,.0f} | {n["mean_batch"]} | '
+                  f'{db["mean"]} / {db["p50"]} / {db["p99"]} | {ack["mean"]} / {ack["p50"]} / {ack["p99"]} |')
