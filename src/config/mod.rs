@@ -2,25 +2,22 @@
 //! names the variable to fix and what to put there, in one line.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
-
+mod database;
+mod env;
+mod jwt;
 mod network;
+pub use database::{DatabaseUrl, parse_database_url};
+pub use env::Env;
+use env::{get, parse, positive};
+pub use jwt::{DEV_SECRET, JwtKey, MIN_SECRET_BYTES, decoding_key_from_pem};
 pub use network::IpRange;
 use network::{parse_ips, parse_origins};
 
 mod webhooks;
 
 pub use webhooks::{WEBHOOK_TYPES, WebhookConfig};
-
-/// Shortest `JWT_SECRET` accepted (PROTOCOL.md): 256 bits for HS256.
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// The development secret used when neither `JWT_SECRET` nor `JWT_PUBLIC_KEY` is set.
-pub const DEV_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
 
 /// A configuration value that cannot be used, with the variable and a hint.
 #[derive(Debug, thiserror::Error)]
@@ -29,58 +26,6 @@ pub struct ConfigError {
     pub var: &'static str,
     pub problem: String,
     pub hint: &'static str,
-}
-
-/// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    /// A SQLite file, created on first start.
-    Sqlite(PathBuf),
-    /// A Postgres connection URL.
-    Postgres(String),
-}
-
-impl std::fmt::Display for DatabaseUrl {
-    /// Where the database is, for error lines: the password is left out.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DatabaseUrl::Sqlite(path) => write!(f, "SQLite file {}", path.display()),
-            DatabaseUrl::Postgres(raw) => match url::Url::parse(raw) {
-                Ok(u) => write!(
-                    f,
-                    "Postgres at {}:{}{} as {}",
-                    u.host_str().unwrap_or("?"),
-                    u.port().unwrap_or(5432),
-                    u.path(),
-                    if u.username().is_empty() {
-                        "(default user)"
-                    } else {
-                        u.username()
-                    }
-                ),
-                Err(_) => f.write_str("Postgres"),
-            },
-        }
-    }
-}
-
-/// How tokens are verified (and, for HS256, signed by `switchboard token`).
-#[derive(Clone)]
-pub enum JwtKey {
-    /// HS256 with a shared secret.
-    Secret { secret: Vec<u8>, is_dev: bool },
-    /// RS256 or EdDSA with a public key in PEM.
-    Public { pem: Vec<u8> },
-}
-
-impl std::fmt::Debug for JwtKey {
-    // Never print key material, even in debug logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JwtKey::Secret { is_dev, .. } => write!(f, "Secret {{ dev: {is_dev} }}"),
-            JwtKey::Public { .. } => write!(f, "Public"),
-        }
-    }
 }
 
 /// Everything the gateway reads from its environment.
@@ -151,108 +96,6 @@ pub enum PresenceScope {
     All,
 }
 
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-fn get(env: Env, var: &str) -> Option<String> {
-    env(var)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-fn parse<T: FromStr>(
-    env: Env,
-    var: &'static str,
-    default: T,
-    hint: &'static str,
-) -> Result<T, ConfigError> {
-    match get(env, var) {
-        None => Ok(default),
-        Some(raw) => raw.parse().map_err(|_| ConfigError {
-            var,
-            problem: format!("cannot use {raw:?}"),
-            hint,
-        }),
-    }
-}
-
-fn positive<T: FromStr + PartialOrd + Default>(
-    env: Env,
-    var: &'static str,
-    default: T,
-    hint: &'static str,
-) -> Result<T, ConfigError> {
-    let v = parse(env, var, default, hint)?;
-    if v <= T::default() {
-        return Err(ConfigError {
-            var,
-            problem: "must be greater than zero".into(),
-            hint,
-        });
-    }
-    Ok(v)
-}
-
-/// Parses `DATABASE_URL`.
-pub fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
-    let hint = "put sqlite://FILE (e.g. sqlite://switchboard.db) or postgres://USER@HOST:PORT/DB";
-    if let Some(path) = raw.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(ConfigError {
-                var: "DATABASE_URL",
-                problem: "the sqlite URL names no file".into(),
-                hint,
-            });
-        }
-        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
-    }
-    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        return match url::Url::parse(raw) {
-            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
-                Ok(DatabaseUrl::Postgres(raw.to_string()))
-            }
-            _ => Err(ConfigError {
-                var: "DATABASE_URL",
-                problem: "not a valid postgres URL".into(),
-                hint,
-            }),
-        };
-    }
-    Err(ConfigError {
-        var: "DATABASE_URL",
-        problem: "unknown scheme".into(),
-        hint,
-    })
-}
-
-fn read_public_key(raw: &str) -> Result<Vec<u8>, ConfigError> {
-    let hint = "put a PEM public key (RSA or Ed25519), inline or as a path to a readable file";
-    let pem = if raw.starts_with("-----BEGIN") {
-        raw.replace("\\n", "\n").into_bytes()
-    } else {
-        std::fs::read(raw).map_err(|e| ConfigError {
-            var: "JWT_PUBLIC_KEY",
-            problem: format!("cannot read {raw}: {e}"),
-            hint,
-        })?
-    };
-    decoding_key_from_pem(&pem).map_err(|e| ConfigError {
-        var: "JWT_PUBLIC_KEY",
-        problem: format!("not a usable public key ({e})"),
-        hint,
-    })?;
-    Ok(pem)
-}
-
-/// Parses a PEM public key as RSA, then as Ed25519.
-pub fn decoding_key_from_pem(
-    pem: &[u8],
-) -> Result<(DecodingKey, Algorithm), jsonwebtoken::errors::Error> {
-    if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
-        return Ok((k, Algorithm::RS256));
-    }
-    Ok((DecodingKey::from_ed_pem(pem)?, Algorithm::EdDSA))
-}
-
 impl Config {
     /// Reads the process environment (after `.env`, loaded by the caller).
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -297,46 +140,7 @@ impl Config {
                 });
             }
         };
-        let jwt_key = match (get(env, "JWT_SECRET"), get(env, "JWT_PUBLIC_KEY")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError {
-                    var: "JWT_SECRET",
-                    problem: "both JWT_SECRET and JWT_PUBLIC_KEY are set".into(),
-                    hint: "set only one: JWT_SECRET for HS256, JWT_PUBLIC_KEY for RS256/EdDSA",
-                });
-            }
-            (Some(s), None) => {
-                if s.len() < MIN_SECRET_BYTES {
-                    return Err(ConfigError {
-                        var: "JWT_SECRET",
-                        problem: format!("shorter than {MIN_SECRET_BYTES} bytes"),
-                        hint: "put a random string of at least 32 bytes (e.g. openssl rand -hex 32)",
-                    });
-                }
-                JwtKey::Secret {
-                    // The built-in secret set by hand is as public as when it is the default.
-                    is_dev: s == DEV_SECRET,
-                    secret: s.into_bytes(),
-                }
-            }
-            (None, Some(p)) => JwtKey::Public {
-                pem: read_public_key(&p)?,
-            },
-            (None, None) => JwtKey::Secret {
-                secret: DEV_SECRET.as_bytes().to_vec(),
-                is_dev: true,
-            },
-        };
-        // The development secret is public: anyone could mint tokens for a reachable node.
-        if matches!(jwt_key, JwtKey::Secret { is_dev: true, .. }) && !bind_addr.ip().is_loopback() {
-            return Err(ConfigError {
-                var: "JWT_SECRET",
-                problem: format!(
-                    "not set, and the built-in development secret is refused on {bind_addr} (not loopback)"
-                ),
-                hint: "put a random string of at least 32 bytes (or set JWT_PUBLIC_KEY)",
-            });
-        }
+        let jwt_key = jwt::key(env, bind_addr)?;
         let allowed_origins = get(env, "ALLOWED_ORIGINS")
             .map(|s| parse_origins(&s))
             .transpose()?;
@@ -479,6 +283,7 @@ fn default_node_id() -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::PathBuf;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
