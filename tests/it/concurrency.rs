@@ -123,6 +123,45 @@ both! {
         assert_eq!(last[&other], 100);
     }
 
+    async fn a_burst_past_the_batch_byte_budget_is_stored_whole_in_several_batches(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let tid = s.http("alice").group("big", &["bob"]).await;
+        let mut alice = s.ws("alice").await;
+        // 100 messages of 24,000 bytes (8,000 three-byte chars), written before any reply is
+        // read: 2.4 MB queue at once, and a batch takes at most 1 MiB of text past its first
+        // message, so it takes at least 3 batches.
+        const N: i64 = 100;
+        let body = "€".repeat(8000);
+        let m0 = s.metrics().await;
+        for i in 0..N {
+            alice.send(json!({"type":"send","ref":format!("{i}"),"thread_id":tid,"body":body,"client_id":format!("big{i}")})).await;
+        }
+        for i in 0..N {
+            let f = alice.read_frame(std::time::Duration::from_secs(30)).await.expect("an ack");
+            assert_eq!(f["type"], "ack", "{}", f["type"]);
+            assert_eq!(f["ref"], format!("{i}"));
+            assert_eq!(f["message"]["seq"].as_i64(), Some(i + 1), "gap-free, in the order sent");
+            assert_eq!(f["message"]["body"].as_str().map(str::len), Some(24_000));
+        }
+        let m1 = s.metrics().await;
+        let batches = crate::harness::metric(&m1, "switchboard_commit_batches_total")
+            - crate::harness::metric(&m0, "switchboard_commit_batches_total");
+        assert!(batches >= 3.0, "{batches} batches for 2.4 MB");
+        // Stored, gap-free: paged, as a reply is cut by bytes too.
+        let (mut after, http) = (0, s.http("bob"));
+        loop {
+            let (_, page) = http.get(&format!("/threads/{tid}/messages?after_seq={after}&limit=200")).await;
+            for m in page["messages"].as_array().unwrap() {
+                after += 1;
+                assert_eq!(m["seq"].as_i64(), Some(after));
+            }
+            if page["has_more"] == false {
+                break;
+            }
+        }
+        assert_eq!(after, N, "every one stored");
+    }
+
     async fn racing_duplicate_client_ids_store_one_message(b) {
         let s = Server::start_with(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
         let tid = s.http("alice").direct("bob").await;

@@ -52,14 +52,7 @@ pub async fn insert_batch(conn: &mut Conn, batch: &[Pending]) -> QueryResult<Vec
         .filter_map(|p| Some((p.row.sender_id.as_str(), p.row.client_id.as_deref()?)))
         .collect();
     if !keyed.is_empty() {
-        let senders: Vec<&str> = keyed.iter().map(|k| k.0).collect();
-        let cids: Vec<&str> = keyed.iter().map(|k| k.1).collect();
-        let found: Vec<MessageRow> = messages::table
-            .filter(messages::sender_id.eq_any(&senders))
-            .filter(messages::client_id.eq_any(&cids))
-            .select(MessageRow::as_select())
-            .load(conn)
-            .await?;
+        let found = resent(conn, &keyed).await?;
         for (slot, p) in out.iter_mut().zip(batch) {
             if let Some(m) = found
                 .iter()

@@ -112,11 +112,53 @@ mod batch {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
 
-    use super::fixed::{AdvanceThread, AdvanceThreads, InsertMessage, InsertMessages, LockThreads};
+    use super::fixed::{
+        AdvanceThread, AdvanceThreads, FindResent, InsertMessage, InsertMessages, LockThreads,
+    };
     use crate::store::models::MessageRow;
+    use crate::store::schema::messages;
 
     type Sqlite =
         diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+
+    /// The rows already stored under these `(sender_id, client_id)` pairs: one statement,
+    /// one index probe per pair.
+    pub async fn resent_pg(
+        conn: &mut diesel_async::AsyncPgConnection,
+        keys: &[(&str, &str)],
+    ) -> QueryResult<Vec<MessageRow>> {
+        let senders: Vec<&str> = keys.iter().map(|k| k.0).collect();
+        let client_ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
+        FindResent {
+            senders: &senders,
+            client_ids: &client_ids,
+        }
+        .load(conn)
+        .await
+    }
+
+    /// As [`resent_pg`]: one statement, a sender's client ids in one `OR` branch each, so
+    /// SQLite probes the index once per pair (two `IN` lists would probe every combination).
+    pub async fn resent_sqlite(
+        conn: &mut Sqlite,
+        keys: &[(&str, &str)],
+    ) -> QueryResult<Vec<MessageRow>> {
+        let mut by_sender: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for &(sender, cid) in keys {
+            by_sender.entry(sender).or_default().push(cid);
+        }
+        let mut query = messages::table
+            .select(MessageRow::as_select())
+            .into_boxed::<diesel::sqlite::Sqlite>();
+        for (sender, cids) in by_sender {
+            query = query.or_filter(
+                messages::sender_id
+                    .eq(sender)
+                    .and(messages::client_id.eq_any(cids)),
+            );
+        }
+        query.load(conn).await
+    }
 
     /// Moves each thread's `last_seq` on by its count and stamps `updated_at`, locking the
     /// rows in id order; returns the new `last_seq` of those that exist.
@@ -182,7 +224,7 @@ mod batch {
 }
 
 macro_rules! backend {
-    ($name:ident, $conn:ty, $advance:path, $insert_rows:path) => {
+    ($name:ident, $conn:ty, $resent:path, $advance:path, $insert_rows:path) => {
         /// Queries compiled for one backend.
         pub mod $name {
             /// This backend's connection.
@@ -197,6 +239,7 @@ macro_rules! backend {
                 use super::Conn;
                 use $advance as advance_threads;
                 use $insert_rows as insert_rows;
+                use $resent as resent;
                 include!("messages.rs");
             }
             /// Read and delivered receipts, unread counts.
@@ -236,12 +279,14 @@ macro_rules! backend {
 backend!(
     pg,
     diesel_async::AsyncPgConnection,
+    crate::store::queries::batch::resent_pg,
     crate::store::queries::batch::advance_pg,
     crate::store::queries::batch::insert_pg
 );
 backend!(
     sqlite,
     diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>,
+    crate::store::queries::batch::resent_sqlite,
     crate::store::queries::batch::advance_sqlite,
     crate::store::queries::batch::insert_sqlite
 );
