@@ -134,6 +134,15 @@ tps() {
   echo "$t"
 }
 
+# raw_db: a fresh database with one table for pgbench's raw limits; sets db, writes one.sql.
+raw_db() {
+  db="sb_bench_raw_$$"
+  psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  DBS+=("$db")
+  psql "$PG/$db" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, thread text, body text, at timestamptz DEFAULT now())"
+  echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');" >"$WORK/one.sql"
+}
+
 # The floor under the `rate` rows' latency: what Postgres alone takes, at 100/s, for the
 # statements the gateway sends for one message (tables shaped like its own). "as sent" is one
 # round trip per statement, as a lone send goes today; "one statement" folds them into one
@@ -204,11 +213,7 @@ fi
 # and the rest; the same rate on one node tells the second node's share from the rate's.
 if [ "$HALF" = 1 ]; then
   log "raw limit: pgbench, one insert per transaction from 32 clients"
-  db="sb_bench_raw_$$"
-  psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
-  DBS+=("$db")
-  psql "$PG/$db" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, thread text, body text, at timestamptz DEFAULT now())"
-  echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');" >"$WORK/one.sql"
+  raw_db
   tps=$(tps -c 32 -j 2 -T "$S" -f "$WORK/one.sql" "$PG/$db")
   echo "{\"label\":\"raw\",\"scenario\":\"pgbench\",\"clients\":32,\"rows_per_tx\":1,\"tps\":$tps}" | tee -a "$OUT"
   start_nodes postgres 2
@@ -226,11 +231,7 @@ fi
 
 if [ "$SMOKE" = 0 ]; then
   log "raw limits: pgbench (one insert per transaction; 100 per transaction)"
-  db="sb_bench_raw_$$"
-  psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
-  DBS+=("$db")
-  psql "$PG/$db" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, thread text, body text, at timestamptz DEFAULT now())"
-  echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');" >"$WORK/one.sql"
+  raw_db
   { echo "BEGIN;"; for _ in $(seq 1 100); do echo "INSERT INTO t (thread, body) VALUES ('x', 'hello');"; done; echo "COMMIT;"; } >"$WORK/hundred.sql"
   for c in 1 32; do
     tps=$(tps -c "$c" -j 2 -T "$S" -f "$WORK/one.sql" "$PG/$db")
