@@ -19,6 +19,8 @@ WORKDIR /src
 #    targets: this layer, the slow one, is rebuilt only when Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
 COPY bench/loadgen/Cargo.toml bench/loadgen/Cargo.toml
+# The patched actix-http ([patch.crates-io] in Cargo.toml; vendor/README.md).
+COPY vendor ./vendor
 RUN mkdir -p src bench/loadgen/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

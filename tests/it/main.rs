@@ -18,6 +18,7 @@ mod concurrency;
 mod docs;
 mod faults;
 mod first_run;
+mod idle;
 mod isolation;
 mod layout;
 mod messages;
