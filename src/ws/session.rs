@@ -50,6 +50,10 @@ pub struct WsSession {
     claims: Claims,
     session: Arc<Session>,
     last_heard: Instant,
+    /// Whether the session is in the registry; no frame is acted on before.
+    attached: bool,
+    /// The worker's queue, made with the worker on the first frame that needs one: a socket
+    /// that only listens (and pings) never has one (docs/performance.md, "Idle sockets").
     work: Option<mpsc::Sender<Work>>,
     /// actix-ws's unused writing half, held until the actor stops (see `ws/mod.rs`).
     _keep_alive: Box<dyn std::any::Any>,
@@ -68,6 +72,7 @@ impl WsSession {
             claims,
             session,
             last_heard: Instant::now(),
+            attached: false,
             work: None,
             _keep_alive: keep_alive,
         }
@@ -81,7 +86,22 @@ impl WsSession {
         reply(self.outbox(), &self.session, frame);
     }
 
-    fn on_text(&self, text: &str, ctx: &mut Context<Self>) {
+    /// Starts the worker for the first frame that needs it: not before the session is
+    /// attached, nor once it is closing (a frame then is not acted on, as the worker would not).
+    fn start_worker(&mut self) {
+        if self.work.is_some() || !self.attached || self.outbox().is_closing() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(PENDING_FRAMES);
+        let caller = Caller {
+            user_id: self.claims.sub.clone(),
+            session_id: Some(self.session.id().to_string()),
+        };
+        tokio::spawn(work(self.app.clone(), caller, self.session.clone(), rx));
+        self.work = Some(tx);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err(bad) => return self.bad_frame(bad),
@@ -91,6 +111,7 @@ impl WsSession {
                 reference: p.reference,
             });
         }
+        self.start_worker();
         let Some(work) = &self.work else { return };
         if let Err(mpsc::error::TrySendError::Full(item)) =
             work.try_send((Box::new(frame), Instant::now()))
@@ -190,13 +211,7 @@ impl Actor for WsSession {
                     ctx.stop();
                     return;
                 }
-                let (tx, rx) = mpsc::channel(PENDING_FRAMES);
-                act.work = Some(tx);
-                let caller = Caller {
-                    user_id: act.claims.sub.clone(),
-                    session_id: Some(act.session.id().to_string()),
-                };
-                tokio::spawn(work(act.app.clone(), caller, act.session.clone(), rx));
+                act.attached = true;
                 act.heartbeat(ctx);
                 act.expire_with_token(ctx);
                 // Stop once a close is due: one asked for by the registry (4008, 4009, 4003,
