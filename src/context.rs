@@ -14,7 +14,7 @@ use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::registry::SessionRegistry;
 use crate::relay::Relay;
-use crate::session::{Hub, Limits};
+use crate::session::{CLOSE_FLUSH_LIMIT, Hub, Limits};
 use crate::store::Store;
 use crate::stripes::Stripes;
 
@@ -24,6 +24,9 @@ const TYPING_STRIPES: usize = 64;
 /// Group-commit shards on Postgres: batches of different threads commit side by side. Two
 /// measured best on 2 cores (docs/performance.md): more shards make smaller batches.
 const PG_COMMIT_SHARDS: usize = 2;
+
+/// What a graceful close waits beyond a write's own wait: the reply still has to be queued.
+const CLOSE_FLUSH_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Direct threads remembered by their pair of users (about 150 bytes each).
 const DIRECT_MEMO: usize = 50_000;
@@ -77,6 +80,9 @@ impl AppContext {
             Limits {
                 frames: p.config.outbox_frames,
                 bytes: p.config.outbox_bytes,
+                // A send waits for its commit at most this long before it is answered
+                // `unavailable`: a graceful close waits that long for replies in progress.
+                close_flush: CLOSE_FLUSH_LIMIT.max(p.store.write_wait() + CLOSE_FLUSH_MARGIN),
             },
         );
         // SQLite has one writer: a second shard would only wait for the first.

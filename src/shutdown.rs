@@ -74,7 +74,7 @@ pub async fn on_signal(
 /// Closes every session with 1001 and waits (up to `within`) for them to go.
 async fn drain(app: &AppContext, within: Duration) {
     let registry = app.registry();
-    let open = registry.send(Drain).await.unwrap_or(0);
+    let open = registry.send(Drain { within }).await.unwrap_or(0);
     log::info!("draining: closing {open} session(s) with 1001");
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {

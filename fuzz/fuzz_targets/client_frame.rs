@@ -1,7 +1,7 @@
 //! Client frames, end to end: any text a client can send is parsed, and every frame that
 //! parses is dispatched to the real services over a real SQLite store, as a socket's worker
 //! would. Neither may panic; every reply must be valid JSON of a known type that echoes the
-//! frame's `ref`.
+//! frame's `ref`, and no input may reach an `internal` error.
 //!
 //! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run client_frame -s none fuzz/seeds/client_frame`
 //! (see docs/operations.md, "Fuzzing").
@@ -70,6 +70,8 @@ fn check_reply(json: &str, reference: Option<&Value>) {
     }
     if kind == "error" {
         assert!(v["code"].is_string() && v["message"].is_string(), "{v}");
+        // Bad input gets a clear error; `internal` would mean a bug the input reached.
+        assert_ne!(v["code"], "internal", "{v}");
     }
 }
 

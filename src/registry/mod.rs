@@ -503,19 +503,22 @@ pub async fn online_here(registry: &Addr<SessionRegistry>, users: &[String]) -> 
         .unwrap_or_else(|_| vec![false; users.len()])
 }
 
-/// Stops accepting sessions and closes every open one with 1001. Replies with how many were
-/// open.
+/// Stops accepting sessions and closes every open one with 1001, after what each has queued
+/// but within `within` (the drain's window). Replies with how many were open.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct Drain;
+pub struct Drain {
+    pub within: Duration,
+}
 
 impl Handler<Drain> for SessionRegistry {
     type Result = usize;
 
-    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> usize {
+    fn handle(&mut self, d: Drain, _: &mut Self::Context) -> usize {
         self.draining = true;
         for e in self.sessions.values() {
-            e.sink.close(close::GOING_AWAY, "server shutting down");
+            e.sink
+                .close_within(close::GOING_AWAY, "server shutting down", d.within);
         }
         self.sessions.len()
     }

@@ -1,6 +1,8 @@
 //! What the registry needs of a session: a place to push frames that never waits. Sessions of
 //! every transport implement it (their outbox), so the registry knows no socket or stream type.
 
+use std::time::Duration;
+
 use bytestring::ByteString;
 
 use crate::envelope::Lane;
@@ -26,4 +28,7 @@ pub trait SessionSink: Send + Sync {
     fn push(&self, lane: &Lane, frame: ByteString) -> Pushed;
     /// Closes after the frames already queued (drain, replaced, revoked).
     fn close(&self, code: u16, reason: &str);
+    /// As `close`, but the close goes first anyway after `within` if the session would
+    /// otherwise wait longer (a drain bounded by the shutdown grace).
+    fn close_within(&self, code: u16, reason: &str, within: Duration);
 }

@@ -4,7 +4,8 @@
 
 use super::messages::{self, check_body, check_client_id};
 use super::threads::{
-    add_to, announce, check_title, dedup, direct_key, new_thread, remove_from, view,
+    add_to, announce, check_title, committed_view, dedup, direct_key, new_thread, remove_from,
+    reread, view,
 };
 use super::{ServiceError, bad, check_json_size, check_user_id};
 use crate::context::AppContext;
@@ -24,6 +25,13 @@ async fn host_view(app: &AppContext, row: ThreadRow) -> Result<Thread, ServiceEr
     let mut t = view(app, row, "").await?;
     t.unread = None;
     Ok(t)
+}
+
+/// [`committed_view`] for the host: a write that committed is never reported as failed.
+async fn host_committed(app: &AppContext, row: ThreadRow, known: Vec<String>) -> Thread {
+    let mut t = committed_view(app, row, "", known).await;
+    t.unread = None;
+    t
 }
 
 async fn thread(app: &AppContext, id: &str) -> Result<ThreadRow, ServiceError> {
@@ -121,7 +129,7 @@ pub async fn create_thread(
     }
     log::info!("{} thread {} created by {HOST}", t.kind, t.id);
     announce(app, &t.id, ThreadEvent::Created, &[]).await;
-    Ok((host_view(app, t).await?, true))
+    Ok((host_committed(app, t, members).await, true))
 }
 
 /// One thread by id.
@@ -147,8 +155,9 @@ pub async fn add_members(
     user_ids: Vec<String>,
 ) -> Result<Thread, ServiceError> {
     let t = thread(app, id).await?;
-    add_to(app, &t, user_ids, HOST).await?;
-    get(app, id).await
+    let known = add_to(app, &t, user_ids, HOST).await?;
+    let row = reread(app, t).await;
+    Ok(host_committed(app, row, known).await)
 }
 
 /// Removes a member from a group.

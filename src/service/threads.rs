@@ -11,6 +11,7 @@ use super::{
 use crate::context::AppContext;
 use crate::envelope::{Audience, Envelope, Lane, PER_USER_SLOT};
 use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
+use crate::store::ThreadView;
 use crate::store::models::{ThreadRow, naive};
 
 /// Default thread page.
@@ -104,7 +105,7 @@ pub async fn create(
     }
     rate(app, &caller.user_id).await?;
     let others: Vec<String> = dedup(members.into_iter().filter(|m| *m != caller.user_id));
-    let (thread, created) = match kind {
+    let (thread, created, known) = match kind {
         "direct" => {
             if title.is_some() {
                 return Err(bad("direct threads have no title"));
@@ -114,7 +115,8 @@ pub async fn create(
             };
             let key = direct_key(&caller.user_id, other);
             let existed = app.store().find_direct(&key).await?.is_some();
-            (direct_with(app, caller, other).await?, !existed)
+            let pair = vec![caller.user_id.clone(), other.clone()];
+            (direct_with(app, caller, other).await?, !existed, pair)
         }
         "group" => {
             check_title(title.as_deref())?;
@@ -130,17 +132,64 @@ pub async fn create(
                 .store()
                 .create_thread(
                     new_thread("group", title, &caller.user_id),
-                    all,
+                    all.clone(),
                     webhooks::wants(app, "thread.created"),
                 )
                 .await?;
             log::info!("group thread {} created by {}", t.id, caller.user_id);
             announce(app, &t.id, ThreadEvent::Created, &[]).await;
-            (t, true)
+            (t, true, all)
         }
         _ => return Err(bad("kind must be \"direct\" or \"group\"")),
     };
-    Ok((view(app, thread, &caller.user_id).await?, created))
+    let reply = committed_view(app, thread, &caller.user_id, known).await;
+    Ok((reply, created))
+}
+
+/// The reply to a write that has committed: the thread as the store now shows it to `user`.
+/// If reading it back fails, the write still stands and the caller is not told it failed (a
+/// retried create would make a second thread): the reply is the committed row, with the
+/// members the write knows of (`known`) and no last message, and the failure is logged.
+pub(super) async fn committed_view(
+    app: &AppContext,
+    row: ThreadRow,
+    user: &str,
+    known: Vec<String>,
+) -> Thread {
+    match app.store().thread_views(user, vec![row.clone()]).await {
+        Ok(mut views) if !views.is_empty() => Thread::from(views.remove(0)),
+        outcome => {
+            let why = outcome
+                .err()
+                .map_or("no row".to_string(), |e| e.to_string());
+            log::warn!(
+                "thread {}: committed, but reading it back failed: {why}",
+                row.id
+            );
+            Thread::from(ThreadView {
+                thread: row,
+                members: known,
+                last_message: None,
+                unread: 0,
+            })
+        }
+    }
+}
+
+/// The thread's row read again after a write that returned none (its `updated_at` moved);
+/// the row from before the write if that read fails, which is logged.
+pub(super) async fn reread(app: &AppContext, before: ThreadRow) -> ThreadRow {
+    match app.store().thread(&before.id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => before,
+        Err(e) => {
+            log::warn!(
+                "thread {}: committed, but reading it back failed: {e}",
+                before.id
+            );
+            before
+        }
+    }
 }
 
 pub(super) fn check_title(title: Option<&str>) -> Result<(), ServiceError> {
@@ -237,7 +286,8 @@ pub async fn set_title(
         .set_title(t.id.clone(), title, naive(Ts::now()))
         .await?;
     announce(app, &t.id, ThreadEvent::Updated, &[]).await;
-    view(app, row, &caller.user_id).await
+    let known = vec![caller.user_id.clone()];
+    Ok(committed_view(app, row, &caller.user_id, known).await)
 }
 
 /// Adds members to a group (any member may); returns the thread.
@@ -249,17 +299,20 @@ pub async fn add_members(
 ) -> Result<Thread, ServiceError> {
     let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
     rate(app, &caller.user_id).await?;
-    add_to(app, &t, user_ids, &caller.user_id).await?;
-    get(app, caller, thread_id).await
+    let mut known = add_to(app, &t, user_ids, &caller.user_id).await?;
+    known.insert(0, caller.user_id.clone());
+    let row = reread(app, t).await;
+    Ok(committed_view(app, row, &caller.user_id, known).await)
 }
 
-/// Adds members to the group `t` on behalf of `by` (a user, or the host), and tells them.
+/// Adds members to the group `t` on behalf of `by` (a user, or the host), and tells them;
+/// returns the ids it was asked to add, each once.
 pub(super) async fn add_to(
     app: &AppContext,
     t: &ThreadRow,
     user_ids: Vec<String>,
     by: &str,
-) -> Result<(), ServiceError> {
+) -> Result<Vec<String>, ServiceError> {
     if t.kind != "group" {
         return Err(bad("members can only be added to group threads"));
     }
@@ -271,11 +324,12 @@ pub(super) async fn add_to(
     }
     // Checked inside the insert's transaction, under the thread's lock.
     let max = app.config().max_group_members;
+    let named = dedup(user_ids.into_iter());
     let added = app
         .store()
         .add_members(
             t.id.clone(),
-            dedup(user_ids.into_iter()),
+            named.clone(),
             naive(Ts::now()),
             max,
             webhooks::wants(app, "thread.member_added"),
@@ -286,7 +340,7 @@ pub(super) async fn add_to(
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
         announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await;
     }
-    Ok(())
+    Ok(named)
 }
 
 /// Removes a member from a group, or the caller leaves. Anyone may leave; removing someone

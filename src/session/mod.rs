@@ -14,7 +14,7 @@ use crate::metrics::{self, Transport};
 use crate::protocol::{ServerFrame, close};
 use crate::registry::{Register, SessionRegistry, Unregister};
 use crate::relay::Relay;
-pub use outbox::{Limits, Next, Outbox};
+pub use outbox::{CLOSE_FLUSH_LIMIT, Limits, Next, Outbox};
 
 /// The version of the protocol this gateway speaks, sent in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;

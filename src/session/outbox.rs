@@ -8,8 +8,9 @@
 //! budget. Pushing never waits: the registry must never await a client.
 //!
 //! A frame whose handling has begun (`begin`) gets its reply before a graceful close: the
-//! close waits for it (at most `CLOSE_FLUSH_LIMIT`), and replies are still taken while it
-//! waits. A stored message is an acknowledged message.
+//! close waits for it (at most `Limits::close_flush`, never less than a database write may
+//! take), and replies are still taken while it waits. A stored message is an acknowledged
+//! message.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -28,9 +29,9 @@ const LOSSY_KEYS: usize = 64;
 /// Queue slots an emptied lane keeps; past this it gives the rest back (a slow reader's
 /// burst would otherwise stay allocated while its session lives).
 const KEEP_SLOTS: usize = 16;
-/// How long a graceful close (drain, replaced, revoked) waits for queued frames and replies
-/// in progress before it goes first anyway.
-const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(3);
+/// The least a graceful close (drain, replaced, revoked) waits for queued frames and replies
+/// in progress before it goes first anyway; [`Limits::close_flush`] is never shorter.
+pub const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the writer should do next.
 #[derive(Debug, PartialEq)]
@@ -52,6 +53,10 @@ pub struct Limits {
     pub frames: usize,
     /// Bytes of queued frames, both lanes (`OUTBOX_BYTES`).
     pub bytes: usize,
+    /// How long a graceful close waits behind queued frames and replies in progress: at
+    /// least as long as a reply can take to come (a write's wait for the database), so that
+    /// a frame being handled is answered before the close, and a stored message acknowledged.
+    pub close_flush: Duration,
 }
 
 #[derive(Default)]
@@ -62,9 +67,9 @@ struct State {
     bytes: usize,
     ping: bool,
     pong: Option<Bytes>,
-    /// A close that waits for the queued frames to be written first, and since when.
+    /// A close that waits for the queued frames to be written first, and until when.
     close_after: Option<(u16, String)>,
-    close_after_at: Option<tokio::time::Instant>,
+    close_by: Option<tokio::time::Instant>,
     /// A close that goes before anything still queued.
     close_now: Option<(u16, String)>,
     closed: bool,
@@ -213,12 +218,19 @@ impl Outbox {
     }
 
     /// Closes after the frames already queued and the replies in progress (drain, replaced,
-    /// revoked).
+    /// revoked), waiting for them at most `Limits::close_flush`.
     pub fn close(&self, code: u16, reason: &str) {
+        self.close_within(code, reason, self.limits.close_flush);
+    }
+
+    /// As [`Outbox::close`], waiting at most `within` if that is sooner: a drain must finish
+    /// within the shutdown grace whatever the session's own limit.
+    pub fn close_within(&self, code: u16, reason: &str, within: Duration) {
+        let by = tokio::time::Instant::now() + within.min(self.limits.close_flush);
         self.with(|s| {
             if s.close_after.is_none() {
                 s.close_after = Some((code, reason.to_string()));
-                s.close_after_at = Some(tokio::time::Instant::now());
+                s.close_by = Some(by);
             }
         });
         self.wake.notify_one();
@@ -317,18 +329,18 @@ impl Outbox {
     }
 
     /// Resolves when a close must pre-empt pending writes: one asked for as urgent, a
-    /// graceful one that has waited `CLOSE_FLUSH_LIMIT` behind a client that does not read
+    /// graceful one that has waited `Limits::close_flush` behind a client that does not read
     /// (or a reply that does not come), or once the close has been handed to the writer.
     pub async fn urgent(&self) {
         loop {
-            let (now, since) = self.with(|s| (s.close_now.is_some() || s.closed, s.close_after_at));
+            let (now, by) = self.with(|s| (s.close_now.is_some() || s.closed, s.close_by));
             if now {
                 return;
             }
-            match since {
-                Some(at) if self.with(|s| s.close_after.is_some()) => {
+            match by {
+                Some(by) if self.with(|s| s.close_after.is_some()) => {
                     tokio::select! {
-                        () = tokio::time::sleep_until(at + CLOSE_FLUSH_LIMIT) => {
+                        () = tokio::time::sleep_until(by) => {
                             self.with(|s| {
                                 if let Some(c) = s.close_after.take() {
                                     s.close_now = Some(c);
@@ -353,6 +365,10 @@ impl SessionSink for Outbox {
     fn close(&self, code: u16, reason: &str) {
         Outbox::close(self, code, reason);
     }
+
+    fn close_within(&self, code: u16, reason: &str, within: Duration) {
+        Outbox::close_within(self, code, reason, within);
+    }
 }
 
 #[cfg(test)]
@@ -363,6 +379,7 @@ mod tests {
         Outbox::new(Limits {
             frames,
             bytes: 1 << 20,
+            close_flush: CLOSE_FLUSH_LIMIT,
         })
     }
 
@@ -407,6 +424,7 @@ mod tests {
         let o = Outbox::new(Limits {
             frames: 100,
             bytes: 10,
+            close_flush: CLOSE_FLUSH_LIMIT,
         });
         assert_eq!(o.reply("12345".into()), Pushed::Queued);
         assert_eq!(o.push(&lossy("p"), "1".into()), Pushed::Shed, "half full");
@@ -417,6 +435,7 @@ mod tests {
         let big = Outbox::new(Limits {
             frames: 100,
             bytes: 4,
+            close_flush: CLOSE_FLUSH_LIMIT,
         });
         assert_eq!(big.reply("123456".into()), Pushed::Queued);
         assert_eq!(big.reply("1".into()), Pushed::Overflow { dropped: 2 });
@@ -481,6 +500,7 @@ mod tests {
         let o = std::sync::Arc::new(Outbox::new(Limits {
             frames: 100,
             bytes: 100,
+            close_flush: CLOSE_FLUSH_LIMIT,
         }));
         // Over half the byte budget queued: no room until the writer takes a frame.
         o.reply(ByteString::from("x".repeat(60)));
@@ -513,6 +533,7 @@ mod tests {
         let o = Outbox::new(Limits {
             frames: 100,
             bytes: 100,
+            close_flush: CLOSE_FLUSH_LIMIT,
         });
         o.reply(ByteString::from("x".repeat(60)));
         assert!(!o.room(Duration::from_millis(50)).await);

@@ -65,13 +65,19 @@ both! {
 
     async fn socket_closes_with_4001_when_its_token_expires(b) {
         let s = Server::start(b).await;
-        let mut c = s.ws_raw(&token_with("alice", 5, &[])).await.unwrap();
+        let exp_ms = (chrono::Utc::now().timestamp() + 5) * 1000;
+        let token = token_with("alice", 5, &[("exp", json!(exp_ms / 1000))]);
+        let mut c = s.ws_raw(&token).await.unwrap();
         assert_eq!(c.next().await["type"], "hello");
-        // Open and answering until the token expires...
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Open and answering until shortly before the token expires...
+        let left = |now: i64| Duration::from_millis(u64::try_from(exp_ms - now).unwrap_or(0));
+        let now = chrono::Utc::now().timestamp_millis();
+        tokio::time::sleep(left(now).saturating_sub(Duration::from_millis(1200))).await;
         assert_eq!(c.call(json!({"type":"ping"})).await["type"], "pong");
-        // ...then closed with 4001.
+        // ...then closed with 4001, and not before it expired (the harness sets no leeway).
         assert_eq!(c.closed(Duration::from_secs(8)).await, Ended::Code(4001));
+        let closed_at = chrono::Utc::now().timestamp_millis();
+        assert!(closed_at >= exp_ms - 100, "closed {} ms before expiry", exp_ms - closed_at);
     }
 
     async fn thread_title_member_changes_and_deletes_share_the_rate(b) {
@@ -92,6 +98,33 @@ both! {
         // A token that is not valid yet is refused like any bad token.
         let later = token_with("alice", 600, &[("nbf", json!(chrono::Utc::now().timestamp() + 120))]);
         assert_eq!(status_of(s.ws_raw(&later).await.err().unwrap()), 401);
+    }
+
+    async fn edits_and_deletes_count_toward_the_rate(b) {
+        let s = Server::start_with(b, &[("RATE_PER_S", "1"), ("RATE_BURST", "5")]).await;
+        let alice = s.http("alice");
+        // Creating the thread counts too.
+        let tid = alice.direct("bob").await;
+        let mut ids = Vec::new();
+        for body in ["one", "two"] {
+            let (st, m) = alice.post(&format!("/threads/{tid}/messages"), json!({"body":body})).await;
+            assert_eq!(st, 200, "{m}");
+            ids.push(m["message"]["id"].as_str().unwrap().to_string());
+        }
+        let (st, _) = alice.patch(&format!("/messages/{}", ids[0]), json!({"body":"one!"})).await;
+        assert_eq!(st, 200);
+        let (st, _) = alice.delete(&format!("/messages/{}", ids[1])).await;
+        assert_eq!(st, 200);
+        // The thread, two sends, an edit and a delete took the burst of five: had either the
+        // edit or the delete not counted, this edit would pass.
+        let (st, v) = alice.patch(&format!("/messages/{}", ids[0]), json!({"body":"one!!"})).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (429, Some("rate_limited")), "{v}");
+        let (st, v) = alice.delete(&format!("/messages/{}", ids[0])).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (429, Some("rate_limited")), "{v}");
+        // Nothing was changed by the refused ones.
+        let (_, h) = alice.get(&format!("/threads/{tid}/messages?after_seq=0")).await;
+        assert_eq!(h["messages"][0]["body"], "one!", "{h}");
+        assert_eq!(h["messages"][0]["deleted"], false, "{h}");
     }
 
     async fn a_resend_of_a_stored_message_is_answered_even_past_the_rate(b) {

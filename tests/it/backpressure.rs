@@ -8,9 +8,56 @@ use serde_json::json;
 
 use crate::both;
 
-/// Sends in the burst the 4009 cuts.
+use crate::harness::{Client, Ended, Server};
+
+/// Sends in the burst a close cuts.
 const SENT: usize = 2000;
-use crate::harness::{Ended, Server};
+
+/// Alice's session with `SENT` sends pipelined into `tid` (group commits: enough of them that
+/// a close finds some queued), after its first ten acks.
+async fn burst(s: &Server, tid: &str) -> Client {
+    let mut c = s.ws("alice").await;
+    for i in 0..SENT {
+        c.send(json!({"type":"send","ref":format!("s{i}"),"thread_id":tid,"body":"x","client_id":format!("c{i}")}))
+            .await;
+    }
+    let mut acked = 0;
+    while acked < 10 {
+        if c.read_frame(Duration::from_secs(10)).await.expect("acks")["type"] == "ack" {
+            acked += 1;
+        }
+    }
+    c
+}
+
+/// Reads until the socket ends: the acks counted (the ten `burst` read included) and how it
+/// ended.
+async fn acks_until_closed(c: &mut Client) -> (usize, Ended) {
+    let mut acked = 10;
+    loop {
+        match c.read_frame(Duration::from_secs(10)).await {
+            Ok(v) if v["type"] == "ack" => acked += 1,
+            Ok(_) => {}
+            Err(e) => return (acked, e),
+        }
+    }
+}
+
+/// How many messages `tid` holds, paged through `history`.
+async fn stored_in(c: &mut Client, tid: &str) -> usize {
+    let (mut stored, mut after) = (0, 0);
+    loop {
+        let h = c
+            .ok(json!({"type":"history","thread_id":tid,"limit":200,"after_seq":after}))
+            .await;
+        let page = h["messages"].as_array().unwrap();
+        stored += page.len();
+        after = page.last().map_or(after, |m| m["seq"].as_i64().unwrap());
+        if !h["has_more"].as_bool().unwrap() {
+            return stored;
+        }
+    }
+}
 
 both! {
     async fn sends_in_progress_are_acked_before_a_4009_close(b) {
@@ -20,46 +67,31 @@ both! {
             ("RATE_BURST", "100000"),
         ]).await;
         let tid = s.http("bob").direct("alice").await;
-        let mut first = s.ws("alice").await;
-        // Sends are pipelined into group commits: enough of them that the replacement
-        // still finds some queued.
-        for i in 0..SENT {
-            first
-                .send(json!({"type":"send","ref":format!("s{i}"),"thread_id":tid,"body":"x","client_id":format!("c{i}")}))
-                .await;
-        }
+        let mut first = burst(&s, &tid).await;
         // A second session replaces the first while its sends are being handled: some
         // acked, one in progress, the rest still queued.
-        let mut acked = 0;
-        while acked < 10 {
-            if first.read_frame(Duration::from_secs(10)).await.expect("acks")["type"] == "ack" {
-                acked += 1;
-            }
-        }
         let mut second = s.ws("alice").await;
-        let ended = loop {
-            match first.read_frame(Duration::from_secs(10)).await {
-                Ok(v) if v["type"] == "ack" => acked += 1,
-                Ok(_) => {}
-                Err(e) => break e,
-            }
-        };
+        let (acked, ended) = acks_until_closed(&mut first).await;
         assert_eq!(ended, Ended::Code(4009));
-        let mut stored = 0;
-        let mut after = 0;
-        loop {
-            let h = second
-                .ok(json!({"type":"history","thread_id":tid,"limit":200,"after_seq":after}))
-                .await;
-            let page = h["messages"].as_array().unwrap();
-            stored += page.len();
-            after = page.last().map_or(after, |m| m["seq"].as_i64().unwrap());
-            if !h["has_more"].as_bool().unwrap() {
-                break;
-            }
-        }
+        let stored = stored_in(&mut second, &tid).await;
         eprintln!("{acked} acked, {stored} stored of {SENT} sent before the 4009");
         assert!(acked < SENT, "the replacement did not cut the burst");
+        assert_eq!(stored, acked, "every stored message was acknowledged");
+    }
+
+    async fn sends_in_progress_are_acked_before_a_4003_close(b) {
+        let s = Server::start_host(b, &[("RATE_PER_S", "100000"), ("RATE_BURST", "100000")]).await;
+        let tid = s.http("bob").direct("alice").await;
+        let mut first = burst(&s, &tid).await;
+        // The host revokes alice while her sends are being handled.
+        let host = s.host(crate::harness::API_KEY);
+        let (st, v) = host.post("/disconnect", json!({"user_id":"alice"})).await;
+        assert_eq!(st, 204, "{v}");
+        let (acked, ended) = acks_until_closed(&mut first).await;
+        assert_eq!(ended, Ended::Code(4003));
+        let stored = stored_in(&mut s.ws("bob").await, &tid).await;
+        eprintln!("{acked} acked, {stored} stored of {SENT} sent before the 4003");
+        assert!(acked < SENT, "the revocation did not cut the burst");
         assert_eq!(stored, acked, "every stored message was acknowledged");
     }
 

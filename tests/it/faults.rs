@@ -72,3 +72,51 @@ async fn a_database_that_stops_answering_fails_fast_and_recovers() {
         .collect();
     assert_eq!(bodies, ["before", "during"]);
 }
+
+/// A write that has committed is acknowledged even when reading it back for the reply fails:
+/// with the `messages` table renamed away, creating a group (which does not touch it) commits
+/// and every read of a thread's view (which does) fails. The caller must not be told it
+/// failed, or it would create the group a second time.
+#[tokio::test]
+async fn a_committed_group_is_acknowledged_when_reading_it_back_fails() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Postgres, &dir.0).await;
+    let s = Server::spawn(dir, &url, &[]).await;
+    let alice = s.http("alice");
+    let mut db = AsyncPgConnection::establish(&url).await.unwrap();
+    db.batch_execute("ALTER TABLE messages RENAME TO messages_away")
+        .await
+        .unwrap();
+    let (st, t) = alice
+        .post(
+            "/threads",
+            json!({"kind":"group","title":"after commit","members":["bob","carol"]}),
+        )
+        .await;
+    db.batch_execute("ALTER TABLE messages_away RENAME TO messages")
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{t}");
+    let mut members: Vec<&str> = t["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["alice", "bob", "carol"], "{t}");
+    assert!(t["last_message"].is_null(), "{t}");
+    assert!(
+        s.log().contains("committed, but reading it back failed"),
+        "the fallback did not run, so the test did not fail the read:\n{}",
+        s.log()
+    );
+    // Stored once, and whole.
+    let (st, l) = alice.get("/threads").await;
+    assert_eq!(st, 200, "{l}");
+    let threads = l["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 1, "{l}");
+    assert_eq!(threads[0]["id"], t["id"]);
+    assert_eq!(threads[0]["members"].as_array().unwrap().len(), 3, "{l}");
+}

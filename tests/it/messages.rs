@@ -91,6 +91,11 @@ both! {
         alice.ok(json!({"type":"send","thread_id":tid,"body":"🎉".repeat(10)})).await;
         alice.err(json!({"type":"send","thread_id":tid,"body":"x".repeat(11)}), "too_large").await;
         alice.err(json!({"type":"send","thread_id":tid,"body":"x","kind":"system"}), "bad_request").await;
+        // metadata: at most 16 KiB of JSON, from a user as from the host.
+        let big = json!({"k": "x".repeat(16 * 1024)});
+        alice.err(json!({"type":"send","thread_id":tid,"body":"x","metadata":big}), "too_large").await;
+        let fits = json!({"k": "x".repeat(16 * 1024 - 64)});
+        alice.ok(json!({"type":"send","thread_id":tid,"body":"x","metadata":fits})).await;
         alice.err(json!({"type":"send","body":"x"}), "bad_request").await;
         alice.err(json!({"type":"send","thread_id":tid,"to":"bob","body":"x"}), "bad_request").await;
         alice.err(json!({"type":"send","to":"alice","body":"x"}), "bad_request").await;
@@ -106,7 +111,8 @@ both! {
         let mut eve = s.ws("eve").await;
         eve.err(json!({"type":"send","thread_id":tid,"body":"x","reply_to":"nope"}), "forbidden").await;
         let (_, h) = s.http("alice").get(&format!("/threads/{tid}/messages")).await;
-        assert_eq!(h["messages"].as_array().unwrap().len(), 1);
+        // The emoji message and the one whose metadata fitted.
+        assert_eq!(h["messages"].as_array().unwrap().len(), 2);
     }
 
     async fn an_edit_right_after_the_ack_reaches_members_after_the_message(b) {

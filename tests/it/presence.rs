@@ -13,13 +13,17 @@ both! {
         // The default scope, `shared`.
         let s = Server::start(b).await;
         let mut carol = s.ws("carol").await;
-        let _dave = s.ws("dave").await;
+        let dave = s.ws("dave").await;
         let _erin = s.ws_in("erin", &["acme"]).await;
         let _frank = s.ws_in("frank", &["acme"]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         // No shared thread or org: left out of the reply, and not watched.
         let w = carol.ok(json!({"type":"watch_presence","user_ids":["dave"]})).await;
         assert_eq!(w["presence"], json!([]));
+        // ...and dave going and coming back sends carol nothing.
+        dave.close().await;
+        let _dave = s.ws("dave").await;
+        carol.no_event("presence", Duration::from_millis(800)).await;
         let (st, l) = s.http("carol").get("/presence?user_ids=dave,carol").await;
         assert_eq!(st, 200);
         let ids: Vec<&str> = l.as_array().unwrap().iter().map(|p| p["user_id"].as_str().unwrap()).collect();
