@@ -11,6 +11,8 @@
 #   bash bench/callgrind.sh                 # Postgres, 20 s per scenario, about 3 minutes
 #   bash bench/callgrind.sh sqlite 30       # SQLite, 30 s per scenario
 #
+# BENCH_GATEWAY=<path> measures another build of the gateway (an earlier commit's, say).
+#
 # Needs valgrind (callgrind_control, callgrind_annotate), curl and python3; Postgres at
 # $BENCH_PG (default postgres://postgres@127.0.0.1:5432) for the postgres backend.
 set -euo pipefail
@@ -48,7 +50,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$PORT" DATABASE_URL="$URL" \
   JWT_SECRET="$SECRET" RUST_LOG=warn RATE_PER_S=1000000 RATE_BURST=1000000 DB_TIMEOUT_MS=30000 \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
-  target/release/switchboard serve >"$WORK/gateway.log" 2>&1 &
+  "${BENCH_GATEWAY:-target/release/switchboard}" serve >"$WORK/gateway.log" 2>&1 &
 VG=$!
 for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/gateway.log" >&2; exit 1; }

@@ -12,6 +12,12 @@
 #   bash bench/run.sh --half-peak  # two Postgres nodes: the peak, then send -> receive at half
 #                                # of it and at 100/s, each with the nodes' own commit and ack
 #                                # latency; one node at the same half-peak rate (about 2 minutes)
+#   bash bench/run.sh --idle     # RSS per idle socket at 10,000 and 19,000, a fresh SQLite node
+#                                # each (about 2 minutes)
+#
+# BENCH_GATEWAY=<path> runs another build of the gateway (an earlier commit's, say) against
+# the same load generator, and BENCH_LABEL=<text> prefixes the rows' labels: before/after
+# rows of one change in one run.
 #
 # Needs: Postgres at $BENCH_PG (default postgres://postgres@127.0.0.1:5432) with pgbench,
 # redis-server and redis-benchmark on PATH. Run it alone on the machine: it measures speed.
@@ -21,7 +27,9 @@ cd "$(dirname "$0")/.."
 SMOKE=0
 SWEEP=0
 HALF=0
+IDLE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+[ "${1:-}" = "--idle" ] && IDLE=1
 [ "${1:-}" = "--sweep" ] && SWEEP=1
 [ "${1:-}" = "--half-peak" ] && HALF=1
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -30,6 +38,7 @@ STAMP=$(date -u +%Y%m%d-%H%M%S)
 OUT="${BENCH_OUT:-bench/results/run-$STAMP.jsonl}"
 [ "$SWEEP" = 1 ] && OUT="${BENCH_OUT:-bench/results/sweep-$STAMP.jsonl}"
 [ "$HALF" = 1 ] && OUT="${BENCH_OUT:-bench/results/half-peak-$STAMP.jsonl}"
+[ "$IDLE" = 1 ] && OUT="${BENCH_OUT:-bench/results/idle-$STAMP.jsonl}"
 [ "$SMOKE" = 1 ] && OUT="${BENCH_OUT:-$(mktemp)}"
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d)
@@ -53,12 +62,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PROFILE=release
 [ "$SMOKE" = 1 ] && PROFILE=debug
 log "building ($PROFILE)"
+# With BENCH_GATEWAY the gateway is a build made elsewhere: only the load generator is built.
+PKGS=(-p loadgen)
+[ -z "${BENCH_GATEWAY:-}" ] && PKGS+=(-p switchboard)
 if [ "$PROFILE" = release ]; then
-  cargo build --release -q -p switchboard -p loadgen
+  cargo build --release -q "${PKGS[@]}"
 else
-  cargo build -q -p switchboard -p loadgen
+  cargo build -q "${PKGS[@]}"
 fi
-GW=target/$PROFILE/switchboard
+GW="${BENCH_GATEWAY:-target/$PROFILE/switchboard}"
 LG=target/$PROFILE/loadgen
 # Each socket is a file descriptor on both ends.
 ulimit -n "$(ulimit -Hn)" || true
@@ -110,6 +122,7 @@ stop_nodes() {
 # row <label> <scenario> [loadgen args...]: one scenario against the running nodes.
 row() {
   local label=$1 scenario=$2; shift 2
+  label="${BENCH_LABEL:-}$label"
   log "$label: $scenario $*"
   "$LG" "$scenario" --nodes "$NODES" --secret "$SECRET" --pids "$GPIDS" --label "$label" "$@" \
     | tee -a "$OUT"
@@ -120,7 +133,7 @@ row() {
 metered_row() {
   python3 bench/node_metrics.py snapshot "$NODES" >"$WORK/before.json"
   row "$@"
-  python3 bench/node_metrics.py diff "$WORK/before.json" "$NODES" --label "$1" | tee -a "$OUT"
+  python3 bench/node_metrics.py diff "$WORK/before.json" "$NODES" --label "${BENCH_LABEL:-}$1" | tee -a "$OUT"
 }
 
 S=10
@@ -206,6 +219,17 @@ if [ "$SWEEP" = 1 ]; then
     stop_nodes
   done
   log "results: $OUT (plot: python3 bench/plot.py $OUT)"
+  exit 0
+fi
+
+if [ "$IDLE" = 1 ]; then
+  # The file limit is 20,000 per process here, hard: 19,000 leaves the node room for its own.
+  for n in 10000 19000; do
+    start_nodes sqlite 1
+    row "sqlite-1" idle --sockets "$n"
+    stop_nodes
+  done
+  log "results: $OUT"
   exit 0
 fi
 

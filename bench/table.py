@@ -59,6 +59,19 @@ for d in rows:
           f'{ms(r["last_delivery_latency_ms"], "p99")} | {r["missing"]} | {r["duplicate"]} | '
           f'{ {k: v for k, v in r["errors"].items()} or ""} | {gw} |')
 
+waits = [d for d in rows if (d["result"].get("machine") or {}).get("runqueue_wait_percent") is not None]
+if waits:
+    print()
+    print("Waiting for a core during a row (loadgen, from /proc/*/task/*/schedstat; percent of one core's time):\n")
+    print("| nodes | scenario | machine busy % | every thread's wait % | each gateway's CPU % / wait % |")
+    print("|---|---|---|---|---|")
+    for d in waits:
+        r, p = d["result"], d["params"]
+        name = d["scenario"] + (f' @{p["rate"]}/s' if d["scenario"] in ("rate", "mixed") else "")
+        gw = " · ".join(f'{g.get("cpu_percent")} / {g.get("runqueue_wait_percent")}' for g in r["gateways"])
+        m = r["machine"]
+        print(f'| {d["label"]} | {name} | {m.get("busy_percent")} | {m["runqueue_wait_percent"]} | {gw} |')
+
 if nodes:
     print()
     print("What the nodes counted during a row (bench/node_metrics.py):\n")

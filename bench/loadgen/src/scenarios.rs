@@ -14,7 +14,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::conn::{Target, next_json};
 use crate::session::{Plan, Run, Seen, drive};
-use crate::stats::{Counts, Latencies, machine_ticks, proc_usage, tcp_kernel_kib};
+use crate::stats::{
+    Counts, Latencies, machine_runqueue_wait_ns, machine_ticks, proc_usage, runqueue_wait_ns,
+    tcp_kernel_kib,
+};
 
 /// Knobs shared by the scenarios.
 pub struct Params {
@@ -84,7 +87,9 @@ async fn run_threads(
         stop: stop_rx,
     });
     let before: Vec<_> = p.pids.iter().map(|&pid| proc_usage(pid)).collect();
+    let waits0: Vec<_> = p.pids.iter().map(|&pid| runqueue_wait_ns(pid)).collect();
     let (machine0, own0) = (machine_ticks(), proc_usage(std::process::id()));
+    let machine_wait0 = machine_runqueue_wait_ns();
     let started = Instant::now();
     let tasks: Vec<_> = sessions
         .into_iter()
@@ -98,7 +103,9 @@ async fn run_threads(
     let _ = stop_tx.send(true);
     let elapsed = started.elapsed().as_secs_f64().min(p.seconds as f64);
     let after: Vec<_> = p.pids.iter().map(|&pid| proc_usage(pid)).collect();
+    let waits1: Vec<_> = p.pids.iter().map(|&pid| runqueue_wait_ns(pid)).collect();
     let (machine1, own1) = (machine_ticks(), proc_usage(std::process::id()));
+    let machine_wait = machine_wait0.zip(machine_runqueue_wait_ns());
     let seen: Vec<Seen> = join_all(tasks)
         .await
         .into_iter()
@@ -118,8 +125,8 @@ async fn run_threads(
         "missing": missing,
         "duplicate": duplicate,
         "errors": run.counts.errors(),
-        "gateways": gateways(&p.pids, &before, &after, elapsed),
-        "machine": machine(machine0.zip(machine1), own0.zip(own1), elapsed),
+        "gateways": gateways(&p.pids, &before, &after, (&waits0, &waits1), elapsed),
+        "machine": machine(machine0.zip(machine1), own0.zip(own1), machine_wait, elapsed),
     })
 }
 
@@ -128,8 +135,9 @@ async fn run_threads(
 type Span = Option<((u64, u64), (u64, u64))>;
 
 /// How busy the whole machine was over the run, in percent of one core (200 = both of two
-/// cores), and the load generator's own share: when the box is saturated, latency is queueing.
-fn machine(ticks: Span, own: Span, secs: f64) -> Value {
+/// cores), the load generator's own share, and how long runnable tasks waited for a core
+/// (percent of one core's time): when the box is saturated, latency is queueing.
+fn machine(ticks: Span, own: Span, wait_ns: Option<(u64, u64)>, secs: f64) -> Value {
     // The cores /proc/stat sums over (its cpuN lines), which a taskset or cgroup does not narrow.
     let cores = std::fs::read_to_string("/proc/stat").map_or(1, |s| {
         s.lines()
@@ -141,7 +149,17 @@ fn machine(ticks: Span, own: Span, secs: f64) -> Value {
         (t1 > t0).then(|| ((b1 - b0) as f64 / (t1 - t0) as f64 * cores * 100.0).round())
     });
     let own = own.map(|((_, c0), (_, c1))| ((c1 - c0) as f64 / 10.0 / secs).round());
-    json!({"cores": cores, "busy_percent": busy, "loadgen_cpu_percent": own})
+    json!({
+        "cores": cores,
+        "busy_percent": busy,
+        "loadgen_cpu_percent": own,
+        "runqueue_wait_percent": wait_ns.map(|(w0, w1)| wait_percent(w0, w1, secs)),
+    })
+}
+
+/// Nanoseconds of waiting between two readings, as a percentage of one core over `secs`.
+fn wait_percent(w0: u64, w1: u64, secs: f64) -> f64 {
+    (w1.saturating_sub(w0) as f64 / 1e7 / secs * 10.0).round() / 10.0
 }
 
 /// Each session expects every acked message of its thread that it did not send itself.
@@ -182,14 +200,17 @@ fn gateways(
     pids: &[u32],
     before: &[Option<(u64, u64)>],
     after: &[Option<(u64, u64)>],
+    waits: (&[Option<u64>], &[Option<u64>]),
     secs: f64,
 ) -> Value {
     pids.iter()
         .zip(before.iter().zip(after))
-        .map(|(pid, (b, a))| match (b, a) {
+        .zip(waits.0.iter().zip(waits.1))
+        .map(|((pid, (b, a)), (w0, w1))| match (b, a) {
             (Some((_, c0)), Some((rss, c1))) => json!({
                 "pid": pid, "rss_mib": *rss as f64 / 1024.0,
                 "cpu_percent": ((c1 - c0) as f64 / 10.0 / secs).round(),
+                "runqueue_wait_percent": w0.zip(*w1).map(|(w0, w1)| wait_percent(w0, w1, secs)),
             }),
             _ => json!({"pid": pid, "gone": true}),
         })

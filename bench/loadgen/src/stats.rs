@@ -114,6 +114,36 @@ pub fn machine_ticks() -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// Nanoseconds a process's threads have spent runnable but waiting for a core, summed over
+/// its threads (`/proc/<pid>/task/*/schedstat`, second field): on a saturated box this is
+/// the part of a latency that is queueing for the CPU, not work.
+pub fn runqueue_wait_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut sum = 0;
+    for t in tasks.flatten() {
+        // A thread that exits between the listing and the read counts as nothing.
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            sum += s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Some(sum)
+}
+
+/// Nanoseconds every thread on the machine has spent waiting for a core, summed over the
+/// processes in /proc (this kernel has no `/proc/schedstat`). A thread that exits between
+/// two readings takes its count with it, so over a run this is a lower bound.
+pub fn machine_runqueue_wait_ns() -> Option<u64> {
+    let procs = std::fs::read_dir("/proc").ok()?;
+    let pids = procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    Some(pids.filter_map(runqueue_wait_ns).sum())
+}
+
 /// Kernel memory held by TCP sockets, in KiB (`/proc/net/sockstat`, pages of 4 KiB).
 pub fn tcp_kernel_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;
