@@ -96,6 +96,9 @@ pub enum Payload {
     },
     /// Close the addressed sessions (replaced, revoked).
     Close { code: u16, reason: String },
+    /// The addressed sessions stop watching these users' presence: the presence scope no
+    /// longer allows it (they stopped sharing a thread).
+    Unwatch { users: Vec<String> },
 }
 
 /// Where a per-recipient number goes in a frame built for [`Envelope::per_user`].
@@ -176,6 +179,18 @@ impl Envelope {
             origin: origin.to_string(),
             audience,
             payload,
+            order: None,
+        }
+    }
+
+    /// An envelope ending the addressed sessions' watches of `users`.
+    pub fn unwatch(origin: &str, audience: Audience, users: Vec<String>) -> Envelope {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id: None,
+            origin: origin.to_string(),
+            audience,
+            payload: Payload::Unwatch { users },
             order: None,
         }
     }

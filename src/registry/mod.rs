@@ -240,40 +240,44 @@ impl Handler<Unregister> for SessionRegistry {
     }
 }
 
-/// Hands an envelope to the local sessions it addresses.
+/// Hands an envelope to the local sessions it addresses. Replies with the users this node
+/// no longer watches (an [`Payload::Unwatch`] took their last watcher), for the relay to
+/// unsubscribe.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Vec<String>")]
 pub struct Deliver {
     pub envelope: Arc<Envelope>,
 }
 
 /// Hands several envelopes, in order, to the local sessions they address: one mailbox trip
-/// for a committed batch.
+/// for a committed batch. Replies as [`Deliver`] does.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Vec<String>")]
 pub struct DeliverAll {
     pub envelopes: Vec<Arc<Envelope>>,
 }
 
 impl Handler<DeliverAll> for SessionRegistry {
-    type Result = ();
+    type Result = Vec<String>;
 
-    fn handle(&mut self, msg: DeliverAll, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: DeliverAll, ctx: &mut Self::Context) -> Vec<String> {
+        let mut edges = Vec::new();
         for envelope in msg.envelopes {
-            <Self as Handler<Deliver>>::handle(self, Deliver { envelope }, ctx);
+            edges.extend(<Self as Handler<Deliver>>::handle(self, Deliver { envelope }, ctx));
         }
+        edges
     }
 }
 
 impl Handler<Deliver> for SessionRegistry {
-    type Result = ();
+    type Result = Vec<String>;
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) -> Vec<String> {
         let env = msg.envelope;
         if env.v != ENVELOPE_VERSION {
             log::warn!("dropping an envelope of unknown version {}", env.v);
             metrics::event_dropped(DropReason::BadEnvelope, 1);
-            return;
+            return Vec::new();
         }
         match (&env.order, env.audience.users.as_slice()) {
             (Some(o), users) if self.ordered && !users.is_empty() => {
@@ -293,10 +297,11 @@ impl Handler<Deliver> for SessionRegistry {
                         self.deliver_now(&p.env, Some(&p.user));
                     }
                 }
+                self.arm_reorder_timer(ctx);
+                Vec::new()
             }
             _ => self.deliver_now(&env, None),
         }
-        self.arm_reorder_timer(ctx);
     }
 }
 
@@ -351,9 +356,9 @@ impl SessionRegistry {
         metrics::event_dropped(DropReason::BadEnvelope, bad);
     }
 
-    /// Pushes an envelope's frame (or close) to the local sessions it addresses (only to
-    /// `user`'s, when given).
-    fn deliver_now(&mut self, env: &Envelope, user: Option<&str>) {
+    /// Pushes an envelope's frame (or close, or unwatch) to the local sessions it addresses
+    /// (only to `user`'s, when given). Returns the users this node no longer watches.
+    fn deliver_now(&mut self, env: &Envelope, user: Option<&str>) -> Vec<String> {
         let mut targets: Vec<String> = match user {
             Some(u) => self
                 .by_user
@@ -406,7 +411,29 @@ impl SessionRegistry {
                     }
                 }
             }
+            Payload::Unwatch { users } => return self.end_watches(&targets, users),
         }
+        Vec::new()
+    }
+
+    /// Ends `sessions`' watches of `users`; returns the users this node no longer watches.
+    fn end_watches(&mut self, sessions: &[String], users: &[String]) -> Vec<String> {
+        let mut ended = Vec::new();
+        for sid in sessions {
+            if let Some(e) = self.sessions.get_mut(sid) {
+                ended.extend(
+                    users
+                        .iter()
+                        .filter(|u| e.watching.remove(*u))
+                        .map(|u| (sid.clone(), u.clone())),
+                );
+            }
+        }
+        ended
+            .into_iter()
+            .filter(|(sid, u)| self.unwatch(u, sid))
+            .map(|(_, u)| u)
+            .collect()
     }
 }
 

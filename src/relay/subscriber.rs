@@ -54,6 +54,7 @@ impl RedisSubscriber {
         node_id: String,
         queue: usize,
         registry: Addr<SessionRegistry>,
+        unwatched: mpsc::Sender<String>,
     ) -> Result<Addr<RedisSubscriber>, RelayError> {
         let (tx, rx) = mpsc::channel::<PushInfo>(queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
@@ -81,7 +82,7 @@ impl RedisSubscriber {
         // a busy registry slows only them (the queue above absorbs it, then drops and counts)
         // and never the actor, whose subscribe and ping calls would otherwise time out and
         // be taken for a Redis outage.
-        tokio::spawn(hand_on(rx, node_id, registry, dropped));
+        tokio::spawn(hand_on(rx, node_id, registry, dropped, unwatched));
         Ok(RedisSubscriber { conn }.start())
     }
 }
@@ -96,6 +97,7 @@ async fn hand_on(
     node_id: String,
     registry: Addr<SessionRegistry>,
     dropped: Arc<AtomicU64>,
+    unwatched: mpsc::Sender<String>,
 ) {
     let mut report = tokio::time::interval(DROP_REPORT_EVERY);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -129,8 +131,16 @@ async fn hand_on(
                 _ => {}
             }
         }
-        if !envelopes.is_empty() && registry.send(DeliverAll { envelopes }).await.is_err() {
+        if envelopes.is_empty() {
+            continue;
+        }
+        let Ok(ended) = registry.send(DeliverAll { envelopes }).await else {
             return;
+        };
+        for user in ended {
+            if unwatched.send(user).await.is_err() {
+                return;
+            }
         }
     }
 }

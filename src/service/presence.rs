@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{Caller, ServiceError, publish};
 use crate::config::PresenceScope;
 use crate::context::AppContext;
-use crate::envelope::{Audience, Lane};
+use crate::envelope::{Audience, Envelope, Lane};
 use crate::protocol::{Presence, ServerFrame, Ts};
 use crate::registry::Watch;
 use crate::relay::Transition;
@@ -121,6 +121,45 @@ pub async fn watch(
         return Ok(Vec::new());
     }
     lookup(app, &user_ids).await
+}
+
+/// After `user` stopped sharing `thread_id` with its members: the watches between `user`
+/// and the members the presence scope no longer joins them to end, both ways, on every node.
+/// The change has committed: a failure is logged, and the watches stay until the sessions
+/// close.
+pub async fn narrow(app: &AppContext, user: &str, thread_id: &str) {
+    if app.config().presence_scope == PresenceScope::All {
+        return;
+    }
+    let gone = match out_of_scope(app, user, thread_id).await {
+        Ok(gone) if gone.is_empty() => return,
+        Ok(gone) => gone,
+        Err(e) => {
+            log::warn!("presence: cannot narrow the watches of {user} after {thread_id}: {e}");
+            return;
+        }
+    };
+    let node = &app.config().node_id;
+    let mine = Envelope::unwatch(node, Audience::users(vec![user.to_string()]), gone.clone());
+    super::send(app, mine).await;
+    let theirs = Envelope::unwatch(node, Audience::users(gone), vec![user.to_string()]);
+    super::send(app, theirs).await;
+}
+
+/// The members of `thread_id` with whom `user` no longer shares a thread or an organisation.
+async fn out_of_scope(
+    app: &AppContext,
+    user: &str,
+    thread_id: &str,
+) -> Result<Vec<String>, ServiceError> {
+    let members = app.store().member_ids(thread_id).await?;
+    let still: HashSet<String> = app
+        .store()
+        .in_scope(user, &members)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(members.into_iter().filter(|m| !still.contains(m)).collect())
 }
 
 async fn announce(app: &AppContext, p: Presence) {

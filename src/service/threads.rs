@@ -392,6 +392,7 @@ pub(super) async fn remove_from(
         &[user_id.to_string()],
     )
     .await;
+    super::presence::narrow(app, user_id, &t.id).await;
     Ok(())
 }
 

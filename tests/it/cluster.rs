@@ -104,6 +104,48 @@ async fn presence_spans_devices_on_different_nodes() {
 }
 
 #[tokio::test]
+async fn leaving_a_shared_thread_ends_watches_on_every_node() {
+    // The removal is made on node0; dave's watch of frank lives on node1, which must drop it
+    // and unsubscribe from frank's channel (erin on node0 still watches him).
+    let c = Cluster::start(2, &[("PRESENCE_SCOPE", "shared")]).await;
+    let g = c
+        .node(0)
+        .http("u-carol")
+        .group("g", &["u-dave", "u-erin", "u-frank"])
+        .await;
+    let mut carol = c.node(0).ws("u-carol").await;
+    let mut erin = c.node(0).ws("u-erin").await;
+    let mut dave = c.node(1).ws("u-dave").await;
+    // Their own online events go out before anyone watches.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    carol
+        .ok(json!({"type":"watch_presence","user_ids":["u-dave"]}))
+        .await;
+    erin.ok(json!({"type":"watch_presence","user_ids":["u-frank"]}))
+        .await;
+    dave.ok(json!({"type":"watch_presence","user_ids":["u-frank"]}))
+        .await;
+    assert_eq!(c.redis.subscribers("sb:w:u-frank"), 2);
+
+    let (st, _) = c
+        .node(0)
+        .http("u-carol")
+        .delete(&format!("/threads/{g}/members/u-dave"))
+        .await;
+    assert_eq!(st, 204);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.redis.subscribers("sb:w:u-frank") != 1 {
+        assert!(Instant::now() < deadline, "node1 still subscribes to frank's channel");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _frank = c.node(1).ws("u-frank").await;
+    assert_eq!(erin.presence_of("u-frank").await["online"], true);
+    dave.no_event("presence", Duration::from_millis(800)).await;
+    dave.close().await;
+    carol.no_event("presence", Duration::from_millis(800)).await;
+}
+
+#[tokio::test]
 async fn a_300_member_group_gets_every_message_on_every_node_in_seq_order() {
     // 300 members travel on the channel every node hears (one part, not 300); the member
     // change after the messages carries each member's own unread count, filled in at delivery.

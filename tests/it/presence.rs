@@ -101,4 +101,33 @@ both! {
         // A group is not a direct thread: carol was not told.
         carol.no_event("presence", Duration::from_millis(300)).await;
     }
+
+    async fn leaving_the_last_shared_thread_ends_watches_both_ways(b) {
+        // dave leaves the only thread he shares with carol and frank; erin still shares g2
+        // with him, so her watch of him stays.
+        let s = Server::start(b).await;
+        let g = s.http("carol").group("g", &["dave", "erin", "frank"]).await;
+        s.http("erin").group("g2", &["dave"]).await;
+        let mut carol = s.ws("carol").await;
+        let mut dave = s.ws("dave").await;
+        let mut erin = s.ws("erin").await;
+        // Their own online events go out before anyone watches.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let w = carol.ok(json!({"type":"watch_presence","user_ids":["dave"]})).await;
+        assert_eq!(w["presence"].as_array().unwrap().len(), 1);
+        erin.ok(json!({"type":"watch_presence","user_ids":["dave","frank"]})).await;
+        let w = dave.ok(json!({"type":"watch_presence","user_ids":["frank"]})).await;
+        assert_eq!(w["presence"].as_array().unwrap().len(), 1);
+
+        let (st, _) = s.http("carol").delete(&format!("/threads/{g}/members/dave")).await;
+        assert_eq!(st, 204);
+        // frank comes online: erin is told, dave (out of scope now) is not.
+        let _frank = s.ws("frank").await;
+        assert_eq!(erin.presence_of("frank").await["online"], true);
+        dave.no_event("presence", Duration::from_millis(800)).await;
+        // dave goes offline: erin is told, carol is not.
+        dave.close().await;
+        assert_eq!(erin.presence_of("dave").await["online"], false);
+        carol.no_event("presence", Duration::from_millis(800)).await;
+    }
 }

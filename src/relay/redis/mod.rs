@@ -58,6 +58,8 @@ pub(crate) const REAP_LOCK_MS: u64 = 10_000;
 const POOL_SIZE: usize = 16;
 /// Per-user turns for opening and closing sessions.
 const USER_STRIPES: usize = 256;
+/// Ended watches waiting to be unsubscribed; past it the subscriber's hand-on waits.
+const UNWATCHED_QUEUE: usize = 1024;
 
 #[derive(Default)]
 struct Local {
@@ -131,11 +133,14 @@ impl RedisRelay {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| RelayError::Unavailable(e.to_string()))?;
+        // Watches that an unwatch from another node ended, for this relay to unsubscribe.
+        let (unwatched, mut ended) = mpsc::channel::<String>(UNWATCHED_QUEUE);
         let subscriber = RedisSubscriber::start(
             &opts.url,
             opts.node_id.clone(),
             opts.queue,
             registry.clone(),
+            unwatched,
         )?;
         let relay = Arc::new(RedisRelay {
             node_id: opts.node_id,
@@ -168,6 +173,13 @@ impl RedisRelay {
                 r.refresh_liveness().await;
                 drop(r);
                 tokio::time::sleep(TICK).await;
+            }
+        });
+        let unsubscriber = Arc::downgrade(&relay);
+        tokio::spawn(async move {
+            while let Some(user) = ended.recv().await {
+                let Some(r) = unsubscriber.upgrade() else { return };
+                r.watch(&user, false).await;
             }
         });
         let ticker = Arc::downgrade(&relay);
@@ -322,10 +334,14 @@ impl Relay for RedisRelay {
                 }
                 here.push(Arc::new(envelope));
             }
-            self.registry
+            let ended = self
+                .registry
                 .send(DeliverAll { envelopes: here })
                 .await
                 .map_err(|_| RelayError::RegistryGone)?;
+            for user in ended {
+                self.watch(&user, false).await;
+            }
             if !self.is_up() || !any {
                 return Ok(());
             }

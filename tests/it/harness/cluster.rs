@@ -44,6 +44,19 @@ impl RedisServer {
             .is_ok_and(|s| s.success())
     }
 
+    /// How many connections (nodes) subscribe to `channel`.
+    pub fn subscribers(&self, channel: &str) -> i64 {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "PUBSUB", "NUMSUB", channel])
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("PUBSUB NUMSUB {channel}: {text}"))
+    }
+
     /// Starts it again on the same port (empty: it keeps nothing on disk).
     pub async fn restart(&mut self) {
         // The port was ours a moment ago; another process taking it meanwhile is rare
