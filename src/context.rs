@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::commit::Committer;
 use crate::config::Config;
 use crate::expiring::ExpiringSet;
+use crate::limits::RateLimiter;
 use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::registry::SessionRegistry;
@@ -28,6 +29,10 @@ const PG_COMMIT_SHARDS: usize = 2;
 /// What a graceful close waits beyond a write's own wait: the reply still has to be queued.
 const CLOSE_FLUSH_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Store calls a send makes in turn, each bounded by the store's wait: the direct thread's
+/// lookup (or creation), the check of the message it replies to, and the commit.
+const SEND_STORE_WAITS: u32 = 3;
+
 /// Direct threads remembered by their pair of users (about 150 bytes each).
 const DIRECT_MEMO: usize = 50_000;
 
@@ -38,7 +43,16 @@ pub struct TypingSet {
     /// A change and its announcement happen in one turn, so that two sessions of one user
     /// (or a socket and `POST …/typing`) cannot publish them in the opposite order.
     pub turns: Stripes,
+    /// Each user's starts of typing (`TYPING_STARTS_PER_S`, burst `TYPING_STARTS_BURST`):
+    /// every start and its stop fan out to the thread, so alternating `true` and `false`
+    /// would otherwise cost a fan-out per frame.
+    pub starts: RateLimiter,
 }
+
+/// Typing starts a user may make per second on one node: far above a person's.
+pub const TYPING_STARTS_PER_S: u32 = 5;
+/// Typing starts a user may make at once.
+pub const TYPING_STARTS_BURST: u32 = 10;
 
 /// The shared handles. Cheap to clone.
 #[derive(Clone)]
@@ -80,9 +94,10 @@ impl AppContext {
             Limits {
                 frames: p.config.outbox_frames,
                 bytes: p.config.outbox_bytes,
-                // A send waits for its commit at most this long before it is answered
-                // `unavailable`: a graceful close waits that long for replies in progress.
-                close_flush: CLOSE_FLUSH_LIMIT.max(p.store.write_wait() + CLOSE_FLUSH_MARGIN),
+                // A send begun before a graceful close may still wait on the store up to
+                // `SEND_STORE_WAITS` times before its reply: the close waits that long.
+                close_flush: CLOSE_FLUSH_LIMIT
+                    .max(p.store.write_wait() * SEND_STORE_WAITS + CLOSE_FLUSH_MARGIN),
             },
         );
         // SQLite has one writer: a second shard would only wait for the first.
@@ -109,6 +124,7 @@ impl AppContext {
                 typing: TypingSet {
                     set: ExpiringSet::default(),
                     turns: Stripes::new(TYPING_STRIPES),
+                    starts: RateLimiter::new(TYPING_STARTS_PER_S, TYPING_STARTS_BURST),
                 },
                 committer,
                 directs: Memo::new(DIRECT_MEMO),

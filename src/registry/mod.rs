@@ -263,7 +263,11 @@ impl Handler<DeliverAll> for SessionRegistry {
     fn handle(&mut self, msg: DeliverAll, ctx: &mut Self::Context) -> Vec<String> {
         let mut edges = Vec::new();
         for envelope in msg.envelopes {
-            edges.extend(<Self as Handler<Deliver>>::handle(self, Deliver { envelope }, ctx));
+            edges.extend(<Self as Handler<Deliver>>::handle(
+                self,
+                Deliver { envelope },
+                ctx,
+            ));
         }
         edges
     }

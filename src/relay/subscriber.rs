@@ -137,10 +137,14 @@ async fn hand_on(
         let Ok(ended) = registry.send(DeliverAll { envelopes }).await else {
             return;
         };
-        for user in ended {
-            if unwatched.send(user).await.is_err() {
-                return;
-            }
+        // Never waits: a slow Redis must not back the pushes up. A channel left subscribed
+        // when the queue is full costs only envelopes nobody here watches.
+        let left = ended
+            .into_iter()
+            .filter(|user| unwatched.try_send(user.clone()).is_err())
+            .count();
+        if left > 0 {
+            log::warn!("redis: {left} ended watch(es) left subscribed (the queue is full)");
         }
     }
 }

@@ -103,12 +103,15 @@ pub async fn send(app: &AppContext, env: Envelope) {
 /// Takes one action from the user's write budget (`RATE_PER_S` / `RATE_BURST`, shared by
 /// every node): sends, edits, deletes, thread creation, title and member changes.
 pub async fn rate(app: &AppContext, user: &str) -> Result<(), ServiceError> {
-    app.relay().take_send(user).await.map_err(|wait| {
-        crate::metrics::rate_limited();
-        ServiceError::RateLimited {
-            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
-        }
-    })
+    app.relay().take_send(user).await.map_err(limited)
+}
+
+/// The `rate_limited` error for a budget that frees up after `wait`, counted.
+fn limited(wait: std::time::Duration) -> ServiceError {
+    crate::metrics::rate_limited();
+    ServiceError::RateLimited {
+        retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+    }
 }
 
 /// How many of `items`, taken from the front, fit in half the session's outgoing byte budget

@@ -98,17 +98,43 @@ pub async fn watch(
     let Some(session_id) = caller.session_id.clone() else {
         return Err(super::bad("watching presence needs a session"));
     };
+    if !on {
+        register(app, &session_id, user_ids, false).await?;
+        return Ok(Vec::new());
+    }
     // Users outside the caller's scope are not watched (so send no events) and left out.
-    let user_ids = if on {
-        visible(app, &caller.user_id, user_ids).await?
-    } else {
-        user_ids
-    };
+    let mut user_ids = visible(app, &caller.user_id, user_ids).await?;
+    register(app, &session_id, user_ids.clone(), true).await?;
+    if app.config().presence_scope == PresenceScope::Shared && !user_ids.is_empty() {
+        // Asked again now the watch is in place: a scope that shrank in between (its unwatch
+        // delivered before this watch) would otherwise leave the watch behind.
+        let still: HashSet<String> = visible(app, &caller.user_id, user_ids.clone())
+            .await?
+            .into_iter()
+            .collect();
+        let (kept, gone): (Vec<String>, Vec<String>) =
+            user_ids.into_iter().partition(|u| still.contains(u));
+        if !gone.is_empty() {
+            register(app, &session_id, gone, false).await?;
+        }
+        user_ids = kept;
+    }
+    lookup(app, &user_ids).await
+}
+
+/// Starts (or stops) one session's watches in the registry, and subscribes (unsubscribes)
+/// the relay for users this node now watches first (no longer watches).
+async fn register(
+    app: &AppContext,
+    session_id: &str,
+    user_ids: Vec<String>,
+    on: bool,
+) -> Result<(), ServiceError> {
     let edges = app
         .registry()
         .send(Watch {
-            session_id,
-            user_ids: user_ids.clone(),
+            session_id: session_id.to_string(),
+            user_ids,
             watch: on,
         })
         .await
@@ -117,10 +143,7 @@ pub async fn watch(
     for user in edges {
         app.relay().watch(&user, on).await;
     }
-    if !on {
-        return Ok(Vec::new());
-    }
-    lookup(app, &user_ids).await
+    Ok(())
 }
 
 /// After `user` stopped sharing `thread_id` with its members: the watches between `user`

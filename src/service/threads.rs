@@ -148,8 +148,9 @@ pub async fn create(
 
 /// The reply to a write that has committed: the thread as the store now shows it to `user`.
 /// If reading it back fails, the write still stands and the caller is not told it failed (a
-/// retried create would make a second thread): the reply is the committed row, with the
-/// members the write knows of (`known`) and no last message, and the failure is logged.
+/// retried create would make a second thread): the reply is the committed row, with its
+/// members read alone (or, if that fails too, the members the write knows of, `known`), no
+/// last message and unread 0, and the failure is logged.
 pub(super) async fn committed_view(
     app: &AppContext,
     row: ThreadRow,
@@ -166,9 +167,11 @@ pub(super) async fn committed_view(
                 "thread {}: committed, but reading it back failed: {why}",
                 row.id
             );
+            // The members alone are a simpler read, and may still answer.
+            let members = app.store().member_ids(&row.id).await.unwrap_or(known);
             Thread::from(ThreadView {
                 thread: row,
-                members: known,
+                members,
                 last_message: None,
                 unread: 0,
             })
@@ -398,9 +401,17 @@ pub(super) async fn remove_from(
 
 /// Publishes a `thread` event to every member (each with their own unread count), then to
 /// `also` (users who are no longer members). The change has committed: a failure here is
-/// logged, never the caller's (members catch up with `threads`).
+/// logged, never the caller's. If the full event cannot be read (the last message or the
+/// unread counts), the event still goes out from the thread's row and members alone, with no
+/// last message and unread 0 (members correct both with `threads`).
 pub async fn announce(app: &AppContext, thread_id: &str, event: ThreadEvent, also: &[String]) {
-    if let Err(e) = try_announce(app, thread_id, event, also).await {
+    let Err(e) = try_announce(app, thread_id, event, also).await else {
+        return;
+    };
+    log::warn!(
+        "thread {thread_id}: {event:?} committed; reading it for the event failed ({e}), sent without the last message and unread counts"
+    );
+    if let Err(e) = announce_bare(app, thread_id, event, also).await {
         log::warn!("thread {thread_id}: {event:?} committed but not announced: {e}");
     }
 }
@@ -426,6 +437,44 @@ async fn try_announce(
         .await?
         .into_iter()
         .collect();
+    publish_thread(app, event, thread, unread, also).await;
+    Ok(())
+}
+
+/// The event from the row and the members only: the reads `try_announce` adds are the ones
+/// left out.
+async fn announce_bare(
+    app: &AppContext,
+    thread_id: &str,
+    event: ThreadEvent,
+    also: &[String],
+) -> Result<(), ServiceError> {
+    let Some(row) = app.store().thread(thread_id).await? else {
+        return Ok(());
+    };
+    let members = app.store().member_ids(thread_id).await?;
+    let thread = Thread {
+        unread: Some(PER_USER_SLOT),
+        ..Thread::from(ThreadView {
+            thread: row,
+            members,
+            last_message: None,
+            unread: 0,
+        })
+    };
+    publish_thread(app, event, thread, HashMap::new(), also).await;
+    Ok(())
+}
+
+/// Sends `thread` as a `thread` event to its members, each with their count from `unread`
+/// (0 when absent), then to `also`.
+async fn publish_thread(
+    app: &AppContext,
+    event: ThreadEvent,
+    thread: Thread,
+    unread: HashMap<String, i64>,
+    also: &[String],
+) {
     let members = thread.members.clone();
     let frame = ServerFrame::Thread { event, thread };
     let node = &app.config().node_id;
@@ -441,5 +490,4 @@ async fn try_announce(
         let env = Envelope::per_user(node, to_others, Lane::Durable, &frame, HashMap::new());
         send(app, env).await;
     }
-    Ok(())
 }

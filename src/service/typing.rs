@@ -53,6 +53,11 @@ pub async fn set(
             // Already shown typing: the deadline moved, and the running timer will see it.
             return Ok(());
         };
+        // Only starts are counted: a stop is announced only after a start was.
+        if let Err(wait) = app.typing().starts.check(&caller.user_id) {
+            app.typing().set.remove(&key);
+            return Err(super::limited(wait));
+        }
         announce(app, thread_id, &caller.user_id, true).await;
         tokio::spawn(stop_when_due(app.clone(), key, epoch, until));
     } else if app.typing().set.remove(&key) {

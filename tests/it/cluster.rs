@@ -135,7 +135,10 @@ async fn leaving_a_shared_thread_ends_watches_on_every_node() {
     assert_eq!(st, 204);
     let deadline = Instant::now() + Duration::from_secs(5);
     while c.redis.subscribers("sb:w:u-frank") != 1 {
-        assert!(Instant::now() < deadline, "node1 still subscribes to frank's channel");
+        assert!(
+            Instant::now() < deadline,
+            "node1 still subscribes to frank's channel"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _frank = c.node(1).ws("u-frank").await;

@@ -84,6 +84,7 @@ async fn a_committed_group_is_acknowledged_when_reading_it_back_fails() {
     let url = fresh_database(Backend::Postgres, &dir.0).await;
     let s = Server::spawn(dir, &url, &[]).await;
     let alice = s.http("alice");
+    let mut bob = s.ws("bob").await;
     let mut db = AsyncPgConnection::establish(&url).await.unwrap();
     db.batch_execute("ALTER TABLE messages RENAME TO messages_away")
         .await
@@ -94,10 +95,28 @@ async fn a_committed_group_is_acknowledged_when_reading_it_back_fails() {
             json!({"kind":"group","title":"after commit","members":["bob","carol"]}),
         )
         .await;
+    // A title change whose read-back fails the same way: the reply still has every member.
+    let (st2, t2) = alice
+        .patch(
+            &format!("/threads/{}", t["id"].as_str().unwrap_or("none")),
+            json!({"title":"renamed after commit"}),
+        )
+        .await;
     db.batch_execute("ALTER TABLE messages_away RENAME TO messages")
         .await
         .unwrap();
     assert_eq!(st, 201, "{t}");
+    assert_eq!(st2, 200, "{t2}");
+    assert_eq!(t2["title"], "renamed after commit");
+    assert_eq!(t2["members"].as_array().unwrap().len(), 3, "{t2}");
+    // The members were still told, from the row and the members alone.
+    let created = bob.event("thread").await;
+    assert_eq!(created["event"], "created", "{created}");
+    assert_eq!(created["thread"]["id"], t["id"]);
+    assert_eq!(created["thread"]["members"].as_array().unwrap().len(), 3);
+    let updated = bob.event("thread").await;
+    assert_eq!(updated["event"], "updated", "{updated}");
+    assert_eq!(updated["thread"]["title"], "renamed after commit");
     let mut members: Vec<&str> = t["members"]
         .as_array()
         .unwrap()

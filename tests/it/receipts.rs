@@ -126,4 +126,29 @@ both! {
         alice.ok(json!({"type":"typing","thread_id":tid,"is_typing":false})).await;
         bob.no_event("typing", Duration::from_millis(300)).await;
     }
+
+    async fn alternating_typing_is_limited_to_a_budget_of_starts(b) {
+        let s = Server::start(b).await;
+        let mut alice = s.ws("alice").await;
+        let mut bob = s.ws("bob").await;
+        let tid = s.http("alice").direct("bob").await;
+        // 30 start/stop pairs at once: the first 10 starts (the burst) are relayed, most of
+        // the rest refused; every stop after a relayed start is relayed.
+        let mut limited = 0;
+        for i in 0..30 {
+            let r = alice.call(json!({"type":"typing","ref":format!("t{i}"),"thread_id":tid,"is_typing":true})).await;
+            if r["type"] == "error" {
+                assert_eq!(r["code"], "rate_limited", "{r}");
+                assert!(r["retry_after_ms"].as_u64().unwrap() > 0, "{r}");
+                limited += 1;
+            }
+            alice.ok(json!({"type":"typing","ref":format!("f{i}"),"thread_id":tid,"is_typing":false})).await;
+        }
+        // Refilled at 5 a second while the loop runs: a slow machine lets a few more through.
+        assert!((10..=20).contains(&limited), "{limited} starts refused of 30");
+        // bob saw at most the relayed starts and their stops (typing is lossy: a slow reader
+        // may see fewer), not a frame per frame sent.
+        let seen = bob.count_events("typing", Duration::from_millis(500)).await;
+        assert!(seen > 0 && seen <= 2 * (30 - limited), "bob got {seen} typing frames");
+    }
 }

@@ -87,6 +87,9 @@ pub struct RedisRelay {
     scripts: Scripts,
     /// Per-user turns for opening and closing sessions.
     turns: Stripes,
+    /// Per-watched-user turns for subscribing and unsubscribing, so an unsubscribe cannot
+    /// overtake the subscribe that follows it (and leave a watcher without events).
+    watch_turns: Stripes,
     /// Users announced offline from this node's view alone while Redis was down.
     offline_while_down: Mutex<HashSet<String>>,
     /// When Redis last came back: peers get a liveness TTL to refresh before any reaping.
@@ -159,6 +162,7 @@ impl RedisRelay {
             transitions,
             scripts: Scripts::new(),
             turns: Stripes::new(USER_STRIPES),
+            watch_turns: Stripes::new(USER_STRIPES),
             offline_while_down: Mutex::new(HashSet::new()),
             recovered_at: Mutex::new(None),
             left: AtomicBool::new(false),
@@ -178,7 +182,9 @@ impl RedisRelay {
         let unsubscriber = Arc::downgrade(&relay);
         tokio::spawn(async move {
             while let Some(user) = ended.recv().await {
-                let Some(r) = unsubscriber.upgrade() else { return };
+                let Some(r) = unsubscriber.upgrade() else {
+                    return;
+                };
                 r.watch(&user, false).await;
             }
         });
@@ -400,6 +406,7 @@ impl Relay for RedisRelay {
 
     fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()> {
         async move {
+            let _turn = self.watch_turns.lock(user).await;
             // Signed: an "off" that overtakes its "on" (a session closing while its worker
             // still subscribes) nets out to no subscription instead of a stuck one.
             let change = {

@@ -162,6 +162,21 @@ impl Client {
         }
     }
 
+    /// Counts frames of `kind`, stashed ones included, until none has come for `quiet`.
+    pub async fn count_events(&mut self, kind: &str, quiet: Duration) -> usize {
+        let before = self.pending.len();
+        self.pending.retain(|v| v["type"] != kind);
+        let mut n = before - self.pending.len();
+        loop {
+            match self.read(quiet).await {
+                Some(Ok(v)) if v["type"] == kind => n += 1,
+                Some(Ok(v)) => self.pending.push_back(v),
+                Some(Err(e)) => panic!("connection ended while counting {kind}: {e:?}"),
+                None => return n,
+            }
+        }
+    }
+
     /// Sends `frame` with a fresh `ref` and returns the reply carrying that ref.
     pub async fn call(&mut self, mut frame: Value) -> Value {
         self.next_ref += 1;
