@@ -44,6 +44,14 @@ both! {
             &jsonwebtoken::EncodingKey::from_secret(b"wrong"),
         ).unwrap();
         assert_eq!(status_of(s.ws_raw(&forged).await.err().unwrap()), 401);
+        // `sub` past 256 bytes, or with a control character, is refused; 256 bytes is not.
+        let long = "u".repeat(257);
+        assert_eq!(status_of(s.ws_raw(&token_with(&long, 60, &[])).await.err().unwrap()), 401);
+        assert_eq!(status_of(s.ws_raw(&token_with("al\nice", 60, &[])).await.err().unwrap()), 401);
+        let (st, _) = s.http(&"u".repeat(257)).get("/threads").await;
+        assert_eq!(st, 401);
+        let mut longest = s.ws(&"u".repeat(256)).await;
+        assert_eq!(longest.call(json!({"type":"ping"})).await["type"], "pong");
         // The Authorization header works as well as ?token=.
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert("Authorization", format!("Bearer {}", s.token("alice")).parse().unwrap());
