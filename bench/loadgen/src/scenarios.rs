@@ -413,12 +413,26 @@ pub async fn reconnect(t: &Target, p: &Params, http: &reqwest::Client) -> Value 
         // The writer: a steady trickle, so every reconnect has something to catch up on.
         let mut ws = t.open(i, &format!("rw{i}")).await.expect("writer session");
         let (tid, mut stop, rate) = (tid.clone(), stop_rx.clone(), p.rate.max(1));
+        let counts = counts.clone();
         tasks.push(tokio::spawn(async move {
             let every = Duration::from_secs_f64(writers as f64 / rate as f64);
             while !*stop.borrow() {
                 let f = json!({"type":"send","ref":"w","thread_id":tid,"body":"x"});
-                let _ = ws.send(Message::text(f.to_string())).await;
-                let _ = next_json(&mut ws, Duration::from_secs(10)).await;
+                if ws.send(Message::text(f.to_string())).await.is_err() {
+                    counts.error("writer_closed");
+                    return;
+                }
+                // A writer that fails would leave nothing to miss: its errors are counted.
+                match next_json(&mut ws, Duration::from_secs(10)).await {
+                    Ok(v) if v["type"] == "error" => {
+                        counts.error(v["code"].as_str().unwrap_or("?"));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        counts.error("writer_closed");
+                        return;
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = stop.changed() => {}
@@ -440,11 +454,18 @@ pub async fn reconnect(t: &Target, p: &Params, http: &reqwest::Client) -> Value 
                     Ok(ws) => ws,
                     Err(_) => {
                         counts.error("connect");
+                        // A refused connect comes back at once: wait before the next.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
                 n += 1;
+                let mut whole = true;
                 loop {
+                    if *stop.borrow() {
+                        whole = false;
+                        break;
+                    }
                     let f = json!({"type":"history","ref":"h","thread_id":tid,"after_seq":last,"limit":200});
                     let _ = ws.send(Message::text(f.to_string())).await;
                     let page = loop {
@@ -474,8 +495,10 @@ pub async fn reconnect(t: &Target, p: &Params, http: &reqwest::Client) -> Value 
                         break;
                     }
                 }
-                catchup.add(started);
-                Counts::add(&counts.reconnects, 1);
+                if whole {
+                    catchup.add(started);
+                    Counts::add(&counts.reconnects, 1);
+                }
                 let _ = ws.close(None).await;
                 if stop.has_changed().unwrap_or(true) {
                     break;
@@ -487,8 +510,13 @@ pub async fn reconnect(t: &Target, p: &Params, http: &reqwest::Client) -> Value 
     tokio::time::sleep(Duration::from_secs(p.seconds)).await;
     let _ = stop_tx.send(true);
     let elapsed = started.elapsed().as_secs_f64();
+    // One deadline for all of them; what is still running then is stopped.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     for task in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        let abort = task.abort_handle();
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            abort.abort();
+        }
     }
     let n = Counts::get(&counts.reconnects);
     json!({

@@ -15,6 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::conn::{Ws, send};
 use crate::stats::{Counts, Latencies};
 
+/// A `mixed` sender starts typing at most this often, as a person does.
+const TYPING_EVERY: Duration = Duration::from_secs(1);
+
 /// What a sending session sends.
 pub struct Plan {
     pub thread_id: String,
@@ -56,6 +59,7 @@ pub async fn drive(ws: Ws, plan: Option<Plan>, run: Arc<Run>, linger: Duration) 
         tokio::spawn(async move {
             let mut stop = run.stop.clone();
             let mut n: u64 = 0;
+            let mut typed_at: Option<Instant> = None;
             loop {
                 if *stop.borrow() {
                     break;
@@ -86,12 +90,16 @@ pub async fn drive(ws: Ws, plan: Option<Plan>, run: Arc<Run>, linger: Duration) 
                 Counts::add(&run.counts.sent, 1);
                 if p.chatter {
                     let tid = &p.thread_id;
-                    // Two typing changes and a read receipt per message: a chat's usual mix.
-                    let extra = [
-                        json!({"type":"typing","thread_id":tid,"is_typing":true}),
-                        json!({"type":"typing","thread_id":tid,"is_typing":false}),
-                        json!({"type":"read","thread_id":tid,"seq":n}),
-                    ];
+                    // A read receipt per message, and a typing start and stop before it at a
+                    // person's pace, at most once a second (the gateway limits starts to 5 a
+                    // second per user): a chat's usual mix.
+                    let mut extra = Vec::with_capacity(3);
+                    if typed_at.is_none_or(|at: Instant| at.elapsed() >= TYPING_EVERY) {
+                        typed_at = Some(Instant::now());
+                        extra.push(json!({"type":"typing","thread_id":tid,"is_typing":true}));
+                        extra.push(json!({"type":"typing","thread_id":tid,"is_typing":false}));
+                    }
+                    extra.push(json!({"type":"read","thread_id":tid,"seq":n}));
                     for f in &extra {
                         if send(&mut tx, f).await.is_err() {
                             break;
