@@ -176,9 +176,7 @@ async fn out_of_scope(
     thread_id: &str,
 ) -> Result<Vec<String>, ServiceError> {
     let members = app.store().member_ids(thread_id).await?;
-    let still: HashSet<String> = app
-        .store()
-        .in_scope(user, &members)
+    let still: HashSet<String> = visible(app, user, members.clone())
         .await?
         .into_iter()
         .collect();

@@ -405,64 +405,49 @@ pub(super) async fn remove_from(
 /// unread counts), the event still goes out from the thread's row and members alone, with no
 /// last message and unread 0 (members correct both with `threads`).
 pub async fn announce(app: &AppContext, thread_id: &str, event: ThreadEvent, also: &[String]) {
-    let Err(e) = try_announce(app, thread_id, event, also).await else {
+    let Err(e) = try_announce(app, thread_id, event, also, true).await else {
         return;
     };
     log::warn!(
         "thread {thread_id}: {event:?} committed; reading it for the event failed ({e}), sent without the last message and unread counts"
     );
-    if let Err(e) = announce_bare(app, thread_id, event, also).await {
+    if let Err(e) = try_announce(app, thread_id, event, also, false).await {
         log::warn!("thread {thread_id}: {event:?} committed but not announced: {e}");
     }
 }
 
+/// Reads the thread and publishes its event; `full` adds the last message and each member's
+/// unread count, the reads left out when they have failed once.
 async fn try_announce(
     app: &AppContext,
     thread_id: &str,
     event: ThreadEvent,
     also: &[String],
+    full: bool,
 ) -> Result<(), ServiceError> {
     let Some(row) = app.store().thread(thread_id).await? else {
         return Ok(());
+    };
+    let (thread, unread): (Thread, HashMap<String, i64>) = if full {
+        let unread = app.store().unread_by_member(thread_id).await?;
+        (view(app, row, "").await?, unread.into_iter().collect())
+    } else {
+        let members = app.store().member_ids(thread_id).await?;
+        let bare = ThreadView {
+            thread: row,
+            members,
+            last_message: None,
+            unread: 0,
+        };
+        (Thread::from(bare), HashMap::new())
     };
     // One frame for everyone, serialised once, with a slot each recipient's unread count
     // fills at delivery: the cost stays linear in the members however large the group.
     let thread = Thread {
         unread: Some(PER_USER_SLOT),
-        ..view(app, row, "").await?
+        ..thread
     };
-    let unread: HashMap<String, i64> = app
-        .store()
-        .unread_by_member(thread_id)
-        .await?
-        .into_iter()
-        .collect();
     publish_thread(app, event, thread, unread, also).await;
-    Ok(())
-}
-
-/// The event from the row and the members only: the reads `try_announce` adds are the ones
-/// left out.
-async fn announce_bare(
-    app: &AppContext,
-    thread_id: &str,
-    event: ThreadEvent,
-    also: &[String],
-) -> Result<(), ServiceError> {
-    let Some(row) = app.store().thread(thread_id).await? else {
-        return Ok(());
-    };
-    let members = app.store().member_ids(thread_id).await?;
-    let thread = Thread {
-        unread: Some(PER_USER_SLOT),
-        ..Thread::from(ThreadView {
-            thread: row,
-            members,
-            last_message: None,
-            unread: 0,
-        })
-    };
-    publish_thread(app, event, thread, HashMap::new(), also).await;
     Ok(())
 }
 
