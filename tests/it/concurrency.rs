@@ -167,10 +167,14 @@ both! {
         let tid = s.http("alice").direct("bob").await;
         for round in 0..5 {
             let mut tasks = Vec::new();
+            // All ten let go at once, so they truly race.
+            let go = std::sync::Arc::new(tokio::sync::Barrier::new(10));
             for _ in 0..10 {
                 let http = s.http("alice");
                 let tid = tid.clone();
+                let go = go.clone();
                 tasks.push(tokio::spawn(async move {
+                    go.wait().await;
                     let (st, m) = http
                         .post(&format!("/threads/{tid}/messages"),
                               json!({"body":"once","client_id":format!("dup-{round}")}))

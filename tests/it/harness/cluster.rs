@@ -44,6 +44,19 @@ impl RedisServer {
             .is_ok_and(|s| s.success())
     }
 
+    /// The process id of the Redis answering on this port, if one does.
+    fn server_pid(&self) -> Option<u32> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "INFO", "server"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
+    }
+
     /// How many connections (nodes) subscribe to `channel`.
     pub fn subscribers(&self, channel: &str) -> i64 {
         let out = Command::new("redis-cli")
@@ -81,12 +94,14 @@ impl RedisServer {
                 "redis-server is required for the cluster tests (apt-get install redis-server)",
             );
         for _ in 0..100 {
-            if self.cli(&["PING"]) {
-                self.child = Some(child);
-                return true;
-            }
             if child.try_wait().ok().flatten().is_some() {
                 return false;
+            }
+            // The answer must come from our child: another test's Redis may have taken the
+            // port between picking it and binding it.
+            if self.server_pid() == Some(child.id()) {
+                self.child = Some(child);
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
