@@ -6,9 +6,10 @@ before and after the row, and print one JSON line with the difference.
     ... run the row ...
     python3 bench/node_metrics.py diff before.json URL[,URL...] --label L
 
-Per node: messages stored, commit batches and the mean batch, and for the two latency
+Per node: messages stored, commit batches and the mean batch, and for the three latency
 histograms (`db_query_seconds`: one store call, a batch's transaction included;
-`send_ack_seconds`: from a send read off the socket to its ack queued) the mean (exact, from
+`send_ack_seconds`: from a send read off the socket to its ack queued;
+`relay_publish_seconds`: one Redis publish pipeline, on two nodes) the mean (exact, from
 the sum) and p50/p99 interpolated inside the buckets, as Prometheus' histogram_quantile does
 (so only as fine as the buckets: 0.5, 1, 2.5, 5, 10, 25 ms ...). This splits a row's send ->
 receive latency into the commit and the rest.
@@ -16,7 +17,7 @@ receive latency into the commit and the rest.
 import json, re, sys, urllib.request
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-HISTOGRAMS = ("db_query_seconds", "send_ack_seconds")
+HISTOGRAMS = ("db_query_seconds", "send_ack_seconds", "relay_publish_seconds")
 COUNTERS = ("messages_stored_total", "commit_batches_total", "events_delivered_total",
             "relay_published_total", "relay_received_total")
 

@@ -27,6 +27,8 @@ pub const EVENTS_DROPPED: &str = "switchboard_events_dropped_total";
 pub const SEND_ACK_SECONDS: &str = "switchboard_send_ack_seconds";
 /// One store call: waiting for a connection, the statements, and the commit.
 pub const DB_QUERY_SECONDS: &str = "switchboard_db_query_seconds";
+/// One pipeline of PUBLISH commands to Redis (the cross-node copies of a commit's events).
+pub const RELAY_PUBLISH_SECONDS: &str = "switchboard_relay_publish_seconds";
 /// Database connections the pool opened; past the pool's size, each is a replacement.
 pub const DB_CONNECTIONS_OPENED: &str = "switchboard_db_connections_opened_total";
 /// Database connections the pool holds now.
@@ -51,6 +53,11 @@ static SEND_ACK: Latency = Latency::new(
 );
 /// One store call.
 static DB_QUERY: Latency = Latency::new(DB_QUERY_SECONDS, "One store call, in seconds.");
+/// One Redis publish pipeline.
+static RELAY_PUBLISH: Latency = Latency::new(
+    RELAY_PUBLISH_SECONDS,
+    "One pipeline of PUBLISH commands to Redis (a connection taken from the pool included), in seconds.",
+);
 
 /// The transport a session runs over (label `transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +142,7 @@ impl Metrics {
         }
         SEND_ACK.render(&mut out);
         DB_QUERY.render(&mut out);
+        RELAY_PUBLISH.render(&mut out);
         allocator::render(&mut out);
         out
     }
@@ -271,6 +279,11 @@ pub fn send_acked(took: Duration) {
 /// A store call took `took`.
 pub fn db_query(took: Duration) {
     DB_QUERY.record(took);
+}
+
+/// A Redis publish pipeline took `took`.
+pub fn relay_publish(took: Duration) {
+    RELAY_PUBLISH.record(took);
 }
 
 /// An envelope was published through the relay.

@@ -77,6 +77,14 @@ async fn chat_typing_receipts_presence_and_threads_cross_nodes() {
         bob.event("message_updated").await["message"]["body"],
         "edited"
     );
+    // Each of node0's publishes went to Redis as one timed pipeline.
+    let m0 = a.metrics().await;
+    let pipelines = crate::harness::metric(&m0, "switchboard_relay_publish_seconds_count");
+    assert!(pipelines >= 2.0, "{pipelines} publish pipelines timed");
+    assert!(
+        crate::harness::metric(&m0, "switchboard_relay_publish_seconds_sum") > 0.0,
+        "no time recorded"
+    );
 }
 
 #[tokio::test]

@@ -351,6 +351,7 @@ impl Relay for RedisRelay {
             if !self.is_up() || !any {
                 return Ok(());
             }
+            let started = Instant::now();
             let mut conn = match self.conn().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -361,6 +362,7 @@ impl Relay for RedisRelay {
             // Local delivery already happened: a failure here only loses the cross-node copy,
             // and the tick notices the outage.
             let _ = self.timed(pipe.query_async::<()>(&mut conn)).await;
+            metrics::relay_publish(started.elapsed());
             Ok(())
         }
         .boxed()
