@@ -36,6 +36,10 @@ const SEND_STORE_WAITS: u32 = 3;
 /// Direct threads remembered by their pair of users (about 150 bytes each).
 const DIRECT_MEMO: usize = 50_000;
 
+/// Announcements of committed changes whose audience read failed, retried in the background
+/// at once on one node; past it a change is logged as not broadcast (history has it).
+const LATE_ANNOUNCES: usize = 256;
+
 /// Who is typing where, by (thread, user), and a turn per key.
 pub struct TypingSet {
     /// Who is typing, each until a deadline.
@@ -71,6 +75,7 @@ struct Inner {
     typing: TypingSet,
     committer: Committer,
     directs: Memo,
+    late_announces: Arc<tokio::sync::Semaphore>,
 }
 
 /// The parts an [`AppContext`] is built from.
@@ -128,6 +133,7 @@ impl AppContext {
                 },
                 committer,
                 directs: Memo::new(DIRECT_MEMO),
+                late_announces: Arc::new(tokio::sync::Semaphore::new(LATE_ANNOUNCES)),
             }),
         }
     }
@@ -180,6 +186,11 @@ impl AppContext {
     /// Direct thread ids by pair key: a pair's direct thread never changes once made.
     pub fn directs(&self) -> &Memo {
         &self.inner.directs
+    }
+
+    /// Places for announcements retried after their audience read failed (`LATE_ANNOUNCES`).
+    pub fn late_announces(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.late_announces
     }
 
     /// Whether SIGTERM has started the drain (`/readyz` then answers 503).

@@ -6,10 +6,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::{Caller, ServiceError, bad, fits, member_of, page_limit, publish, rate};
+use super::{Caller, ServiceError, bad, fits, member_of, page_limit, rate, tell_members};
 use crate::commit::Answer;
 use crate::context::AppContext;
-use crate::envelope::{Audience, Lane};
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
 use crate::store::models::{MessageRow, NewMessage, naive};
 use crate::store::{Inserted, Pending, StoreError};
@@ -273,17 +272,9 @@ pub async fn edit(
     let frame = ServerFrame::MessageUpdated {
         message: message.clone(),
     };
-    tell_members(app, &message.thread_id, &frame).await;
+    // Every session of every member, the author's included.
+    tell_members(app, &message.thread_id, None, &frame).await;
     Ok(message)
-}
-
-/// Publishes a change to a message to every session of every member, the author's included.
-/// The change has committed: a failure here is logged, never the caller's.
-async fn tell_members(app: &AppContext, thread_id: &str, frame: &ServerFrame) {
-    match app.store().member_ids(thread_id).await {
-        Ok(members) => publish(app, Audience::users(members), Lane::Durable, frame).await,
-        Err(e) => log::warn!("thread {thread_id}: change committed but not broadcast: {e}"),
-    }
 }
 
 /// Deletes the caller's own message (it keeps its id and seq) and tells every member.
@@ -303,7 +294,8 @@ pub async fn delete(
     let frame = ServerFrame::MessageDeleted {
         message: message.clone(),
     };
-    tell_members(app, &message.thread_id, &frame).await;
+    // Every session of every member, the author's included.
+    tell_members(app, &message.thread_id, None, &frame).await;
     Ok(message)
 }
 

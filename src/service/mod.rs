@@ -93,6 +93,57 @@ pub async fn publish(app: &AppContext, audience: Audience, lane: Lane, frame: &S
     .await;
 }
 
+/// Read attempts for a committed change's audience after the first one failed, and the wait
+/// before the first of them (doubling after each).
+const ANNOUNCE_RETRIES: u32 = 4;
+const ANNOUNCE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Tells every member of a thread (every session but `except`) about a change that has
+/// committed. The audience is read after the commit, so it is the membership the change
+/// landed in. If that read fails, the change is still the caller's success: the read is
+/// retried in the background (`ANNOUNCE_RETRIES` times, backing off; at most
+/// `LATE_ANNOUNCES` such retries per node at once) and only then logged as not broadcast.
+pub async fn tell_members(
+    app: &AppContext,
+    thread_id: &str,
+    except: Option<String>,
+    frame: &ServerFrame,
+) {
+    let e = match app.store().member_ids(thread_id).await {
+        Ok(members) => {
+            return publish(app, Audience::users_except(members, except), Lane::Durable, frame)
+                .await;
+        }
+        Err(e) => e,
+    };
+    let Ok(place) = app.late_announces().clone().try_acquire_owned() else {
+        log::warn!("thread {thread_id}: change committed but not broadcast (retries full): {e}");
+        return;
+    };
+    log::warn!("thread {thread_id}: change committed, reading its members failed, retrying: {e}");
+    let (app, thread_id, frame) = (app.clone(), thread_id.to_string(), frame.clone());
+    tokio::spawn(async move {
+        let _place = place;
+        let mut wait = ANNOUNCE_BACKOFF;
+        for attempt in 1..=ANNOUNCE_RETRIES {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            match app.store().member_ids(&thread_id).await {
+                Ok(members) => {
+                    let audience = Audience::users_except(members, except);
+                    publish(&app, audience, Lane::Durable, &frame).await;
+                    log::info!("thread {thread_id}: change broadcast on retry {attempt}");
+                    return;
+                }
+                Err(e) if attempt == ANNOUNCE_RETRIES => log::warn!(
+                    "thread {thread_id}: change committed but not broadcast after {attempt} retries: {e}"
+                ),
+                Err(_) => {}
+            }
+        }
+    });
+}
+
 /// Hands an envelope to the relay; a failure is logged (the event is lost, the data is not).
 pub async fn send(app: &AppContext, env: Envelope) {
     if let Err(e) = app.relay().publish(env).await {

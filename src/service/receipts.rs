@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Caller, ServiceError, bad, member_of, publish};
+use super::{Caller, ServiceError, bad, member_of, tell_members};
 use crate::context::AppContext;
-use crate::envelope::{Audience, Lane};
 use crate::protocol::rest::UnreadCounts;
 use crate::protocol::{Receipt, ServerFrame, Ts};
 pub use crate::store::Receipt as Which;
@@ -48,21 +47,7 @@ pub async fn mark(
             Which::Delivered => ServerFrame::Delivered(receipt),
         };
         // Committed: a failure from here on is logged, never the caller's.
-        match app.store().member_ids(&thread.id).await {
-            Ok(members) => {
-                publish(
-                    app,
-                    Audience::users_except(members, caller.session_id.clone()),
-                    Lane::Durable,
-                    &frame,
-                )
-                .await;
-            }
-            Err(e) => log::warn!(
-                "thread {}: receipt stored but not broadcast: {e}",
-                thread.id
-            ),
-        }
+        tell_members(app, &thread.id, caller.session_id.clone(), &frame).await;
     }
     Ok(())
 }

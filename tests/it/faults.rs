@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Backend, Proxy, Server, TempDir, fresh_database};
+use crate::harness::{Backend, Ended, Proxy, Server, TempDir, fresh_database};
 
 #[tokio::test]
 async fn a_database_that_stops_answering_fails_fast_and_recovers() {
@@ -138,4 +138,125 @@ async fn a_committed_group_is_acknowledged_when_reading_it_back_fails() {
     assert_eq!(threads.len(), 1, "{l}");
     assert_eq!(threads[0]["id"], t["id"]);
     assert_eq!(threads[0]["members"].as_array().unwrap().len(), 3, "{l}");
+}
+
+/// An edit or delete that has committed reaches the members even when reading who they are
+/// fails at first: a trigger renames `members` away in the edit's own transaction, so the
+/// read right after the commit fails; the gateway retries it in the background, and once the
+/// table is back the event goes out. The caller is told it worked both times.
+#[tokio::test]
+async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Postgres, &dir.0).await;
+    let s = Server::spawn(dir, &url, &[]).await;
+    let http = s.http("alice");
+    let tid = http.direct("bob").await;
+    let mut alice = s.ws("alice").await;
+    let mut bob = s.ws("bob").await;
+    let m = alice
+        .ok(json!({"type":"send","thread_id":tid,"body":"tpyo"}))
+        .await["message"]
+        .clone();
+    bob.event("message").await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let mut db = AsyncPgConnection::establish(&url).await.unwrap();
+    db.batch_execute(
+        "CREATE FUNCTION hide_members() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN ALTER TABLE members RENAME TO members_away; RETURN NULL; END $$;
+         CREATE TRIGGER hide_members AFTER UPDATE ON messages
+         FOR EACH STATEMENT EXECUTE FUNCTION hide_members();",
+    )
+    .await
+    .unwrap();
+    let restore = "DROP TRIGGER hide_members ON messages;
+                   ALTER TABLE members_away RENAME TO members;
+                   CREATE TRIGGER hide_members AFTER UPDATE ON messages
+                   FOR EACH STATEMENT EXECUTE FUNCTION hide_members();";
+
+    let (st, e) = http
+        .patch(&format!("/messages/{id}"), json!({"body":"typo"}))
+        .await;
+    assert_eq!(st, 200, "the edit committed, so it is the caller's success: {e}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        s.log().contains("reading its members failed, retrying"),
+        "the first read did not fail, so the test proves nothing:\n{}",
+        s.log()
+    );
+    db.batch_execute(restore).await.unwrap();
+    let updated = bob.event("message_updated").await;
+    assert_eq!(updated["message"]["body"], "typo", "{updated}");
+    assert_eq!(alice.event("message_updated").await["message"], e["message"]);
+
+    let (st, d) = http.delete(&format!("/messages/{id}")).await;
+    assert_eq!(st, 200, "{d}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    db.batch_execute(restore).await.unwrap();
+    let deleted = bob.event("message_deleted").await;
+    assert_eq!(deleted["message"]["id"], id.as_str(), "{deleted}");
+    db.batch_execute("DROP TRIGGER hide_members ON messages")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.log().matches("change broadcast on retry").count(),
+        2,
+        "{}",
+        s.log()
+    );
+    // Stored once each: the edit and the delete are in history.
+    let (st, h) = http.get(&format!("/threads/{tid}/messages")).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["messages"][0]["deleted"], true, "{h}");
+}
+
+/// A send begun before SIGTERM while the database has stopped answering still gets its reply
+/// before the close frame: the drain waits for the send's store call (`DB_TIMEOUT_MS` and its
+/// margin), past the 3-second floor of the close flush, and the reply says `unavailable`
+/// rather than leaving the client to guess whether the message was stored.
+#[tokio::test]
+async fn a_send_stalled_on_the_database_is_answered_before_the_drain_closes_it() {
+    let dir = TempDir::new();
+    let direct = fresh_database(Backend::Postgres, &dir.0).await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let url = direct.replacen(":5432/", &format!(":{}/", proxy.port), 1);
+    let env = [("DB_TIMEOUT_MS", "4000"), ("SHUTDOWN_GRACE_S", "20")];
+    let mut s = Server::spawn(TempDir::new(), &url, &env).await;
+    let mut alice = s.ws("alice").await;
+    let tid = s.http("alice").direct("bob").await;
+    alice.say(&tid, "before").await;
+
+    proxy.pause();
+    let started = Instant::now();
+    alice
+        .send(json!({"type":"send","ref":"stalled","thread_id":tid,"body":"during"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.signal("TERM");
+    // Events (the thread's `created`, the first message) may come first; the close may not.
+    let reply = loop {
+        let frame = alice
+            .read_frame(Duration::from_secs(20))
+            .await
+            .expect("the reply before the close frame");
+        if frame.get("ref").is_some() {
+            break frame;
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(reply["ref"], "stalled", "{reply}");
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["code"], "unavailable", "{reply}");
+    assert!(
+        took > Duration::from_secs(3),
+        "answered after {took:?}: the database was not stalled long enough to test the flush"
+    );
+    assert_eq!(alice.closed(Duration::from_secs(10)).await, Ended::Code(1001));
+    proxy.resume();
+    assert!(
+        s.wait_exit(Duration::from_secs(20))
+            .is_some_and(|e| e.success()),
+        "{}",
+        s.log()
+    );
 }
