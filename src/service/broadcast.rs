@@ -11,7 +11,9 @@ use crate::protocol::rest::BroadcastRequest;
 /// Users addressed by one envelope; a large organisation goes out in several.
 const USERS_PER_ENVELOPE: usize = 1000;
 /// Most users one broadcast may name directly.
-const MAX_USERS: usize = 10_000;
+pub const MAX_USERS: usize = 10_000;
+/// Longest `channel`, in chars.
+pub const MAX_CHANNEL_CHARS: usize = 128;
 
 /// Delivers `req.event` live; returns how many users were online to get it.
 pub async fn send(app: &AppContext, req: BroadcastRequest) -> Result<usize, ServiceError> {
@@ -37,8 +39,10 @@ pub async fn send(app: &AppContext, req: BroadcastRequest) -> Result<usize, Serv
         _ => return Err(bad("give exactly one of org or user_ids")),
     };
     let channel = req.channel.unwrap_or(default_channel);
-    if channel.is_empty() || channel.chars().count() > 128 {
-        return Err(bad("channel must be 1 to 128 chars"));
+    if channel.is_empty() || channel.chars().count() > MAX_CHANNEL_CHARS {
+        return Err(bad(format!(
+            "channel must be 1 to {MAX_CHANNEL_CHARS} chars"
+        )));
     }
     // The event's size is bounded like any other object the host sends.
     check_json_size("event", req.event.clone())?;

@@ -18,7 +18,7 @@ const HOST: &str = "the server API";
 /// The sender of a message the host posts without one.
 pub const SYSTEM_SENDER: &str = "system";
 /// Longest `external_ref`, in chars.
-const MAX_REF_CHARS: usize = 256;
+pub const MAX_REF_CHARS: usize = 256;
 
 /// A thread as the host sees it: as a member would, without anyone's unread count.
 async fn host_view(app: &AppContext, row: ThreadRow) -> Result<Thread, ServiceError> {
@@ -166,10 +166,13 @@ pub async fn remove_member(app: &AppContext, id: &str, user_id: &str) -> Result<
     remove_from(app, &t, user_id, HOST).await
 }
 
+/// Longest message `kind` from the host, in bytes.
+pub const MAX_KIND_BYTES: usize = 64;
+
 /// A `kind` from the host: 1 to 64 of `a-z`, `0-9`, `_`, `.`, `-`.
 fn check_kind(kind: &str) -> Result<(), ServiceError> {
     let ok = !kind.is_empty()
-        && kind.len() <= 64
+        && kind.len() <= MAX_KIND_BYTES
         && kind
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));

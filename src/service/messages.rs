@@ -18,7 +18,7 @@ const HISTORY_DEFAULT: i64 = 50;
 /// Largest history page.
 pub const HISTORY_MAX: i64 = 200;
 /// Longest `client_id`, in chars.
-const MAX_CLIENT_ID_CHARS: usize = 128;
+pub const MAX_CLIENT_ID_CHARS: usize = 128;
 
 pub(super) fn check_body(app: &AppContext, body: &str) -> Result<(), ServiceError> {
     let max = app.config().max_body_chars;

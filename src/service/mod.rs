@@ -111,8 +111,13 @@ pub async fn tell_members(
 ) {
     let e = match app.store().member_ids(thread_id).await {
         Ok(members) => {
-            return publish(app, Audience::users_except(members, except), Lane::Durable, frame)
-                .await;
+            return publish(
+                app,
+                Audience::users_except(members, except),
+                Lane::Durable,
+                frame,
+            )
+            .await;
         }
         Err(e) => e,
     };
@@ -198,9 +203,12 @@ pub fn check_json_size(field: &str, v: serde_json::Value) -> Result<String, Serv
     Ok(s)
 }
 
+/// Longest user id, in bytes (as long as a token's `sub`).
+pub const MAX_USER_ID_BYTES: usize = crate::auth::MAX_SUB_BYTES;
+
 /// A user id someone names (a member, a recipient): 1 to 256 bytes, no control characters.
 pub fn check_user_id(u: &str) -> Result<(), ServiceError> {
-    if u.is_empty() || u.len() > 256 || u.chars().any(char::is_control) {
+    if u.is_empty() || u.len() > MAX_USER_ID_BYTES || u.chars().any(char::is_control) {
         return Err(bad(
             "user ids must be 1 to 256 bytes without control characters",
         ));

@@ -21,7 +21,7 @@ pub const MAX_RECIPIENTS: usize = 1000;
 const PAGE_DEFAULT: i64 = 50;
 const PAGE_MAX: i64 = 200;
 /// Most muted categories a user may keep.
-const MAX_MUTED: usize = 100;
+pub const MAX_MUTED: usize = 100;
 
 /// What a user's preferences say about a notification.
 fn pushed(prefs: Option<&Preferences>, category: &str, p: Priority) -> bool {

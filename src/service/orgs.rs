@@ -8,7 +8,7 @@ use crate::protocol::Presence;
 /// Most organisations remembered per user.
 const MAX_ORGS: usize = 100;
 /// Longest organisation id, in bytes.
-const MAX_ORG_BYTES: usize = 256;
+pub const MAX_ORG_BYTES: usize = 256;
 /// Most users of one organisation looked at (for broadcasts and online lists).
 pub const MAX_ORG_USERS: i64 = 100_000;
 /// Users per presence lookup.

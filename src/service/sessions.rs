@@ -9,7 +9,7 @@ use crate::protocol::close;
 /// Closes all of `user_id`'s sessions, wherever they are, with 4003. A user with no open
 /// session is not an error: the host may revoke before or after the user connects.
 pub async fn disconnect(app: &AppContext, user_id: &str) -> Result<(), ServiceError> {
-    if user_id.is_empty() || user_id.len() > 256 {
+    if user_id.is_empty() || user_id.len() > super::MAX_USER_ID_BYTES {
         return Err(super::bad("user_id must be 1 to 256 bytes"));
     }
     log::info!("server API: disconnecting {user_id} (4003)");

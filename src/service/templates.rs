@@ -11,16 +11,19 @@ use crate::protocol::{Priority, Ts};
 use crate::store::models::{TemplateRow, naive, ts};
 
 /// Longest template key, in bytes.
-const MAX_KEY_BYTES: usize = 128;
+pub const MAX_KEY_BYTES: usize = 128;
 /// Longest title, in chars (templates and rendered notifications alike).
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest body, in chars.
 pub const MAX_BODY_CHARS: usize = 4000;
 
+/// Longest category, in chars.
+pub const MAX_CATEGORY_CHARS: usize = 64;
+
 /// A category, checked: 1 to 64 chars of letters, digits, `_`, `-`, `.`.
 pub fn check_category(c: &str) -> Result<(), ServiceError> {
     let ok = !c.is_empty()
-        && c.chars().count() <= 64
+        && c.chars().count() <= MAX_CATEGORY_CHARS
         && c.chars()
             .all(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.' | ':'));
     if !ok {

@@ -19,7 +19,7 @@ const THREADS_DEFAULT: i64 = 50;
 /// Largest thread page.
 const THREADS_MAX: i64 = 200;
 /// Longest title, in chars.
-const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_TITLE_CHARS: usize = 200;
 
 /// The key that makes a pair's direct thread unique: the two ids, sorted, as a JSON array
 /// (unambiguous whatever characters the ids hold).

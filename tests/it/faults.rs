@@ -177,7 +177,10 @@ async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
     let (st, e) = http
         .patch(&format!("/messages/{id}"), json!({"body":"typo"}))
         .await;
-    assert_eq!(st, 200, "the edit committed, so it is the caller's success: {e}");
+    assert_eq!(
+        st, 200,
+        "the edit committed, so it is the caller's success: {e}"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
         s.log().contains("reading its members failed, retrying"),
@@ -187,7 +190,10 @@ async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
     db.batch_execute(restore).await.unwrap();
     let updated = bob.event("message_updated").await;
     assert_eq!(updated["message"]["body"], "typo", "{updated}");
-    assert_eq!(alice.event("message_updated").await["message"], e["message"]);
+    assert_eq!(
+        alice.event("message_updated").await["message"],
+        e["message"]
+    );
 
     let (st, d) = http.delete(&format!("/messages/{id}")).await;
     assert_eq!(st, 200, "{d}");
@@ -251,7 +257,10 @@ async fn a_send_stalled_on_the_database_is_answered_before_the_drain_closes_it()
         took > Duration::from_secs(3),
         "answered after {took:?}: the database was not stalled long enough to test the flush"
     );
-    assert_eq!(alice.closed(Duration::from_secs(10)).await, Ended::Code(1001));
+    assert_eq!(
+        alice.closed(Duration::from_secs(10)).await,
+        Ended::Code(1001)
+    );
     proxy.resume();
     assert!(
         s.wait_exit(Duration::from_secs(20))

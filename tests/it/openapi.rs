@@ -120,3 +120,124 @@ async fn the_document_describes_every_api_route() {
         assert!(thread.get(field).is_some(), "Thread.{field} missing");
     }
 }
+
+/// The schemas of every request body the document names, by component name.
+fn request_bodies(doc: &serde_json::Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            let r = &op["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+            if let Some(r) = r.as_str() {
+                out.insert(r.trim_start_matches("#/components/schemas/").to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn request_bodies_carry_the_limits_this_node_enforces() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[("MAX_BODY_CHARS", "123"), ("MAX_GROUP_MEMBERS", "7")],
+    )
+    .await;
+    let doc: serde_json::Value = reqwest::get(s.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    // The configured limits, not the defaults.
+    for body in ["SendBody", "EditBody", "HostMessage"] {
+        assert_eq!(
+            schemas[body]["properties"]["body"]["maxLength"], 123,
+            "{body}"
+        );
+    }
+    for (schema, prop) in [
+        ("CreateThread", "members"),
+        ("AddMembers", "user_ids"),
+        ("HostThread", "members"),
+    ] {
+        let p = &schemas[schema]["properties"][prop];
+        assert_eq!(p["maxItems"], 7, "{schema}.{prop}");
+        assert_eq!(p["items"]["maxLength"], 256, "{schema}.{prop}");
+        assert_eq!(p["items"]["minLength"], 1, "{schema}.{prop}");
+        assert!(p["items"]["pattern"].is_string(), "{schema}.{prop}");
+    }
+    assert_eq!(
+        schemas["NotifyRequest"]["properties"]["priority"]["enum"],
+        serde_json::json!(["low", "normal", "high", "urgent", null])
+    );
+    // Every string and array a client may send is bounded, but for an id that must name an
+    // existing message and the demo's dev login.
+    let exempt = [
+        "SendBody.reply_to",
+        "HostMessage.reply_to",
+        "DevLogin.user_id",
+        "DevLogin.name",
+    ];
+    let bodies = request_bodies(&doc);
+    assert!(bodies.len() >= 12, "{bodies:?}");
+    for name in &bodies {
+        for (prop, p) in schemas[name]["properties"].as_object().unwrap() {
+            let key = format!("{name}.{prop}");
+            let types = match &p["type"] {
+                serde_json::Value::String(t) => vec![t.as_str()],
+                serde_json::Value::Array(ts) => ts.iter().filter_map(|t| t.as_str()).collect(),
+                _ => vec![],
+            };
+            if exempt.contains(&key.as_str()) {
+                continue;
+            }
+            if types.contains(&"string") {
+                assert!(
+                    p.get("maxLength").is_some() || p.get("enum").is_some(),
+                    "{key} is an unbounded string"
+                );
+            }
+            if types.contains(&"array") {
+                assert!(p.get("maxItems").is_some(), "{key} is an unbounded array");
+            }
+        }
+    }
+    // What the document says is what the node does: a body at the limit is stored, one past
+    // it is refused with `too_large`.
+    let http = reqwest::Client::new();
+    let alice = s.token("alice");
+    let thread: serde_json::Value = http
+        .post(s.url("/api/v1/threads"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"kind": "group", "members": ["bob"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = s.url(&format!(
+        "/api/v1/threads/{}/messages",
+        thread["id"].as_str().unwrap()
+    ));
+    for (chars, status) in [(123, 200), (124, 413)] {
+        let r = http
+            .post(&url)
+            .bearer_auth(&alice)
+            .json(&serde_json::json!({"body": "é".repeat(chars)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{chars} chars");
+    }
+    let eight: Vec<String> = (1..=7).map(|i| format!("u{i}")).collect();
+    let r = http
+        .post(s.url("/api/v1/threads"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"kind": "group", "members": eight}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413, "alice and 7 others are 8 members");
+}
