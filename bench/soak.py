@@ -24,7 +24,8 @@ matched to the pool growing, or to connections replaced when opened outgrows the
 short run, or a minute after the churn warm-up); the summary also gives the slope by thirds.
 At the end: a /metrics excerpt, an ASCII chart of RSS, a summary (RSS after warm-up vs final,
 max, least-squares slope after warm-up in MiB/10 min, flat below 0.1), then SIGTERM. Exit 1 when
-a send got an error other than rate_limited or no ack, or the gateway died.
+a send got an error other than rate_limited or no ack, or the gateway died. Ctrl-C ends the run
+early the same way (summary, SIGTERM, database dropped); a second Ctrl-C stops it at once.
 
 Needs Python 3.11 and `pip install websockets` (13+); matplotlib only for --plot. Run:
     python3 bench/soak.py --minutes 3 --binary target/debug/switchboard
@@ -339,7 +340,14 @@ async def traffic(ctx, args, proc, out):
     if args.churn_every > 0:
         warm_s = args.warmup_churn_minutes * 60
         bg.append(asyncio.create_task(churn(ctx, normals, args.churn_every, args.warmup_churn_every, warm_s)))
-    try:  # ctx.stop is set before the time is up only when the gateway died
+    loop = asyncio.get_running_loop()
+
+    def interrupted():
+        print("\ninterrupted: ending the run early (Ctrl-C again to stop at once)", flush=True)
+        loop.remove_signal_handler(signal.SIGINT)
+        ctx.stop.set()
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:  # ctx.stop is set before the time is up when the gateway died or on Ctrl-C
         await asyncio.wait_for(ctx.stop.wait(), args.minutes * 60)
     except asyncio.TimeoutError:
         pass
@@ -480,8 +488,11 @@ def main():
                RUST_LOG=args.log, METRICS_TOKEN=ctx.metrics_token)
     log_path = tmp / "gateway.log"
     # cwd is the temp dir, so a .env in the caller's directory is not read.
+    # Its own session: a Ctrl-C at the terminal reaches this script, which ends the run and
+    # stops the gateway itself, and not the gateway before the last scrape.
     proc = subprocess.Popen([str(binary.resolve()), "serve"], env=env, cwd=tmp,
-                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
     print(f"gateway {binary} pid {proc.pid} on {ctx.addr}, {db_url}\nCSV: {out_path}")
     samples = []
     try:
