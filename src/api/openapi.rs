@@ -127,14 +127,16 @@ pub async fn document(app: web::Data<AppContext>) -> HttpResponse {
 enum Limit {
     /// A string of at most this many chars (a byte limit is also a char limit).
     Chars(usize),
+    /// 1 to this many chars.
+    Nonempty(usize),
     /// An id: 1 to this many chars, none of them a control character.
     Id(usize),
     /// 1 to this many chars, all matching the character class.
     Class(usize, &'static str),
-    /// An array of at most `.0` ids of at most `.1` chars each.
-    Ids(usize, usize),
-    /// An array of at most `.0` strings of 1 to `.1` chars of the class `.2`.
-    Classes(usize, usize, &'static str),
+    /// An array of `.0` to `.1` ids of at most `.2` chars each.
+    Ids(usize, usize, usize),
+    /// An array of at most `.0` strings of 1 to `.1` chars.
+    Strings(usize, usize),
     /// One of these strings.
     OneOf(&'static [&'static str]),
 }
@@ -143,8 +145,6 @@ const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 const THREAD_KINDS: &[&str] = &["direct", "group"];
 /// Any character but a control one (Rust's `char::is_control`: C0, DEL and C1).
 const NO_CONTROL: &str = "[^\\u0000-\\u001F\\u007F-\\u009F]";
-/// A category's characters (the service also takes non-ASCII letters and digits).
-const CATEGORY: &str = "[A-Za-z0-9_.:-]";
 /// A host message kind's characters.
 const HOST_KIND: &str = "[a-z0-9_.-]";
 
@@ -154,16 +154,20 @@ fn bounds(config: &Config) -> Vec<(&'static str, &'static str, Limit)> {
     use Limit::*;
     let user = service::MAX_USER_ID_BYTES;
     let body = config.max_body_chars;
-    let members = Ids(config.max_group_members, user);
+    let group = config.max_group_members;
+    // A user's list names the others: the caller (a member already) counts toward the cap.
+    let others = group.saturating_sub(1);
     let title = Chars(service::threads::MAX_TITLE_CHARS);
-    let client_id = Id(messages::MAX_CLIENT_ID_CHARS);
-    let category = Class(templates::MAX_CATEGORY_CHARS, CATEGORY);
+    let client_id = Nonempty(messages::MAX_CLIENT_ID_CHARS);
+    // Letters and digits of any script, `_`, `-`, `.`, `:`; a JSON Schema pattern cannot
+    // name Unicode classes portably, so only the length is stated.
+    let category = Nonempty(templates::MAX_CATEGORY_CHARS);
     vec![
         ("CreateThread", "kind", OneOf(THREAD_KINDS)),
         ("CreateThread", "title", title),
-        ("CreateThread", "members", members),
+        ("CreateThread", "members", Ids(0, others, user)),
         ("UpdateThread", "title", title),
-        ("AddMembers", "user_ids", members),
+        ("AddMembers", "user_ids", Ids(1, others, user)),
         ("SendBody", "body", Chars(body)),
         ("SendBody", "kind", OneOf(&["text"])),
         ("SendBody", "client_id", client_id),
@@ -172,31 +176,34 @@ fn bounds(config: &Config) -> Vec<(&'static str, &'static str, Limit)> {
         (
             "Preferences",
             "muted_categories",
-            Classes(
+            Strings(
                 service::notifications::MAX_MUTED,
                 templates::MAX_CATEGORY_CHARS,
-                CATEGORY,
             ),
         ),
         ("Preferences", "min_priority", OneOf(PRIORITIES)),
         (
             "NotifyRequest",
             "user_ids",
-            Ids(service::notifications::MAX_RECIPIENTS, user),
+            Ids(1, service::notifications::MAX_RECIPIENTS, user),
         ),
         ("NotifyRequest", "category", category),
         ("NotifyRequest", "priority", OneOf(PRIORITIES)),
         ("NotifyRequest", "title", Chars(templates::MAX_TITLE_CHARS)),
         ("NotifyRequest", "body", Chars(templates::MAX_BODY_CHARS)),
-        ("NotifyRequest", "template", Id(templates::MAX_KEY_BYTES)),
+        (
+            "NotifyRequest",
+            "template",
+            Nonempty(templates::MAX_KEY_BYTES),
+        ),
         ("TemplateBody", "category", category),
         ("TemplateBody", "priority", OneOf(PRIORITIES)),
         ("TemplateBody", "title", Chars(templates::MAX_TITLE_CHARS)),
         ("TemplateBody", "body", Chars(templates::MAX_BODY_CHARS)),
         ("HostThread", "kind", OneOf(THREAD_KINDS)),
         ("HostThread", "title", title),
-        ("HostThread", "members", members),
-        ("HostThread", "external_ref", Id(host::MAX_REF_CHARS)),
+        ("HostThread", "members", Ids(1, group, user)),
+        ("HostThread", "external_ref", Nonempty(host::MAX_REF_CHARS)),
         ("HostMessage", "body", Chars(body)),
         (
             "HostMessage",
@@ -209,26 +216,49 @@ fn bounds(config: &Config) -> Vec<(&'static str, &'static str, Limit)> {
         (
             "BroadcastRequest",
             "user_ids",
-            Ids(broadcast::MAX_USERS, user),
+            Ids(1, broadcast::MAX_USERS, user),
         ),
         (
             "BroadcastRequest",
             "channel",
-            Id(broadcast::MAX_CHANNEL_CHARS),
+            Nonempty(broadcast::MAX_CHANNEL_CHARS),
         ),
+        ("DevLogin", "user_id", Id(user)),
     ]
 }
 
-/// Bounds a string schema: 1 to `chars` chars, each matching `pattern`.
-fn nonempty(p: &mut serde_json::Map<String, Value>, chars: usize, pattern: String) {
+/// Bounds a string schema: 1 to `chars` chars, each matching `pattern` when there is one.
+fn nonempty(p: &mut serde_json::Map<String, Value>, chars: usize, pattern: Option<String>) {
     p.insert("minLength".into(), 1.into());
     p.insert("maxLength".into(), chars.into());
-    p.insert("pattern".into(), pattern.into());
+    if let Some(pattern) = pattern {
+        p.insert("pattern".into(), pattern.into());
+    }
+}
+
+/// Bounds an array schema of strings: `min` to `max` items, each 1 to `chars` chars matching
+/// `pattern`; false when the schema has no `items` to bound.
+fn list(
+    p: &mut serde_json::Map<String, Value>,
+    min: usize,
+    max: usize,
+    chars: usize,
+    pattern: Option<String>,
+) -> bool {
+    let Some(items) = p.get_mut("items").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    nonempty(items, chars, pattern);
+    p.insert("maxItems".into(), max.into());
+    if min > 0 {
+        p.insert("minItems".into(), min.into());
+    }
+    true
 }
 
 /// `^<class>+$`: a pattern of one character class.
-fn of(class: &str) -> String {
-    format!("^{class}+$")
+fn of(class: &str) -> Option<String> {
+    Some(format!("^{class}+$"))
 }
 
 /// Writes each limit into `doc`'s component schemas; returns the (schema, property) pairs
@@ -247,16 +277,17 @@ fn bound(doc: &mut Value, limits: &[(&'static str, &'static str, Limit)]) -> Vec
             Limit::Chars(n) => {
                 p.insert("maxLength".into(), n.into());
             }
+            Limit::Nonempty(n) => nonempty(p, n, None),
             Limit::Id(n) => nonempty(p, n, of(NO_CONTROL)),
             Limit::Class(n, class) => nonempty(p, n, of(class)),
-            Limit::Ids(n, chars) | Limit::Classes(n, chars, _) => {
-                let pattern = match limit {
-                    Limit::Classes(_, _, class) => of(class),
-                    _ => of(NO_CONTROL),
-                };
-                p.insert("maxItems".into(), n.into());
-                if let Some(items) = p.get_mut("items").and_then(Value::as_object_mut) {
-                    nonempty(items, chars, pattern);
+            Limit::Ids(min, max, chars) => {
+                if !list(p, min, max, chars, of(NO_CONTROL)) {
+                    missed.push(format!("{schema}.{prop}[]"));
+                }
+            }
+            Limit::Strings(max, chars) => {
+                if !list(p, 0, max, chars, None) {
+                    missed.push(format!("{schema}.{prop}[]"));
                 }
             }
             Limit::OneOf(values) => {

@@ -1,7 +1,7 @@
 //! Control over a user's sessions from the host backend: revoking access closes every socket
 //! and SSE stream of the user, on every node, with 4003.
 
-use super::ServiceError;
+use super::{ServiceError, check_user_id};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Envelope};
 use crate::protocol::close;
@@ -9,9 +9,7 @@ use crate::protocol::close;
 /// Closes all of `user_id`'s sessions, wherever they are, with 4003. A user with no open
 /// session is not an error: the host may revoke before or after the user connects.
 pub async fn disconnect(app: &AppContext, user_id: &str) -> Result<(), ServiceError> {
-    if user_id.is_empty() || user_id.len() > super::MAX_USER_ID_BYTES {
-        return Err(super::bad("user_id must be 1 to 256 bytes"));
-    }
+    check_user_id(user_id)?;
     log::info!("server API: disconnecting {user_id} (4003)");
     let env = Envelope::close(
         &app.config().node_id,

@@ -156,29 +156,40 @@ async fn request_bodies_carry_the_limits_this_node_enforces() {
             "{body}"
         );
     }
-    for (schema, prop) in [
-        ("CreateThread", "members"),
-        ("AddMembers", "user_ids"),
-        ("HostThread", "members"),
+    // A user's list names the others (the caller counts toward the cap); the host's names all.
+    for (schema, prop, max, min) in [
+        ("CreateThread", "members", 6, None),
+        ("AddMembers", "user_ids", 6, Some(1)),
+        ("HostThread", "members", 7, Some(1)),
     ] {
         let p = &schemas[schema]["properties"][prop];
-        assert_eq!(p["maxItems"], 7, "{schema}.{prop}");
+        assert_eq!(p["maxItems"], max, "{schema}.{prop}");
+        assert_eq!(p["minItems"].as_u64(), min, "{schema}.{prop}");
         assert_eq!(p["items"]["maxLength"], 256, "{schema}.{prop}");
         assert_eq!(p["items"]["minLength"], 1, "{schema}.{prop}");
-        assert!(p["items"]["pattern"].is_string(), "{schema}.{prop}");
+        assert_eq!(
+            p["items"]["pattern"], "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+            "{schema}.{prop}: no control character"
+        );
     }
+    let host_kind = &schemas["HostMessage"]["properties"]["kind"];
+    assert_eq!(host_kind["pattern"], "^[a-z0-9_.-]+$");
+    assert_eq!(host_kind["maxLength"], 64);
+    assert_eq!(
+        schemas["CreateThread"]["properties"]["kind"]["enum"],
+        serde_json::json!(["direct", "group"])
+    );
+    assert_eq!(
+        schemas["SendBody"]["properties"]["client_id"]["maxLength"],
+        128
+    );
     assert_eq!(
         schemas["NotifyRequest"]["properties"]["priority"]["enum"],
         serde_json::json!(["low", "normal", "high", "urgent", null])
     );
     // Every string and array a client may send is bounded, but for an id that must name an
-    // existing message and the demo's dev login.
-    let exempt = [
-        "SendBody.reply_to",
-        "HostMessage.reply_to",
-        "DevLogin.user_id",
-        "DevLogin.name",
-    ];
+    // existing message and the display name of the demo's dev login.
+    let exempt = ["SendBody.reply_to", "HostMessage.reply_to", "DevLogin.name"];
     let bodies = request_bodies(&doc);
     assert!(bodies.len() >= 12, "{bodies:?}");
     for name in &bodies {
@@ -231,13 +242,16 @@ async fn request_bodies_carry_the_limits_this_node_enforces() {
             .unwrap();
         assert_eq!(r.status().as_u16(), status, "{chars} chars");
     }
-    let eight: Vec<String> = (1..=7).map(|i| format!("u{i}")).collect();
-    let r = http
-        .post(s.url("/api/v1/threads"))
-        .bearer_auth(&alice)
-        .json(&serde_json::json!({"kind": "group", "members": eight}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 413, "alice and 7 others are 8 members");
+    // The caller and `maxItems` others make the cap; one more is refused.
+    for (others, status) in [(6, 201), (7, 413)] {
+        let ids: Vec<String> = (1..=others).map(|i| format!("u{i}")).collect();
+        let r = http
+            .post(s.url("/api/v1/threads"))
+            .bearer_auth(&alice)
+            .json(&serde_json::json!({"kind": "group", "members": ids}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "alice and {others} others");
+    }
 }
