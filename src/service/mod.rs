@@ -102,7 +102,9 @@ const ANNOUNCE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(2
 /// committed. The audience is read after the commit, so it is the membership the change
 /// landed in. If that read fails, the change is still the caller's success: the read is
 /// retried in the background (`ANNOUNCE_RETRIES` times, backing off; at most
-/// `LATE_ANNOUNCES` such retries per node at once) and only then logged as not broadcast.
+/// `LATE_ANNOUNCES` such retries per node at once), to the membership at the time of the
+/// retry, and only then logged as not broadcast. A retry whose change a later one has
+/// superseded sends nothing (`still_current`).
 pub async fn tell_members(
     app: &AppContext,
     thread_id: &str,
@@ -133,8 +135,18 @@ pub async fn tell_members(
         for attempt in 1..=ANNOUNCE_RETRIES {
             tokio::time::sleep(wait).await;
             wait *= 2;
-            match app.store().member_ids(&thread_id).await {
-                Ok(members) => {
+            let read = async {
+                let members = app.store().member_ids(&thread_id).await?;
+                Ok::<_, StoreError>((members, still_current(&app, &frame).await?))
+            };
+            match read.await {
+                Ok((_, false)) => {
+                    log::info!(
+                        "thread {thread_id}: change superseded before retry {attempt}; its successor's event stands"
+                    );
+                    return;
+                }
+                Ok((members, true)) => {
                     let audience = Audience::users_except(members, except);
                     publish(&app, audience, Lane::Durable, &frame).await;
                     log::info!("thread {thread_id}: change broadcast on retry {attempt}");
@@ -147,6 +159,31 @@ pub async fn tell_members(
             }
         }
     });
+}
+
+/// Whether a change's frame still says the latest about its message or receipt. A retried
+/// announcement that a later change has superseded is not sent, so that members do not end
+/// on the older state (a body edited again, a message deleted since, a receipt moved on);
+/// the later change's own event carries the news. Other frames are always current.
+async fn still_current(app: &AppContext, frame: &ServerFrame) -> Result<bool, StoreError> {
+    Ok(match frame {
+        ServerFrame::MessageUpdated { message } => {
+            app.store().message(&message.id).await?.is_some_and(|row| {
+                let now = crate::protocol::Message::from(row);
+                !now.deleted && now.edited_at == message.edited_at
+            })
+        }
+        ServerFrame::Read(r) | ServerFrame::Delivered(r) => {
+            match app.store().access(&r.thread_id, &r.user_id).await? {
+                Access::Member(_, m) if matches!(frame, ServerFrame::Read(_)) => {
+                    m.read_seq == r.seq
+                }
+                Access::Member(_, m) => m.delivered_seq == r.seq,
+                _ => false,
+            }
+        }
+        _ => true,
+    })
 }
 
 /// Hands an envelope to the relay; a failure is logged (the event is lost, the data is not).

@@ -216,6 +216,78 @@ async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
     assert_eq!(h["messages"][0]["deleted"], true, "{h}");
 }
 
+/// A retried announcement that a later change has superseded is not sent: the first edit's
+/// member read fails (the trigger hides `members` in its transaction) and is retried in the
+/// background; a second edit lands before that retry and is announced at once. The retry then
+/// finds the message changed since and sends nothing, so the members end on the second body
+/// and never see the first one after it.
+#[tokio::test]
+async fn a_retried_edit_that_a_later_edit_superseded_is_not_sent() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Postgres, &dir.0).await;
+    let s = Server::spawn(dir, &url, &[]).await;
+    let http = s.http("alice");
+    let tid = http.direct("bob").await;
+    let mut alice = s.ws("alice").await;
+    let mut bob = s.ws("bob").await;
+    let m = alice
+        .ok(json!({"type":"send","thread_id":tid,"body":"zero"}))
+        .await["message"]
+        .clone();
+    bob.event("message").await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let mut db = AsyncPgConnection::establish(&url).await.unwrap();
+    db.batch_execute(
+        "CREATE FUNCTION hide_members() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN ALTER TABLE members RENAME TO members_away; RETURN NULL; END $$;
+         CREATE TRIGGER hide_members AFTER UPDATE ON messages
+         FOR EACH STATEMENT EXECUTE FUNCTION hide_members();",
+    )
+    .await
+    .unwrap();
+    let first = std::time::Instant::now();
+    let (st, e) = http
+        .patch(&format!("/messages/{id}"), json!({"body":"one"}))
+        .await;
+    assert_eq!(st, 200, "{e}");
+    db.batch_execute(
+        "DROP TRIGGER hide_members ON messages; ALTER TABLE members_away RENAME TO members;",
+    )
+    .await
+    .unwrap();
+    let (st, e) = http
+        .patch(&format!("/messages/{id}"), json!({"body":"two"}))
+        .await;
+    assert_eq!(st, 200, "{e}");
+    // The first retry runs 250 ms after the first edit: the second must have been announced
+    // by then for this test to show anything.
+    assert!(
+        first.elapsed() < Duration::from_millis(200),
+        "the two edits took {:?}: too slow to get ahead of the retry",
+        first.elapsed()
+    );
+    let updated = bob.event("message_updated").await;
+    assert_eq!(updated["message"]["body"], "two", "{updated}");
+    bob.no_event("message_updated", Duration::from_millis(1500))
+        .await;
+    assert!(
+        s.log().contains("reading its members failed, retrying"),
+        "the first read did not fail, so the test proves nothing:\n{}",
+        s.log()
+    );
+    assert!(
+        s.log().contains("change superseded before retry 1"),
+        "{}",
+        s.log()
+    );
+    assert!(
+        !s.log().contains("change broadcast on retry"),
+        "{}",
+        s.log()
+    );
+}
+
 /// A send begun before SIGTERM while the database has stopped answering still gets its reply
 /// before the close frame: the drain waits for the send's store call (`DB_TIMEOUT_MS` and its
 /// margin), past the 3-second floor of the close flush, and the reply says `unavailable`
