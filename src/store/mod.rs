@@ -184,14 +184,16 @@ async fn backoff(attempt: u32) {
 
 impl StoreError {
     /// Whether the database, not the request, is at fault: no connection, a connection lost,
-    /// or a statement stopped by `statement_timeout` (`unavailable` to the client).
+    /// a statement stopped by `statement_timeout`, or a SQLite file another process held
+    /// locked past `busy_timeout` (`unavailable` to the client).
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
             StoreError::Unavailable(_) => true,
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
             StoreError::Query(Error::DatabaseError(_, info)) => {
-                info.message().contains("statement timeout")
+                let m = info.message();
+                m.contains("statement timeout") || m.contains("database is locked")
             }
             _ => false,
         }

@@ -8,6 +8,48 @@ use serde_json::json;
 
 use crate::harness::{Backend, Ended, Proxy, Server, TempDir, fresh_database};
 
+/// A SQLite file another process holds locked (a backup, an operator's `sqlite3` shell in a
+/// transaction) makes sends fail with `unavailable` within `DB_TIMEOUT_MS` and a second, not
+/// `internal`; once the lock is let go, the same send is stored.
+#[tokio::test]
+async fn a_sqlite_file_locked_by_another_process_answers_unavailable_and_recovers() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir.0).await;
+    let path = url.trim_start_matches("sqlite://").to_string();
+    let s = Server::spawn(dir, &url, &[("DB_TIMEOUT_MS", "1000")]).await;
+    let mut alice = s.ws("alice").await;
+    let tid = s.http("alice").direct("bob").await;
+    alice.say(&tid, "before").await;
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut c = SqliteConnection::establish(&path).unwrap();
+        diesel::sql_query("BEGIN EXCLUSIVE")
+            .execute(&mut c)
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(30));
+        diesel::sql_query("COMMIT").execute(&mut c).unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let frame = json!({"type":"send","thread_id":tid,"body":"during","client_id":"c-locked"});
+    let started = Instant::now();
+    let r = alice.call(frame.clone()).await;
+    let took = started.elapsed();
+    assert_eq!(r["code"], "unavailable", "{r}");
+    assert!(
+        took < Duration::from_millis(2000),
+        "failed after {took:?}, not within 1 s + 1 s"
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let r = alice.call(frame).await;
+    assert_eq!(r["type"], "ack", "{r}");
+    assert_eq!(r["message"]["body"], "during", "{r}");
+}
+
 #[tokio::test]
 async fn a_database_that_stops_answering_fails_fast_and_recovers() {
     let dir = TempDir::new();
