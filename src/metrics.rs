@@ -89,15 +89,19 @@ pub enum DropReason {
     RelayQueueFull,
     /// An envelope from another node that could not be read.
     BadEnvelope,
+    /// An envelope whose copy for other nodes was not published: Redis was down or the
+    /// publish failed (local sessions still got it).
+    RelayDown,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 5] = [
+    const ALL: [DropReason; 6] = [
         DropReason::Shed,
         DropReason::SlowSession,
         DropReason::Closing,
         DropReason::RelayQueueFull,
         DropReason::BadEnvelope,
+        DropReason::RelayDown,
     ];
 
     /// The label value.
@@ -108,6 +112,7 @@ impl DropReason {
             DropReason::Closing => "closing",
             DropReason::RelayQueueFull => "relay_queue_full",
             DropReason::BadEnvelope => "bad_envelope",
+            DropReason::RelayDown => "relay_down",
         }
     }
 }

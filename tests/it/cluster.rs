@@ -411,6 +411,20 @@ async fn redis_restart_loses_nothing_acked_and_delivery_resumes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(saw_503, "/readyz never reported Redis down");
+    // The cross-node copy of "during" did not go out, and the node says so.
+    let text = http
+        .get(c.node(0).url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lost = crate::harness::metric(
+        &text,
+        "switchboard_events_dropped_total{reason=\"relay_down\"}",
+    );
+    assert!(lost >= 1.0, "no relay_down drop counted:\n{text}");
 
     c.redis.restart().await;
     let restarted = Instant::now();

@@ -330,13 +330,15 @@ impl Relay for RedisRelay {
     fn publish_all(&self, envelopes: Vec<Envelope>) -> BoxFuture<'_, Result<(), RelayError>> {
         async move {
             let mut pipe = redis::pipe();
-            let mut any = false;
+            // Envelopes with a copy for other nodes: counted as dropped if it does not go out.
+            let mut crossing = 0;
             let mut here = Vec::with_capacity(envelopes.len());
             for envelope in envelopes {
                 metrics::relay_published();
-                for (channel, json) in routing::parts(&envelope) {
+                let parts = routing::parts(&envelope);
+                crossing += u64::from(!parts.is_empty());
+                for (channel, json) in parts {
                     pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
-                    any = true;
                 }
                 here.push(Arc::new(envelope));
             }
@@ -348,7 +350,11 @@ impl Relay for RedisRelay {
             for user in ended {
                 self.watch(&user, false).await;
             }
-            if !self.is_up() || !any {
+            if crossing == 0 {
+                return Ok(());
+            }
+            if !self.is_up() {
+                metrics::event_dropped(metrics::DropReason::RelayDown, crossing);
                 return Ok(());
             }
             let started = Instant::now();
@@ -356,12 +362,15 @@ impl Relay for RedisRelay {
                 Ok(c) => c,
                 Err(e) => {
                     self.down(&e);
+                    metrics::event_dropped(metrics::DropReason::RelayDown, crossing);
                     return Ok(());
                 }
             };
             // Local delivery already happened: a failure here only loses the cross-node copy,
             // and the tick notices the outage.
-            let _ = self.timed(pipe.query_async::<()>(&mut conn)).await;
+            if self.timed(pipe.query_async::<()>(&mut conn)).await.is_err() {
+                metrics::event_dropped(metrics::DropReason::RelayDown, crossing);
+            }
             metrics::relay_publish(started.elapsed());
             Ok(())
         }
