@@ -26,6 +26,9 @@ use crate::registry::{DeliverAll, SessionRegistry};
 const HAND_ON_BATCH: usize = 256;
 /// How often dropped pushes are reported in the log.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(1);
+/// Close and unwatch envelopes waiting past a full `RELAY_QUEUE`: few, and never dropped for
+/// a flood of messages.
+const CONTROL_QUEUE: usize = 1024;
 /// Bound on connecting and on each command, so a paused Redis cannot stall the node.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -57,11 +60,22 @@ impl RedisSubscriber {
         unwatched: mpsc::Sender<String>,
     ) -> Result<Addr<RedisSubscriber>, RelayError> {
         let (tx, rx) = mpsc::channel::<PushInfo>(queue.max(1));
+        let (control_tx, control_rx) = mpsc::channel::<PushInfo>(CONTROL_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
         let config = ConnectionManagerConfig::new()
             .set_push_sender(move |info: PushInfo| {
-                if tx.try_send(info).is_err() {
+                // A close (a revocation, a replaced session) or an unwatch (the presence
+                // scope) must not be lost to a flood of messages: past the queue it waits in
+                // one of its own.
+                let lost = match tx.try_send(info) {
+                    Ok(()) => false,
+                    Err(mpsc::error::TrySendError::Full(info)) if is_control(&info) => {
+                        control_tx.try_send(info).is_err()
+                    }
+                    Err(_) => true,
+                };
+                if lost {
                     counter.fetch_add(1, Ordering::Relaxed);
                     metrics::event_dropped(DropReason::RelayQueueFull, 1);
                 }
@@ -82,7 +96,9 @@ impl RedisSubscriber {
         // a busy registry slows only them (the queue above absorbs it, then drops and counts)
         // and never the actor, whose subscribe and ping calls would otherwise time out and
         // be taken for a Redis outage.
-        tokio::spawn(hand_on(rx, node_id, registry, dropped, unwatched));
+        tokio::spawn(hand_on(
+            rx, control_rx, node_id, registry, dropped, unwatched,
+        ));
         Ok(RedisSubscriber { conn }.start())
     }
 }
@@ -94,6 +110,7 @@ impl RedisSubscriber {
 /// so a flood makes a line per second, not a line per envelope.
 async fn hand_on(
     mut rx: mpsc::Receiver<PushInfo>,
+    mut control: mpsc::Receiver<PushInfo>,
     node_id: String,
     registry: Addr<SessionRegistry>,
     dropped: Arc<AtomicU64>,
@@ -105,6 +122,10 @@ async fn hand_on(
     loop {
         let n = tokio::select! {
             n = rx.recv_many(&mut pushes, HAND_ON_BATCH) => n,
+            Some(info) = control.recv() => {
+                pushes.push(info);
+                1
+            }
             _ = report.tick() => {
                 let n = dropped.swap(0, Ordering::Relaxed);
                 if n > 0 {
@@ -172,6 +193,14 @@ impl Actor for RedisSubscriber {
     }
 }
 
+/// Whether a push carries a close or an unwatch envelope. Only the envelope's own tag can
+/// appear unescaped: a frame inside it is a JSON string, its quotes escaped.
+fn is_control(info: &PushInfo) -> bool {
+    let has = |p: &[u8], needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
+    bulk(info.data.get(1))
+        .is_some_and(|p| has(p, br#""kind":"close""#) || has(p, br#""kind":"unwatch""#))
+}
+
 fn bulk(v: Option<&Value>) -> Option<&[u8]> {
     match v? {
         Value::BulkString(b) => Some(b),
@@ -220,5 +249,44 @@ impl Handler<Ping> for RedisSubscriber {
                 .map(|_| ())
                 .map_err(|e| RelayError::Unavailable(e.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Audience, Lane};
+    use crate::protocol::ServerFrame;
+
+    fn push(env: &Envelope) -> PushInfo {
+        PushInfo {
+            kind: PushKind::Message,
+            data: vec![
+                Value::BulkString(b"sb:u:bob".to_vec()),
+                Value::BulkString(serde_json::to_vec(env).unwrap()),
+            ],
+        }
+    }
+
+    #[test]
+    fn closes_and_unwatches_are_control_and_a_frame_quoting_one_is_not() {
+        let bob = || Audience::users(vec!["bob".into()]);
+        assert!(is_control(&push(&Envelope::close(
+            "n1",
+            bob(),
+            4003,
+            "revoked"
+        ))));
+        assert!(is_control(&push(&Envelope::unwatch(
+            "n1",
+            bob(),
+            vec!["ann".into()]
+        ))));
+        let frame = ServerFrame::Broadcast {
+            channel: "c".into(),
+            event: serde_json::json!({"kind": "close"}),
+        };
+        let quoting = Envelope::frame("n1", bob(), Lane::Durable, &frame);
+        assert!(!is_control(&push(&quoting)));
     }
 }
