@@ -182,12 +182,22 @@ async fn a_committed_group_is_acknowledged_when_reading_it_back_fails() {
     assert_eq!(threads[0]["members"].as_array().unwrap().len(), 3, "{l}");
 }
 
-/// An edit or delete that has committed reaches the members even when reading who they are
-/// fails at first: a trigger renames `members` away in the edit's own transaction, so the
-/// read right after the commit fails; the gateway retries it in the background, and once the
-/// table is back the event goes out. The caller is told it worked both times.
-#[tokio::test]
-async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
+/// A Postgres node where alice and bob share a direct thread holding one message of alice's,
+/// and a trigger that renames `members` away in the transaction of any update of `messages`:
+/// the member read right after an edit or delete has committed fails.
+struct HiddenMembers {
+    s: Server,
+    http: crate::harness::Http,
+    tid: String,
+    /// The message's id.
+    id: String,
+    alice: crate::harness::Client,
+    bob: crate::harness::Client,
+    /// A connection of the test's own, to restore the table.
+    db: diesel_async::AsyncPgConnection,
+}
+
+async fn members_hidden_on_update(body: &str) -> HiddenMembers {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     let dir = TempDir::new();
     let url = fresh_database(Backend::Postgres, &dir.0).await;
@@ -197,7 +207,7 @@ async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
     let mut alice = s.ws("alice").await;
     let mut bob = s.ws("bob").await;
     let m = alice
-        .ok(json!({"type":"send","thread_id":tid,"body":"tpyo"}))
+        .ok(json!({"type":"send","thread_id":tid,"body":body}))
         .await["message"]
         .clone();
     bob.event("message").await;
@@ -211,6 +221,33 @@ async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
     )
     .await
     .unwrap();
+    HiddenMembers {
+        s,
+        http,
+        tid,
+        id,
+        alice,
+        bob,
+        db,
+    }
+}
+
+/// An edit or delete that has committed reaches the members even when reading who they are
+/// fails at first: a trigger renames `members` away in the edit's own transaction, so the
+/// read right after the commit fails; the gateway retries it in the background, and once the
+/// table is back the event goes out. The caller is told it worked both times.
+#[tokio::test]
+async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
+    use diesel_async::SimpleAsyncConnection;
+    let HiddenMembers {
+        s,
+        http,
+        tid,
+        id,
+        mut alice,
+        mut bob,
+        mut db,
+    } = members_hidden_on_update("tpyo").await;
     let restore = "DROP TRIGGER hide_members ON messages;
                    ALTER TABLE members_away RENAME TO members;
                    CREATE TRIGGER hide_members AFTER UPDATE ON messages
@@ -265,29 +302,16 @@ async fn a_committed_edit_is_broadcast_once_its_members_can_be_read_again() {
 /// and never see the first one after it.
 #[tokio::test]
 async fn a_retried_edit_that_a_later_edit_superseded_is_not_sent() {
-    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-    let dir = TempDir::new();
-    let url = fresh_database(Backend::Postgres, &dir.0).await;
-    let s = Server::spawn(dir, &url, &[]).await;
-    let http = s.http("alice");
-    let tid = http.direct("bob").await;
-    let mut alice = s.ws("alice").await;
-    let mut bob = s.ws("bob").await;
-    let m = alice
-        .ok(json!({"type":"send","thread_id":tid,"body":"zero"}))
-        .await["message"]
-        .clone();
-    bob.event("message").await;
-    let id = m["id"].as_str().unwrap().to_string();
-    let mut db = AsyncPgConnection::establish(&url).await.unwrap();
-    db.batch_execute(
-        "CREATE FUNCTION hide_members() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN ALTER TABLE members RENAME TO members_away; RETURN NULL; END $$;
-         CREATE TRIGGER hide_members AFTER UPDATE ON messages
-         FOR EACH STATEMENT EXECUTE FUNCTION hide_members();",
-    )
-    .await
-    .unwrap();
+    use diesel_async::SimpleAsyncConnection;
+    let HiddenMembers {
+        s,
+        http,
+        id,
+        alice: _alice,
+        mut bob,
+        mut db,
+        ..
+    } = members_hidden_on_update("zero").await;
     let first = std::time::Instant::now();
     let (st, e) = http
         .patch(&format!("/messages/{id}"), json!({"body":"one"}))
