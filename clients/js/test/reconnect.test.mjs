@@ -19,7 +19,9 @@ test("backoff: full jitter within min(max, base*2^attempt), reset", () => {
 test("reconnect after SIGKILL and restart on the same port and file; missed messages arrive by gap fill", async () => {
   const gw = await gateway();
   const tap = {};
-  const alice = mk(gw, "alice", { WebSocket: tappedWebSocket(tap) });
+  // "ws", not "auto": the tap refuses only WebSockets, and an "auto" client falls back to SSE
+  // after a few refusals, which would let alice in while bob talks.
+  const alice = mk(gw, "alice", { WebSocket: tappedWebSocket(tap), transport: "ws" });
   await untilOpen(alice);
   const first = await alice.send({ to: "bob", body: "before" });
   const tid = first.thread_id;

@@ -131,7 +131,8 @@ test("a failed gap fill is retried with backoff: the live message that followed 
 test("after a reconnect only threads that moved are caught up (threads listing first)", async () => {
   const gw = await gateway();
   const tap = {};
-  const alice = mk(gw, "alice", { WebSocket: tappedWebSocket(tap) });
+  // "ws": an "auto" client would fall back to SSE past the tap's refusals (see reconnect.test.mjs).
+  const alice = mk(gw, "alice", { WebSocket: tappedWebSocket(tap), transport: "ws" });
   await untilOpen(alice);
   const tids = [];
   for (const u of ["bob", "carol", "dave"]) tids.push((await alice.send({ to: u, body: `hi ${u}` })).thread_id);
