@@ -8,7 +8,8 @@
 //! order needs no lock, and the shards' batches never touch the same thread row.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -147,7 +148,7 @@ async fn write(
         };
         metrics::commit_batch();
         // No sender waits longer than the write wait in all, queue included.
-        let deadline = oldest + store.write_wait();
+        let deadline = store.wait_until(oldest);
         let mut senders = Vec::with_capacity(batch.len());
         let mut items = Vec::with_capacity(batch.len());
         let mut except = Vec::with_capacity(batch.len());
@@ -285,35 +286,26 @@ fn store_batch<'a>(
     async move {
         let n = items.len();
         let started = Instant::now();
+        // Sooner if the node has begun to shut down since.
+        let deadline = deadline.min(store.wait_until(started));
         // Past the deadline (a failed batch's halves): not started at all, so nobody is told
         // `unavailable` about a message that then commits.
         if started >= deadline {
-            return (0..n)
-                .map(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "no answer within {} ms",
-                        store.timeout().as_millis()
-                    )))
-                })
-                .collect();
+            return (0..n).map(|_| Err(store.no_answer())).collect();
         }
-        let mut task = store.insert_messages(items.clone());
-        let wait = deadline.saturating_duration_since(started);
-        let waited = tokio::time::timeout(wait, &mut task).await;
+        let mut task = store.insert_messages(items.clone(), Store::commit_by(deadline));
+        let waited = store.until(deadline, &mut task).await;
         metrics::db_query(started.elapsed());
         let result = match waited {
-            Ok(joined) => joined
+            Some(joined) => joined
                 .map_err(|e| StoreError::Task(e.to_string()))
                 .and_then(|r| r),
-            Err(_) => {
+            None => {
                 late.push(Late {
                     task,
                     except: except.to_vec(),
                 });
-                Err(StoreError::Unavailable(format!(
-                    "no answer within {} ms",
-                    store.timeout().as_millis()
-                )))
+                Err(store.no_answer())
             }
         };
         match result {
@@ -377,7 +369,7 @@ async fn publish(relay: Arc<dyn Relay>, mut rx: mpsc::Receiver<Committed>) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use tokio::time::Instant;
 
     use super::{Job, MAX_BATCH_BYTES, shard_of, within_budget};
     use crate::store::Pending;

@@ -29,9 +29,11 @@ const PG_COMMIT_SHARDS: usize = 2;
 /// What a graceful close waits beyond a write's own wait: the reply still has to be queued.
 const CLOSE_FLUSH_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Store calls a send makes in turn, each bounded by the store's wait: the direct thread's
-/// lookup (or creation), the check of the message it replies to, and the commit.
-const SEND_STORE_WAITS: u32 = 3;
+/// Store calls a send makes in turn at most, each bounded by the store's wait: the direct
+/// thread's lookup and creation, the sender's membership and the message it replies to
+/// (with `reply_to`), the members for a `message.created` webhook, and the commit. (A
+/// drain does not wait this long: it ends the store calls by its own deadline.)
+const SEND_STORE_WAITS: u32 = 6;
 
 /// Direct threads remembered by their pair of users (about 150 bytes each).
 const DIRECT_MEMO: usize = 50_000;

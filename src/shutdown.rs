@@ -15,6 +15,10 @@ use crate::relay::Transition;
 /// stopping the server after the sessions are closed.
 const SHUTDOWN_TAIL: Duration = Duration::from_millis(2500);
 
+/// Of the sessions' share of the grace, what is kept for a reply that a store call ended
+/// by the drain's deadline to reach its session before the close frame.
+const REPLY_TAIL: Duration = Duration::from_millis(500);
+
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn signalled() {
     #[cfg(unix)]
@@ -54,13 +58,21 @@ pub async fn on_signal(
     app.start_draining();
     // Stop accepting first, so no session opens behind the drain.
     server.pause().await;
-    drain(&app, grace.saturating_sub(SHUTDOWN_TAIL)).await;
+    let within = grace.saturating_sub(SHUTDOWN_TAIL);
+    // A frame being handled gets its reply before its session's close frame: its store
+    // calls end (with `unavailable` if they must) while the session still waits for it.
+    let sessions_by = Instant::now() + within;
+    app.store()
+        .finish_by(sessions_by.checked_sub(REPLY_TAIL).unwrap_or(sessions_by));
+    drain(&app, within).await;
     // Withdraw this node (and anyone whose close did not finish) from the cluster now, not
     // when the liveness key expires; then let presence announce the offlines.
     let _ = tokio::time::timeout(Duration::from_secs(1), app.relay().leave()).await;
     let until = deadline
         .checked_sub(Duration::from_secs(1))
         .unwrap_or(deadline);
+    // What follows (last-seen times, webhooks) may still write, within the grace.
+    app.store().finish_by(until);
     let (done, flushed) = tokio::sync::oneshot::channel();
     // Bounded both ways: a full presence queue must not hold the exit past the grace.
     if let Ok(Ok(())) =

@@ -71,7 +71,7 @@ async fn one_batch_of_every_outcome(url: DatabaseUrl) {
         .unwrap();
     // Stored before the batch: its resend must answer the original.
     let before = store
-        .insert_messages(vec![message("t1", "ann", Some("c0"))].into())
+        .insert_messages(vec![message("t1", "ann", Some("c0"))].into(), in_time())
         .await
         .unwrap()
         .unwrap();
@@ -92,6 +92,7 @@ async fn one_batch_of_every_outcome(url: DatabaseUrl) {
                 message("t2", "bob", None),
             ]
             .into(),
+            in_time(),
         )
         .await
         .unwrap()
@@ -244,4 +245,9 @@ async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
     drop(conn);
     drop(store);
     db.drop().await;
+}
+
+/// A write deadline no test here reaches.
+fn in_time() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(30)
 }

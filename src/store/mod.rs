@@ -5,6 +5,7 @@
 //! cancel-safe, STACK.md), and on SQLite they also take the one writer gate, so concurrent
 //! senders queue instead of failing with `database is locked`.
 
+mod deadline;
 pub mod diagnose;
 pub mod migrate;
 pub mod models;
@@ -23,6 +24,7 @@ use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
 use crate::config::DatabaseUrl;
 use crate::metrics;
+pub use deadline::before_commit;
 use models::{MessageRow, ThreadRow};
 pub use queries::{Access, Claim, Inserted, Page, Pending, Receipt, ThreadView};
 
@@ -56,6 +58,9 @@ pub struct Store {
     backend: Backend,
     /// `DB_TIMEOUT_MS`: the longest a caller waits for a connection or a statement.
     timeout: Duration,
+    /// Set when the node shuts down: every store call ends by then, whatever its timeout
+    /// (calls already waiting included, hence a watch).
+    finish_by: Arc<tokio::sync::watch::Sender<Option<tokio::time::Instant>>>,
 }
 
 /// How much longer than `DB_TIMEOUT_MS` a caller waits, so the database's own statement
@@ -116,7 +121,8 @@ macro_rules! write {
     };
     ($self:ident, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
         let started = std::time::Instant::now();
-        let task = write_task!($self, clone($($v),*), |$conn, $q| $body);
+        let by = $crate::store::Store::commit_by($self.wait_until(tokio::time::Instant::now()));
+        let task = write_task!($self, by, clone($($v),*), |$conn, $q| $body);
         let r = $self
             .bounded(async {
                 task.await
@@ -128,15 +134,18 @@ macro_rules! write {
     }};
 }
 
-/// The task behind `write!`, spawned: on SQLite under the writer gate, with the retry. The
-/// caller decides how long to wait for it.
+/// The task behind `write!`, spawned: on SQLite under the writer gate, with the retry, and
+/// committing nothing past `$by` (`deadline`). The caller decides how long to wait for it,
+/// at most `TIMEOUT_MARGIN` past `$by`.
 macro_rules! write_task {
-    ($self:ident, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
+    ($self:ident, $by:expr, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
         let backend = $self.backend.clone();
+        let full = $self.timeout;
+        let deadline = $self.deadline($by);
         // A retry starts only in the first half of the caller's wait, so it has time to
         // finish before the caller gives up (a commit after that would be unacknowledged).
         let retry_until = std::time::Instant::now() + $self.timeout / 2;
-        tokio::spawn(async move {
+        tokio::spawn($crate::store::deadline::scope(deadline, async move {
             let _gate = match &backend {
                 $crate::store::Backend::Sqlite { writer, .. } => {
                     Some(writer.clone().lock_owned().await)
@@ -148,8 +157,18 @@ macro_rules! write_task {
                 $(#[allow(clippy::redundant_clone)] let $v = $v.clone();)*
                 // Its own block, so that `?` inside ends this attempt, not the loop.
                 let backend = &backend;
-                let r: Result<_, $crate::store::StoreError> =
-                    async { with_conn!(backend, |$conn, $q| Ok($body.await?)) }.await;
+                let r: Result<_, $crate::store::StoreError> = async {
+                    with_conn!(backend, |$conn, $q| {
+                        use $crate::store::deadline::WriteConn as _;
+                        let lowered = $conn.start_write(full).await?;
+                        let r = $body.await;
+                        if lowered {
+                            $conn.end_write(full).await;
+                        }
+                        Ok(r?)
+                    })
+                }
+                .await;
                 match r {
                     Err(e)
                         if attempt < $crate::store::WRITE_ATTEMPTS
@@ -164,7 +183,7 @@ macro_rules! write_task {
                     r => break r,
                 }
             }
-        })
+        }))
     }};
 }
 
@@ -191,6 +210,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable(_) => true,
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            StoreError::Query(e) if deadline::Expired::is(e) => true,
             StoreError::Query(Error::DatabaseError(_, info)) => {
                 let m = info.message();
                 m.contains("statement timeout") || m.contains("database is locked")
@@ -222,13 +242,17 @@ impl Store {
         &self,
         f: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout + TIMEOUT_MARGIN, f).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
+        let until = self.wait_until(tokio::time::Instant::now());
+        match self.until(until, f).await {
+            Some(r) => r,
+            None => Err(self.no_answer()),
         }
+    }
+
+    /// What a caller that stopped waiting answers.
+    pub fn no_answer(&self) -> StoreError {
+        let ms = self.timeout.as_millis();
+        StoreError::Unavailable(format!("no answer within {ms} ms (or by the shutdown)"))
     }
 
     /// Connects (creating a SQLite file if needed) and checks a connection can be had.
@@ -241,7 +265,11 @@ impl Store {
                 writer: Arc::new(tokio::sync::Mutex::new(())),
             },
         };
-        let store = Store { backend, timeout };
+        let store = Store {
+            backend,
+            timeout,
+            finish_by: Arc::new(tokio::sync::watch::Sender::new(None)),
+        };
         store.ping().await?;
         Ok(store)
     }
@@ -390,15 +418,61 @@ impl Store {
     pub fn insert_messages(
         &self,
         batch: Arc<[Pending]>,
+        commit_by: tokio::time::Instant,
     ) -> tokio::task::JoinHandle<Result<Vec<Inserted>, StoreError>> {
-        write_task!(self, clone(batch), |c, q| q::messages::insert_batch(
-            c, &batch
-        ))
+        write_task!(self, commit_by, clone(batch), |c, q| {
+            q::messages::insert_batch(c, &batch)
+        })
     }
 
-    /// How long a caller waits for a write before answering `unavailable`.
+    /// How long a caller waits for a write before answering `unavailable`, at most.
     pub fn write_wait(&self) -> Duration {
         self.timeout + TIMEOUT_MARGIN
+    }
+
+    /// When a caller that starts waiting at `from` stops: `write_wait` later, or sooner
+    /// while the node drains.
+    pub fn wait_until(&self, from: tokio::time::Instant) -> tokio::time::Instant {
+        let until = from + self.write_wait();
+        let cap = *self.finish_by.borrow();
+        cap.map_or(until, |cap| until.min(cap))
+    }
+
+    /// Waits for `f` until `until`, or until the shutdown's deadline if that comes first,
+    /// even when it is set during the wait; `None` when the wait ran out.
+    pub async fn until<F: std::future::Future>(
+        &self,
+        until: tokio::time::Instant,
+        f: F,
+    ) -> Option<F::Output> {
+        let mut cap = self.finish_by.subscribe();
+        let mut f = std::pin::pin!(f);
+        loop {
+            let by = cap.borrow_and_update().map_or(until, |c| until.min(c));
+            tokio::select! {
+                r = &mut f => return Some(r),
+                () = tokio::time::sleep_until(by) => return None,
+                Ok(()) = cap.changed() => {}
+            }
+        }
+    }
+
+    /// A write task's deadline: `by`, or sooner once the node shuts down.
+    fn deadline(&self, by: tokio::time::Instant) -> deadline::Deadline {
+        deadline::Deadline::new(by, self.finish_by.subscribe())
+    }
+
+    /// The deadline of a write whose caller waits until `until`: `TIMEOUT_MARGIN` before,
+    /// for the answer to arrive.
+    pub fn commit_by(until: tokio::time::Instant) -> tokio::time::Instant {
+        until.checked_sub(TIMEOUT_MARGIN).unwrap_or(until)
+    }
+
+    /// From now on every store call ends by `at` (shutdown): a call that cannot finish by
+    /// then answers `unavailable` in time for its reply to go out before its session
+    /// closes, and nothing commits after it.
+    pub fn finish_by(&self, at: tokio::time::Instant) {
+        self.finish_by.send_replace(Some(at));
     }
 
     /// The message `sender_id` stored under `client_id`, if any.
@@ -529,5 +603,7 @@ mod host;
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod retry_tests;

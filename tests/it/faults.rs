@@ -407,3 +407,58 @@ async fn a_send_stalled_on_the_database_is_answered_before_the_drain_closes_it()
         s.log()
     );
 }
+
+/// The default DB_TIMEOUT_MS (5 s) is longer than this grace leaves the sessions (1.5 s):
+/// the drain ends the stalled send's store call itself, so the reply still comes before the
+/// close frame and the process exits within the grace.
+#[tokio::test]
+async fn a_send_stalled_past_the_grace_is_answered_before_the_close_and_the_exit_keeps_the_grace() {
+    let dir = TempDir::new();
+    let direct = fresh_database(Backend::Postgres, &dir.0).await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let url = direct.replacen(":5432/", &format!(":{}/", proxy.port), 1);
+    let mut s = Server::spawn(TempDir::new(), &url, &[("SHUTDOWN_GRACE_S", "4")]).await;
+    let mut alice = s.ws("alice").await;
+    let tid = s.http("alice").direct("bob").await;
+    alice.say(&tid, "before").await;
+
+    proxy.pause();
+    alice
+        .send(json!({"type":"send","ref":"stalled","thread_id":tid,"body":"during"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let signalled = Instant::now();
+    s.signal("TERM");
+    let reply = loop {
+        let frame = alice
+            .read_frame(Duration::from_secs(10))
+            .await
+            .expect("the reply before the close frame");
+        if frame.get("ref").is_some() {
+            break frame;
+        }
+    };
+    assert_eq!(reply["ref"], "stalled", "{reply}");
+    assert_eq!(reply["code"], "unavailable", "{reply}");
+    assert_eq!(
+        alice.closed(Duration::from_secs(10)).await,
+        Ended::Code(1001)
+    );
+    let exit = s.wait_exit(Duration::from_secs(10));
+    let took = signalled.elapsed();
+    assert!(exit.is_some_and(|e| e.success()), "{}", s.log());
+    assert!(
+        took < Duration::from_millis(4500),
+        "exited {took:?} after SIGTERM"
+    );
+    proxy.resume();
+    // Nothing of the stalled send was stored behind its `unavailable`.
+    let s = Server::spawn(TempDir::new(), &direct, &[]).await;
+    let (st, h) = s
+        .http("alice")
+        .get(&format!("/threads/{tid}/messages"))
+        .await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["messages"].as_array().unwrap().len(), 1, "{h}");
+    assert_eq!(h["messages"][0]["body"], "before", "{h}");
+}

@@ -47,6 +47,7 @@ pub async fn claim(
             .execute(conn)
             .await?;
         if inserted > 0 {
+            crate::store::before_commit()?;
             return Ok(Claim::New);
         }
         let (status, body, first): (i32, Option<String>, String) = idempotency_keys::table

@@ -236,6 +236,7 @@ async fn commit(conn: &mut Conn, items: Vec<Pending>) -> Result<Vec<Inserted>, R
         let rows: Vec<MessageRow> = stored.iter().flatten().cloned().collect();
         insert_rows(conn, &rows).await?;
         super::webhooks::enqueue(conn, &hooks).await?;
+        crate::store::before_commit()?;
         Ok(stored
             .into_iter()
             .map(|s| match s {

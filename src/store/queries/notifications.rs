@@ -43,6 +43,7 @@ pub async fn insert(
                 super::webhooks::enqueue(conn, &[out]).await?;
             }
         }
+        crate::store::before_commit()?;
         Ok(())
     })
     .await

@@ -34,6 +34,7 @@ pub async fn set(conn: &mut Conn, user_id: &str, orgs: Vec<String>) -> QueryResu
                 .execute(conn)
                 .await?;
         }
+        crate::store::before_commit()?;
         Ok(())
     })
     .await

@@ -106,6 +106,7 @@ pub async fn create(
             let at = thread.created_at;
             hook_thread(conn, "thread.created", &thread.id, member_ids, at).await?;
         }
+        crate::store::before_commit()?;
         Ok((thread, true))
     })
     .await
@@ -223,6 +224,7 @@ pub async fn add_members(
         if hook && !added.is_empty() {
             hook_thread(conn, "thread.member_added", &thread_id, added.clone(), now).await?;
         }
+        crate::store::before_commit()?;
         Ok(added)
     })
     .await;
@@ -256,6 +258,7 @@ pub async fn remove_member(
             let who = vec![user_id.clone()];
             hook_thread(conn, "thread.member_removed", &thread_id, who, now).await?;
         }
+        crate::store::before_commit()?;
         Ok(n > 0)
     })
     .await

@@ -36,6 +36,7 @@ pub async fn upsert(
             .to_json();
             super::webhooks::enqueue(conn, &[OutboxRow::new(id, kind, body, now)]).await?;
         }
+        crate::store::before_commit()?;
         Ok(())
     })
     .await

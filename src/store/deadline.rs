@@ -1,0 +1,189 @@
+//! A write's deadline: the instant after which no statement of it may commit.
+//!
+//! The caller of a write stops waiting `TIMEOUT_MARGIN` after it and answers `unavailable`.
+//! A commit after that would be a change the caller was told failed, and whose event nobody
+//! sends. So the write task checks the deadline before its first statement and before its
+//! `COMMIT`, and when a wait for a connection (or for SQLite's writer gate) has eaten into
+//! the budget, it lowers the database's own timeout for this checkout so a statement that
+//! blocks ends before the caller gives up. A database that is unreachable on the network
+//! can still apply a statement it receives late; that outcome stays unknown (a resend with
+//! the same `client_id` settles a send; edits, receipts and member changes are idempotent).
+
+use std::future::Future;
+use std::time::Duration;
+
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::SqliteConn;
+
+tokio::task_local! {
+    /// The running write task's deadline.
+    static COMMIT_BY: Deadline;
+}
+
+/// A write's deadline: its own, or sooner once the node shuts down.
+pub(super) struct Deadline {
+    by: Instant,
+    /// The store's shutdown deadline, which may be set while the write runs.
+    cap: watch::Receiver<Option<Instant>>,
+}
+
+impl Deadline {
+    pub(super) fn new(by: Instant, cap: watch::Receiver<Option<Instant>>) -> Deadline {
+        Deadline { by, cap }
+    }
+
+    fn get(&self) -> Instant {
+        match *self.cap.borrow() {
+            Some(cap) => self.by.min(super::Store::commit_by(cap)),
+            None => self.by,
+        }
+    }
+}
+
+/// How long before the caller gives up a statement must end, for its answer to arrive in
+/// time (part of `TIMEOUT_MARGIN`).
+const REPLY_TRAVEL: Duration = Duration::from_millis(100);
+
+/// Runs `f` (a write task) under `deadline`.
+pub(super) fn scope<F: Future>(deadline: Deadline, f: F) -> impl Future<Output = F::Output> {
+    COMMIT_BY.scope(deadline, f)
+}
+
+/// A write reached its deadline before committing: nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+#[error("the caller stopped waiting before the write could commit")]
+pub struct Expired;
+
+impl Expired {
+    /// As a diesel error, so it can end a transaction's closure with `?` (rolling it back).
+    fn into_diesel() -> DieselError {
+        DieselError::QueryBuilderError(Box::new(Expired))
+    }
+
+    /// Whether `e` is this (see `StoreError::is_unavailable`).
+    pub(super) fn is(e: &DieselError) -> bool {
+        matches!(e, DieselError::QueryBuilderError(b) if b.is::<Expired>())
+    }
+}
+
+/// Call last in a write's transaction: past the deadline it fails, so the transaction rolls
+/// back instead of committing behind a caller that was told `unavailable`. Outside a write
+/// task (a test, a read) it always passes.
+pub fn before_commit() -> Result<(), DieselError> {
+    match COMMIT_BY.try_with(|d| Instant::now() >= d.get()) {
+        Ok(true) => Err(Expired::into_diesel()),
+        _ => Ok(()),
+    }
+}
+
+/// The timeout a statement started now may have: `None` when the database's default
+/// (`full`) still ends it in time, `Err` when the deadline has passed.
+fn budget(full: Duration) -> Result<Option<Duration>, Expired> {
+    let Ok(by) = COMMIT_BY.try_with(Deadline::get) else {
+        return Ok(None);
+    };
+    let now = Instant::now();
+    if now >= by {
+        return Err(Expired);
+    }
+    // The caller waits until `by + TIMEOUT_MARGIN`; the statement must end before that,
+    // less the time its answer takes to come back.
+    let left = (by + super::TIMEOUT_MARGIN - REPLY_TRAVEL).saturating_duration_since(now);
+    Ok((left < full).then_some(left.max(Duration::from_millis(1))))
+}
+
+/// A connection a write task runs on: it can lower its own timeout for one checkout.
+pub(super) trait WriteConn {
+    /// Checks the deadline before the write's first statement, lowering this connection's
+    /// timeout when less than `full` is left; answers whether it did.
+    fn start_write(
+        &mut self,
+        full: Duration,
+    ) -> impl Future<Output = Result<bool, super::StoreError>> + Send;
+
+    /// Puts the timeout back to `full` after a write that lowered it.
+    fn end_write(&mut self, full: Duration) -> impl Future<Output = ()> + Send;
+}
+
+impl WriteConn for AsyncPgConnection {
+    async fn start_write(&mut self, full: Duration) -> Result<bool, super::StoreError> {
+        let Some(left) = budget(full).map_err(expired)? else {
+            return Ok(false);
+        };
+        let ms = left.as_millis();
+        self.batch_execute(&format!("SET statement_timeout = {ms}"))
+            .await?;
+        Ok(true)
+    }
+
+    async fn end_write(&mut self, full: Duration) {
+        let ms = full.as_millis();
+        if let Err(e) = self
+            .batch_execute(&format!("SET statement_timeout = {ms}"))
+            .await
+        {
+            // A connection that cannot take a SET is broken, and the pool drops it.
+            log::warn!("could not restore statement_timeout: {e}");
+        }
+    }
+}
+
+impl WriteConn for SqliteConn {
+    async fn start_write(&mut self, full: Duration) -> Result<bool, super::StoreError> {
+        let Some(left) = budget(full).map_err(expired)? else {
+            return Ok(false);
+        };
+        // A file's statements do not hang, but they wait up to busy_timeout for a lock
+        // another process holds.
+        let ms = left.as_millis();
+        self.batch_execute(&format!("PRAGMA busy_timeout = {ms}"))
+            .await?;
+        Ok(true)
+    }
+
+    async fn end_write(&mut self, full: Duration) {
+        let ms = full.as_millis();
+        if let Err(e) = self
+            .batch_execute(&format!("PRAGMA busy_timeout = {ms}"))
+            .await
+        {
+            log::warn!("could not restore busy_timeout: {e}");
+        }
+    }
+}
+
+fn expired(_: Expired) -> super::StoreError {
+    super::StoreError::Query(Expired::into_diesel())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A transaction that commits without the check could apply a change its caller was
+    /// told failed.
+    #[test]
+    fn every_transaction_in_the_queries_checks_the_deadline_before_committing() {
+        let files = [
+            ("fixed", include_str!("queries/fixed.rs")),
+            ("idempotency", include_str!("queries/idempotency.rs")),
+            ("messages", include_str!("queries/messages.rs")),
+            ("mod", include_str!("queries/mod.rs")),
+            ("notifications", include_str!("queries/notifications.rs")),
+            ("orgs", include_str!("queries/orgs.rs")),
+            ("receipts", include_str!("queries/receipts.rs")),
+            ("threads", include_str!("queries/threads.rs")),
+            ("users", include_str!("queries/users.rs")),
+            ("webhooks", include_str!("queries/webhooks.rs")),
+        ];
+        for (name, src) in files {
+            assert_eq!(
+                src.matches(".transaction(").count(),
+                src.matches("before_commit()?").count(),
+                "queries/{name}.rs"
+            );
+        }
+    }
+}
