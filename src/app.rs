@@ -73,7 +73,8 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
         log::info!("SERVER_API_KEY is not set: the server API (/api/v1/server) is off");
     }
     let metrics = Metrics::install();
-    let applied = match migrate::run(&config.database_url).await {
+    let lock_wait = config.db_timeout * migrate::LOCK_WAITS;
+    let applied = match migrate::run(&config.database_url, lock_wait).await {
         Ok(applied) => applied,
         Err(e) => return Err(database_error(&config, e).await),
     };

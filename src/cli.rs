@@ -121,7 +121,12 @@ pub fn log_filter(raw: Option<&str>) -> (String, Option<String>) {
 pub async fn run_tool(config: &Config, command: Command) -> ExitCode {
     match command {
         Command::Serve => ExitCode::SUCCESS,
-        Command::Migrate => match migrate::run(&config.database_url).await {
+        Command::Migrate => match migrate::run(
+            &config.database_url,
+            config.db_timeout * migrate::LOCK_WAITS,
+        )
+        .await
+        {
             Ok(applied) => {
                 println!("{} migration(s) applied", applied.len());
                 for m in applied {

@@ -14,7 +14,7 @@ use crate::protocol::{Message, Thread, ThreadEvent};
 use crate::store::models::{NewMessage, ThreadRow};
 
 /// Who acts, in logs.
-const HOST: &str = "the server API";
+pub(super) const HOST: &str = "the server API";
 /// The sender of a message the host posts without one.
 pub const SYSTEM_SENDER: &str = "system";
 /// Longest `external_ref`, in chars.
@@ -155,7 +155,7 @@ pub async fn add_members(
     user_ids: Vec<String>,
 ) -> Result<Thread, ServiceError> {
     let t = thread(app, id).await?;
-    let known = add_to(app, &t, user_ids, HOST).await?;
+    let known = add_to(app, &t, user_ids, None).await?;
     let row = reread(app, t).await;
     Ok(host_committed(app, row, known).await)
 }
@@ -163,7 +163,7 @@ pub async fn add_members(
 /// Removes a member from a group.
 pub async fn remove_member(app: &AppContext, id: &str, user_id: &str) -> Result<(), ServiceError> {
     let t = thread(app, id).await?;
-    remove_from(app, &t, user_id, HOST).await
+    remove_from(app, &t, user_id, None).await
 }
 
 /// Longest message `kind` from the host, in bytes.

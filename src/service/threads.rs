@@ -11,8 +11,8 @@ use super::{
 use crate::context::AppContext;
 use crate::envelope::{Audience, Envelope, Lane, PER_USER_SLOT};
 use crate::protocol::{ServerFrame, Thread, ThreadEvent, ThreadPage, ThreadsQuery, Ts};
-use crate::store::ThreadView;
 use crate::store::models::{ThreadRow, naive};
+use crate::store::{Refused, ThreadView};
 
 /// Default thread page.
 const THREADS_DEFAULT: i64 = 50;
@@ -302,19 +302,20 @@ pub async fn add_members(
 ) -> Result<Thread, ServiceError> {
     let (t, _) = member_of(app, thread_id, &caller.user_id).await?;
     rate(app, &caller.user_id).await?;
-    let mut known = add_to(app, &t, user_ids, &caller.user_id).await?;
+    let mut known = add_to(app, &t, user_ids, Some(&caller.user_id)).await?;
     known.insert(0, caller.user_id.clone());
     let row = reread(app, t).await;
     Ok(committed_view(app, row, &caller.user_id, known).await)
 }
 
-/// Adds members to the group `t` on behalf of `by` (a user, or the host), and tells them;
-/// returns the ids it was asked to add, each once.
+/// Adds members to the group `t` on behalf of `by` (a user, who must still be a member
+/// when it commits; `None`: the host), and tells them; returns the ids it was asked to add,
+/// each once.
 pub(super) async fn add_to(
     app: &AppContext,
     t: &ThreadRow,
     user_ids: Vec<String>,
-    by: &str,
+    by: Option<&str>,
 ) -> Result<Vec<String>, ServiceError> {
     if t.kind != "group" {
         return Err(bad("members can only be added to group threads"));
@@ -336,10 +337,12 @@ pub(super) async fn add_to(
             naive(Ts::now()),
             max,
             webhooks::wants(app, "thread.member_added"),
+            by.map(str::to_string),
         )
         .await?
-        .ok_or_else(|| ServiceError::TooLarge(format!("a group has at most {max} members")))?;
+        .map_err(|r| refused(r, max))?;
     if !added.is_empty() {
+        let by = by.unwrap_or(super::host::HOST);
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
         announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await;
     }
@@ -361,15 +364,24 @@ pub async fn remove_member(
         ));
     }
     rate(app, &caller.user_id).await?;
-    remove_from(app, &t, user_id, &caller.user_id).await
+    remove_from(app, &t, user_id, Some(&caller.user_id)).await
 }
 
-/// Removes `user_id` from the group `t` on behalf of `by`, and tells the members, then them.
+/// Why a member change was refused, as the caller's error.
+fn refused(r: Refused, max: usize) -> ServiceError {
+    match r {
+        Refused::Full => ServiceError::TooLarge(format!("a group has at most {max} members")),
+        Refused::NotMember => ServiceError::Forbidden("not a member of this thread".into()),
+    }
+}
+
+/// Removes `user_id` from the group `t` on behalf of `by` (a user, who must still be a
+/// member when it commits; `None`: the host), and tells the members, then them.
 pub(super) async fn remove_from(
     app: &AppContext,
     t: &ThreadRow,
     user_id: &str,
-    by: &str,
+    by: Option<&str>,
 ) -> Result<(), ServiceError> {
     if t.kind != "group" {
         return Err(bad("members can only be removed from group threads"));
@@ -381,11 +393,14 @@ pub(super) async fn remove_from(
             user_id.to_string(),
             naive(Ts::now()),
             webhooks::wants(app, "thread.member_removed"),
+            by.map(str::to_string),
         )
-        .await?;
+        .await?
+        .map_err(|r| refused(r, app.config().max_group_members))?;
     if !removed {
         return Err(ServiceError::NotFound("not a member of this thread".into()));
     }
+    let by = by.unwrap_or(super::host::HOST);
     log::info!("{by} removed {user_id} from {}", t.id);
     // The removed user is told last, after the members who stay.
     announce(

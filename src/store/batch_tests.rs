@@ -56,7 +56,9 @@ fn outcome(i: &Inserted) -> String {
 }
 
 async fn one_batch_of_every_outcome(url: DatabaseUrl) {
-    migrate::run(&url).await.expect("migrations");
+    migrate::run(&url, std::time::Duration::from_secs(60))
+        .await
+        .expect("migrations");
     let store = Store::connect(&url, Duration::from_secs(10))
         .await
         .expect("the database");
@@ -189,7 +191,9 @@ async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
 
     let db = FreshPg::create("sb_prep").await;
     let url = DatabaseUrl::Postgres(db.url.clone());
-    migrate::run(&url).await.expect("migrations");
+    migrate::run(&url, std::time::Duration::from_secs(60))
+        .await
+        .expect("migrations");
     let store = Store::connect(&url, Duration::from_secs(10))
         .await
         .expect("the database");

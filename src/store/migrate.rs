@@ -1,6 +1,8 @@
 //! Embedded migrations for both backends, run off the async runtime: diesel's migration
 //! harness is synchronous, and the async one panicked under actix's runtime (STACK.md).
 
+use std::time::Duration;
+
 use diesel::migration::MigrationSource;
 use diesel::{Connection, SqliteConnection};
 use diesel_async::AsyncPgConnection;
@@ -18,10 +20,17 @@ pub const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres"
 /// SQLite migrations, kept in step with `POSTGRES`.
 pub const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
-/// Applies pending migrations; returns the names of those applied.
-pub async fn run(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
+/// How many `DB_TIMEOUT_MS` a node waits to connect and take the migration lock (60 s by
+/// default): long enough for another node's migrations, short of hanging a start forever.
+pub const LOCK_WAITS: u32 = 12;
+
+/// Applies pending migrations; returns the names of those applied. Connecting and taking
+/// the lock are bounded by `wait`; applying the migrations is not (a long one is legitimate,
+/// and stopping it half-way would gain nothing).
+pub async fn run(url: &DatabaseUrl, wait: Duration) -> Result<Vec<String>, StoreError> {
     let url = url.clone();
-    tokio::task::spawn_blocking(move || match url {
+    let (locked, has_lock) = tokio::sync::oneshot::channel::<()>();
+    let mut task = tokio::task::spawn_blocking(move || match url {
         DatabaseUrl::Postgres(u) => {
             let mut c = pg_connection(&u)?;
             // Nodes started together on a new database take turns: the first applies the
@@ -32,6 +41,7 @@ pub async fn run(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
                 &mut c,
             )
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+            let _ = locked.send(());
             let r = applied(c.run_pending_migrations(POSTGRES));
             let _ = diesel::RunQueryDsl::execute(
                 diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")),
@@ -41,11 +51,24 @@ pub async fn run(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
         }
         DatabaseUrl::Sqlite(path) => {
             let mut c = sqlite_connection(&path.to_string_lossy())?;
+            let _ = locked.send(());
             applied(c.run_pending_migrations(SQLITE))
         }
-    })
-    .await
-    .map_err(|e| StoreError::Task(e.to_string()))?
+    });
+    let joined =
+        |r: Result<_, tokio::task::JoinError>| r.map_err(|e| StoreError::Task(e.to_string()))?;
+    tokio::select! {
+        r = &mut task => return joined(r),
+        r = tokio::time::timeout(wait, has_lock) => if r.is_err() {
+            // The blocking thread stays behind, waiting; the node exits on this error.
+            return Err(StoreError::Unavailable(format!(
+                "no connection and migration lock within {} s (is another node's migration \
+                 stuck, or the database unreachable?)",
+                wait.as_secs()
+            )));
+        },
+    }
+    joined(task.await)
 }
 
 /// Names of migrations not yet applied.

@@ -26,7 +26,7 @@ use crate::config::DatabaseUrl;
 use crate::metrics;
 pub use deadline::before_commit;
 use models::{MessageRow, ThreadRow};
-pub use queries::{Access, Claim, Inserted, Page, Pending, Receipt, ThreadView};
+pub use queries::{Access, Claim, Inserted, Page, Pending, Receipt, Refused, ThreadView};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -349,7 +349,8 @@ impl Store {
         ))
     }
 
-    /// Adds members; returns those who were not members yet.
+    /// Adds members; returns those who were not members yet. `by`: the user adding, who
+    /// must be a member at the commit (`None` for the host).
     pub async fn add_members(
         &self,
         thread_id: String,
@@ -357,22 +358,25 @@ impl Store {
         now: NaiveDateTime,
         max: usize,
         hook: bool,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        write!(self, clone(user_ids), |c, q| q::threads::add_members(
-            c, &thread_id, user_ids, now, max, hook
+        by: Option<String>,
+    ) -> Result<Result<Vec<String>, Refused>, StoreError> {
+        write!(self, clone(user_ids, by), |c, q| q::threads::add_members(
+            c, &thread_id, user_ids, now, max, hook, by
         ))
     }
 
-    /// Removes a member; returns whether they were one.
+    /// Removes a member; returns whether they were one. `by`: the user removing, who must
+    /// be a member at the commit (`None` for the host).
     pub async fn remove_member(
         &self,
         thread_id: String,
         user_id: String,
         now: NaiveDateTime,
         hook: bool,
-    ) -> Result<bool, StoreError> {
-        write!(self, |c, q| q::threads::remove_member(
-            c, &thread_id, &user_id, now, hook
+        by: Option<String>,
+    ) -> Result<Result<bool, Refused>, StoreError> {
+        write!(self, clone(by), |c, q| q::threads::remove_member(
+            c, &thread_id, &user_id, now, hook, by
         ))
     }
 

@@ -136,3 +136,33 @@ async fn serve_with_no_configuration_creates_the_sqlite_file_and_warns() {
     assert!(log.contains("sqlite store"), "{log}");
     assert!(dir.0.join("switchboard.db").exists());
 }
+
+/// A node whose migration lock is held elsewhere (another node's migration stuck) gives up
+/// after `LOCK_WAITS` × `DB_TIMEOUT_MS` with an error naming the lock, instead of hanging;
+/// once the lock is free it migrates.
+#[tokio::test]
+async fn migrate_gives_up_on_a_migration_lock_held_elsewhere() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Postgres, &dir.0).await;
+    let mut holder = AsyncPgConnection::establish(&url).await.unwrap();
+    // The key the gateway's migrations lock ("sbmigrat").
+    let key = 0x7362_6d69_6772_6174_i64;
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .await
+        .unwrap();
+    let env = [("DATABASE_URL", url.as_str()), ("DB_TIMEOUT_MS", "250")];
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(&dir.0, &env, &["migrate"]);
+    let took = started.elapsed();
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("migration lock within 3 s"), "{err}");
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}");
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_unlock({key})"))
+        .await
+        .unwrap();
+    let (code, out, err) = run(&dir.0, &env, &["migrate"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -462,3 +462,49 @@ async fn a_send_stalled_past_the_grace_is_answered_before_the_close_and_the_exit
     assert_eq!(h["messages"].as_array().unwrap().len(), 1, "{h}");
     assert_eq!(h["messages"][0]["body"], "before", "{h}");
 }
+
+/// The adder's membership is checked in the add's own transaction, under the thread's lock:
+/// carol passes the first check, then is removed (here, by another connection that holds
+/// the thread's lock while her add waits for it). Her add must then be refused, not let a
+/// non-member bring dave in.
+#[tokio::test]
+async fn a_member_removed_while_her_add_waits_cannot_add() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Postgres, &dir.0).await;
+    let s = Server::spawn(dir, &url, &[]).await;
+    let alice = s.http("alice");
+    let tid = alice.group("race", &["bob", "carol"]).await;
+    let mut db = AsyncPgConnection::establish(&url).await.unwrap();
+    db.batch_execute("BEGIN").await.unwrap();
+    db.batch_execute(&format!(
+        "SELECT id FROM threads WHERE id = '{tid}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    let carol = s.http("carol");
+    let path = format!("/threads/{tid}/members");
+    let add = carol.post(&path, json!({"user_ids":["dave"]}));
+    let remove = async {
+        // Carol's add is past its first membership check and waits for the lock.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        db.batch_execute(&format!(
+            "DELETE FROM members WHERE thread_id = '{tid}' AND user_id = 'carol'; COMMIT"
+        ))
+        .await
+        .unwrap();
+    };
+    let ((st, body), ()) = tokio::join!(add, remove);
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    let (st, t) = alice.get(&format!("/threads/{tid}")).await;
+    assert_eq!(st, 200, "{t}");
+    let mut members: Vec<&str> = t["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["alice", "bob"], "{t}");
+}

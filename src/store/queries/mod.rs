@@ -77,6 +77,15 @@ pub enum Receipt {
     Delivered,
 }
 
+/// Why a member change was refused inside its transaction (nothing changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The group would pass its member cap.
+    Full,
+    /// The user making the change is not a member (any more).
+    NotMember,
+}
+
 /// A user's standing in a thread.
 #[derive(Debug)]
 pub enum Access {

@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::protocol::Thread;
 use crate::protocol::webhooks::{ThreadChanged, WebhookEvent};
 use crate::store::models::{MemberRow, MessageRow, OutboxRow, ThreadRow, ts};
-use crate::store::queries::{Access, ThreadView};
+use crate::store::queries::{Access, Refused, ThreadView};
 use crate::store::schema::{members, messages, threads};
 
 /// A thread and the user's membership in it, in one query.
@@ -173,10 +173,32 @@ pub async fn set_title(
         .await
 }
 
+/// Takes the thread row's lock until the commit (a no-op update), so member changes to one
+/// thread, and the sends that check membership, take turns; returns its last seq, and
+/// whether `by` (when given) is a member under that lock.
+async fn lock_thread(conn: &mut Conn, thread_id: &str, by: Option<&str>) -> QueryResult<(i64, bool)> {
+    let last_seq: i64 = diesel::update(threads::table.find(thread_id))
+        .set(threads::last_seq.eq(threads::last_seq))
+        .returning(threads::last_seq)
+        .get_result(conn)
+        .await?;
+    let Some(by) = by else {
+        return Ok((last_seq, true));
+    };
+    let n: i64 = members::table
+        .filter(members::thread_id.eq(thread_id).and(members::user_id.eq(by)))
+        .select(diesel::dsl::count_star())
+        .first(conn)
+        .await?;
+    Ok((last_seq, n > 0))
+}
+
 /// Adds members who are not in the thread yet; returns the ones added.
 ///
-/// `None` (and nothing changed) when the thread would pass `max` members: the count is taken
-/// under the thread row's lock, so concurrent adds cannot pass it together.
+/// Refused (and nothing changed) when the thread would pass `max` members, or when `by`
+/// (the user adding, when not the host) is not a member: both are checked under the thread
+/// row's lock, so concurrent adds cannot pass the cap together, and a member removed
+/// meanwhile cannot add.
 pub async fn add_members(
     conn: &mut Conn,
     thread_id: &str,
@@ -184,15 +206,14 @@ pub async fn add_members(
     now: NaiveDateTime,
     max: usize,
     hook: bool,
-) -> QueryResult<Option<Vec<String>>> {
+    by: Option<String>,
+) -> QueryResult<Result<Vec<String>, Refused>> {
     let thread_id = thread_id.to_string();
     let r = conn.transaction(async move |conn| {
-        // A no-op update: it takes the thread row's lock until the commit.
-        let last_seq: i64 = diesel::update(threads::table.find(&thread_id))
-            .set(threads::last_seq.eq(threads::last_seq))
-            .returning(threads::last_seq)
-            .get_result(conn)
-            .await?;
+        let (last_seq, by_member) = lock_thread(conn, &thread_id, by.as_deref()).await?;
+        if !by_member {
+            return Ok(Err(Refused::NotMember));
+        }
         let have: i64 = members::table
             .filter(members::thread_id.eq(&thread_id))
             .select(diesel::dsl::count_star())
@@ -225,26 +246,32 @@ pub async fn add_members(
             hook_thread(conn, "thread.member_added", &thread_id, added.clone(), now).await?;
         }
         crate::store::before_commit()?;
-        Ok(added)
+        Ok(Ok(added))
     })
     .await;
     match r {
-        Ok(added) => Ok(Some(added)),
-        Err(diesel::result::Error::RollbackTransaction) => Ok(None),
-        Err(e) => Err(e),
+        Err(diesel::result::Error::RollbackTransaction) => Ok(Err(Refused::Full)),
+        r => r,
     }
 }
 
-/// Removes one member; returns whether they were one.
+/// Removes one member; returns whether they were one. Refused (nothing changed) when `by`
+/// (the user removing, when not the host) is not a member under the thread row's lock.
 pub async fn remove_member(
     conn: &mut Conn,
     thread_id: &str,
     user_id: &str,
     now: NaiveDateTime,
     hook: bool,
-) -> QueryResult<bool> {
+    by: Option<String>,
+) -> QueryResult<Result<bool, Refused>> {
     let (thread_id, user_id) = (thread_id.to_string(), user_id.to_string());
     conn.transaction(async move |conn| {
+        // The thread first, as every writer to it does, so a remove and an add cannot
+        // deadlock on each other's rows.
+        if !lock_thread(conn, &thread_id, by.as_deref()).await?.1 {
+            return Ok(Err(Refused::NotMember));
+        }
         let n = diesel::delete(members::table.find((&thread_id, &user_id)))
             .execute(conn)
             .await?;
@@ -259,7 +286,7 @@ pub async fn remove_member(
             hook_thread(conn, "thread.member_removed", &thread_id, who, now).await?;
         }
         crate::store::before_commit()?;
-        Ok(n > 0)
+        Ok(Ok(n > 0))
     })
     .await
 }
