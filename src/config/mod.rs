@@ -308,6 +308,25 @@ mod tests {
         assert_eq!((c.max_body_chars, c.max_frame_bytes), (8000, 65536));
         assert_eq!((c.outbox_frames, c.outbox_bytes), (1024, 4_194_304));
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.db_timeout, Duration::from_millis(5000));
+        assert_eq!(c.max_group_members, 1000);
+        assert_eq!(c.presence_scope, PresenceScope::Shared);
+        assert_eq!(c.jwt_leeway_s, 5);
+        assert!(c.redis_url.is_none());
+        assert!(c.server_api_key.is_none());
+        assert!(c.allowed_origins.is_none());
+        assert!(c.metrics_token.is_none());
+        assert!(c.webhooks.is_none());
+        let secret = "w".repeat(32);
+        let hooks = cfg(&[
+            ("WEBHOOK_URL", "http://127.0.0.1:9/h"),
+            ("WEBHOOK_SECRET", &secret),
+        ])
+        .unwrap()
+        .webhooks
+        .unwrap();
+        assert_eq!(hooks.max_age, Duration::from_secs(86400));
+        assert_eq!(hooks.events.len(), 6, "all event types");
     }
 
     #[test]
@@ -378,6 +397,12 @@ mod tests {
             "JWT_SECRET"
         );
         assert!(cfg(&[("JWT_SECRET", &"x".repeat(32))]).is_ok());
+        // Bytes, not characters: 31 bytes is one short, even as 11 three-byte characters.
+        assert_eq!(
+            cfg(&[("JWT_SECRET", &"x".repeat(31))]).unwrap_err().var,
+            "JWT_SECRET"
+        );
+        assert!(cfg(&[("JWT_SECRET", &"€".repeat(11))]).is_ok());
         let public = cfg(&[("BIND_ADDR", "0.0.0.0:8080")]).unwrap_err();
         assert_eq!(public.var, "JWT_SECRET");
         assert!(

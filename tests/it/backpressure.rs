@@ -161,3 +161,36 @@ both! {
         alice.no_event("error", Duration::ZERO).await;
     }
 }
+
+/// Events for a session that does not read are bounded by bytes, not only by frames: with
+/// room for 100,000 frames but 256 KiB, a few hundred 8,000-char messages close the
+/// non-reader with 4008 (once the kernel's socket buffers are full too).
+#[tokio::test]
+async fn events_past_outbox_bytes_close_a_non_reader_long_before_outbox_frames() {
+    let s = Server::start_with(
+        crate::harness::Backend::Postgres,
+        &[
+            ("RATE_PER_S", "100000"),
+            ("RATE_BURST", "100000"),
+            ("OUTBOX_FRAMES", "100000"),
+            ("OUTBOX_BYTES", "262144"),
+        ],
+    )
+    .await;
+    let tid = s.http("alice").group("big", &["bob"]).await;
+    let mut bob = s.ws("bob").await;
+    let mut alice = s.ws("alice").await;
+    let body = "x".repeat(8000);
+    let mut sent = 0;
+    while !s.log().contains("outgoing queue full (4008)") {
+        assert!(sent < 3000, "no 4008 after {sent} messages of 8,000 chars");
+        for _ in 0..20 {
+            alice.say(&tid, &body).await;
+        }
+        sent += 20;
+    }
+    eprintln!("closed after {sent} messages ({} KiB)", sent * 8000 / 1024);
+    assert_eq!(bob.closed(Duration::from_secs(20)).await, Ended::Code(4008));
+    // The sender is not held back by the slow reader.
+    alice.say(&tid, "still here").await;
+}

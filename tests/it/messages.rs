@@ -93,9 +93,9 @@ both! {
         alice.err(json!({"type":"send","thread_id":tid,"body":"x","kind":"system"}), "bad_request").await;
         // metadata: at most 16 KiB of JSON, from a user as from the host.
         let big = json!({"k": "x".repeat(16 * 1024)});
-        alice.err(json!({"type":"send","thread_id":tid,"body":"x","metadata":big}), "too_large").await;
+        alice.err(json!({"type":"send","thread_id":tid,"body":"x","metadata":big.clone()}), "too_large").await;
         let fits = json!({"k": "x".repeat(16 * 1024 - 64)});
-        alice.ok(json!({"type":"send","thread_id":tid,"body":"x","metadata":fits})).await;
+        alice.ok(json!({"type":"send","thread_id":tid,"body":"x","metadata":fits.clone()})).await;
         alice.err(json!({"type":"send","body":"x"}), "bad_request").await;
         alice.err(json!({"type":"send","thread_id":tid,"to":"bob","body":"x"}), "bad_request").await;
         alice.err(json!({"type":"send","to":"alice","body":"x"}), "bad_request").await;
@@ -107,6 +107,15 @@ both! {
         // With a reply_to, who may send here is still answered first.
         let (_, page) = s.http("alice").get(&format!("/threads/{tid}/messages")).await;
         let first = page["messages"][0]["id"].clone();
+        // The same limit on an edit's metadata; a refused edit changes nothing.
+        let edit = format!("/messages/{}", first.as_str().unwrap());
+        let (st, e) = s.http("alice").patch(&edit, json!({"body":"edited","metadata":big})).await;
+        assert_eq!((st, &e["error"]["code"]), (413, &json!("too_large")), "{e}");
+        let (_, page) = s.http("alice").get(&format!("/threads/{tid}/messages")).await;
+        assert_eq!(page["messages"][0]["edited_at"], serde_json::Value::Null, "{page}");
+        let (st, e) = s.http("alice").patch(&edit, json!({"body":"edited","metadata":fits})).await;
+        assert_eq!(st, 200, "{}", e["error"]);
+        assert_eq!(e["message"]["metadata"]["k"].as_str().map(str::len), Some(16 * 1024 - 64));
         alice.err(json!({"type":"send","thread_id":"no-such-thread","body":"x","reply_to":first}), "not_found").await;
         let mut eve = s.ws("eve").await;
         eve.err(json!({"type":"send","thread_id":tid,"body":"x","reply_to":"nope"}), "forbidden").await;
