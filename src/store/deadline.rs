@@ -97,62 +97,44 @@ fn budget(full: Duration) -> Result<Option<Duration>, Expired> {
 }
 
 /// A connection a write task runs on: it can lower its own timeout for one checkout.
-pub(super) trait WriteConn {
-    /// Checks the deadline before the write's first statement, lowering this connection's
-    /// timeout when less than `full` is left; answers whether it did.
-    fn start_write(
-        &mut self,
-        full: Duration,
-    ) -> impl Future<Output = Result<bool, super::StoreError>> + Send;
-
-    /// Puts the timeout back to `full` after a write that lowered it.
-    fn end_write(&mut self, full: Duration) -> impl Future<Output = ()> + Send;
+pub(super) trait WriteConn: SimpleAsyncConnection + Send {
+    /// The statement that sets how long a statement may run (Postgres) or wait for a lock
+    /// (SQLite: a file's statements do not hang, but wait up to busy_timeout for a lock
+    /// another process holds).
+    fn set_timeout(ms: u128) -> String;
 }
 
 impl WriteConn for AsyncPgConnection {
-    async fn start_write(&mut self, full: Duration) -> Result<bool, super::StoreError> {
-        let Some(left) = budget(full).map_err(expired)? else {
-            return Ok(false);
-        };
-        let ms = left.as_millis();
-        self.batch_execute(&format!("SET statement_timeout = {ms}"))
-            .await?;
-        Ok(true)
-    }
-
-    async fn end_write(&mut self, full: Duration) {
-        let ms = full.as_millis();
-        if let Err(e) = self
-            .batch_execute(&format!("SET statement_timeout = {ms}"))
-            .await
-        {
-            // A connection that cannot take a SET is broken, and the pool drops it.
-            log::warn!("could not restore statement_timeout: {e}");
-        }
+    fn set_timeout(ms: u128) -> String {
+        format!("SET statement_timeout = {ms}")
     }
 }
 
 impl WriteConn for SqliteConn {
-    async fn start_write(&mut self, full: Duration) -> Result<bool, super::StoreError> {
-        let Some(left) = budget(full).map_err(expired)? else {
-            return Ok(false);
-        };
-        // A file's statements do not hang, but they wait up to busy_timeout for a lock
-        // another process holds.
-        let ms = left.as_millis();
-        self.batch_execute(&format!("PRAGMA busy_timeout = {ms}"))
-            .await?;
-        Ok(true)
+    fn set_timeout(ms: u128) -> String {
+        format!("PRAGMA busy_timeout = {ms}")
     }
+}
 
-    async fn end_write(&mut self, full: Duration) {
-        let ms = full.as_millis();
-        if let Err(e) = self
-            .batch_execute(&format!("PRAGMA busy_timeout = {ms}"))
-            .await
-        {
-            log::warn!("could not restore busy_timeout: {e}");
-        }
+/// Checks the deadline before a write's first statement, lowering `conn`'s timeout when
+/// less than `full` is left; answers whether it did (then call [`end_write`]).
+pub(super) async fn start_write<C: WriteConn>(
+    conn: &mut C,
+    full: Duration,
+) -> Result<bool, super::StoreError> {
+    let Some(left) = budget(full).map_err(expired)? else {
+        return Ok(false);
+    };
+    conn.batch_execute(&C::set_timeout(left.as_millis()))
+        .await?;
+    Ok(true)
+}
+
+/// Puts `conn`'s timeout back to `full` after a write that lowered it.
+pub(super) async fn end_write<C: WriteConn>(conn: &mut C, full: Duration) {
+    if let Err(e) = conn.batch_execute(&C::set_timeout(full.as_millis())).await {
+        // A connection that cannot take this is broken, and the pool drops it.
+        log::warn!("could not restore the write timeout: {e}");
     }
 }
 

@@ -159,11 +159,10 @@ macro_rules! write_task {
                 let backend = &backend;
                 let r: Result<_, $crate::store::StoreError> = async {
                     with_conn!(backend, |$conn, $q| {
-                        use $crate::store::deadline::WriteConn as _;
-                        let lowered = $conn.start_write(full).await?;
+                        let lowered = $crate::store::deadline::start_write($conn, full).await?;
                         let r = $body.await;
                         if lowered {
-                            $conn.end_write(full).await;
+                            $crate::store::deadline::end_write($conn, full).await;
                         }
                         Ok(r?)
                     })

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Backend, Ended, Proxy, Server, TempDir, fresh_database};
+use crate::harness::{Backend, Client, Ended, Proxy, Server, TempDir, fresh_database};
 
 /// A SQLite file another process holds locked (a backup, an operator's `sqlite3` shell in a
 /// transaction) makes sends fail with `unavailable` within `DB_TIMEOUT_MS` and a second, not
@@ -360,34 +360,10 @@ async fn a_retried_edit_that_a_later_edit_superseded_is_not_sent() {
 /// rather than leaving the client to guess whether the message was stored.
 #[tokio::test]
 async fn a_send_stalled_on_the_database_is_answered_before_the_drain_closes_it() {
-    let dir = TempDir::new();
-    let direct = fresh_database(Backend::Postgres, &dir.0).await;
-    let proxy = Proxy::start("127.0.0.1:5432").await;
-    let url = direct.replacen(":5432/", &format!(":{}/", proxy.port), 1);
     let env = [("DB_TIMEOUT_MS", "4000"), ("SHUTDOWN_GRACE_S", "20")];
-    let mut s = Server::spawn(TempDir::new(), &url, &env).await;
-    let mut alice = s.ws("alice").await;
-    let tid = s.http("alice").direct("bob").await;
-    alice.say(&tid, "before").await;
-
-    proxy.pause();
-    let started = Instant::now();
-    alice
-        .send(json!({"type":"send","ref":"stalled","thread_id":tid,"body":"during"}))
-        .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    s.signal("TERM");
-    // Events (the thread's `created`, the first message) may come first; the close may not.
-    let reply = loop {
-        let frame = alice
-            .read_frame(Duration::from_secs(20))
-            .await
-            .expect("the reply before the close frame");
-        if frame.get("ref").is_some() {
-            break frame;
-        }
-    };
-    let took = started.elapsed();
+    let mut st = Stalled::send_then_term(&env).await;
+    let reply = st.reply().await;
+    let took = st.sent.elapsed();
     assert_eq!(reply["ref"], "stalled", "{reply}");
     assert_eq!(reply["type"], "error", "{reply}");
     assert_eq!(reply["code"], "unavailable", "{reply}");
@@ -396,16 +372,78 @@ async fn a_send_stalled_on_the_database_is_answered_before_the_drain_closes_it()
         "answered after {took:?}: the database was not stalled long enough to test the flush"
     );
     assert_eq!(
-        alice.closed(Duration::from_secs(10)).await,
+        st.alice.closed(Duration::from_secs(10)).await,
         Ended::Code(1001)
     );
-    proxy.resume();
+    st.proxy.resume();
     assert!(
-        s.wait_exit(Duration::from_secs(20))
+        st.s.wait_exit(Duration::from_secs(20))
             .is_some_and(|e| e.success()),
         "{}",
-        s.log()
+        st.s.log()
     );
+}
+
+/// A node with a direct thread between alice and bob holding one message, on Postgres behind
+/// a proxy; then the proxy stalls, alice sends (`ref` "stalled"), and the node gets SIGTERM.
+struct Stalled {
+    s: Server,
+    alice: Client,
+    proxy: Proxy,
+    tid: String,
+    /// The database without the proxy.
+    direct: String,
+    /// When the stalled send went out.
+    sent: Instant,
+    /// When the node was signalled.
+    signalled: Instant,
+    _dir: TempDir,
+}
+
+impl Stalled {
+    async fn send_then_term(env: &[(&str, &str)]) -> Stalled {
+        let dir = TempDir::new();
+        let direct = fresh_database(Backend::Postgres, &dir.0).await;
+        let proxy = Proxy::start("127.0.0.1:5432").await;
+        let url = direct.replacen(":5432/", &format!(":{}/", proxy.port), 1);
+        let s = Server::spawn(TempDir::new(), &url, env).await;
+        let mut alice = s.ws("alice").await;
+        let tid = s.http("alice").direct("bob").await;
+        alice.say(&tid, "before").await;
+        proxy.pause();
+        let sent = Instant::now();
+        alice
+            .send(json!({"type":"send","ref":"stalled","thread_id":tid,"body":"during"}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let signalled = Instant::now();
+        s.signal("TERM");
+        Stalled {
+            s,
+            alice,
+            proxy,
+            tid,
+            direct,
+            sent,
+            signalled,
+            _dir: dir,
+        }
+    }
+
+    /// The first frame with a `ref`: events (the thread's `created`, the first message) may
+    /// come first; the close may not.
+    async fn reply(&mut self) -> serde_json::Value {
+        loop {
+            let frame = self
+                .alice
+                .read_frame(Duration::from_secs(20))
+                .await
+                .expect("the reply before the close frame");
+            if frame.get("ref").is_some() {
+                return frame;
+            }
+        }
+    }
 }
 
 /// The default DB_TIMEOUT_MS (5 s) is longer than this grace leaves the sessions (1.5 s):
@@ -413,52 +451,29 @@ async fn a_send_stalled_on_the_database_is_answered_before_the_drain_closes_it()
 /// close frame and the process exits within the grace.
 #[tokio::test]
 async fn a_send_stalled_past_the_grace_is_answered_before_the_close_and_the_exit_keeps_the_grace() {
-    let dir = TempDir::new();
-    let direct = fresh_database(Backend::Postgres, &dir.0).await;
-    let proxy = Proxy::start("127.0.0.1:5432").await;
-    let url = direct.replacen(":5432/", &format!(":{}/", proxy.port), 1);
-    let mut s = Server::spawn(TempDir::new(), &url, &[("SHUTDOWN_GRACE_S", "4")]).await;
-    let mut alice = s.ws("alice").await;
-    let tid = s.http("alice").direct("bob").await;
-    alice.say(&tid, "before").await;
-
-    proxy.pause();
-    alice
-        .send(json!({"type":"send","ref":"stalled","thread_id":tid,"body":"during"}))
-        .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let signalled = Instant::now();
-    s.signal("TERM");
-    let reply = loop {
-        let frame = alice
-            .read_frame(Duration::from_secs(10))
-            .await
-            .expect("the reply before the close frame");
-        if frame.get("ref").is_some() {
-            break frame;
-        }
-    };
+    let mut st = Stalled::send_then_term(&[("SHUTDOWN_GRACE_S", "4")]).await;
+    let reply = st.reply().await;
     assert_eq!(reply["ref"], "stalled", "{reply}");
     assert_eq!(reply["code"], "unavailable", "{reply}");
     assert_eq!(
-        alice.closed(Duration::from_secs(10)).await,
+        st.alice.closed(Duration::from_secs(10)).await,
         Ended::Code(1001)
     );
-    let exit = s.wait_exit(Duration::from_secs(10));
-    let took = signalled.elapsed();
-    assert!(exit.is_some_and(|e| e.success()), "{}", s.log());
+    let exit = st.s.wait_exit(Duration::from_secs(10));
+    let took = st.signalled.elapsed();
+    assert!(exit.is_some_and(|e| e.success()), "{}", st.s.log());
     assert!(
         took < Duration::from_millis(4500),
         "exited {took:?} after SIGTERM"
     );
-    proxy.resume();
+    st.proxy.resume();
     // Nothing of the stalled send was stored behind its `unavailable`.
-    let s = Server::spawn(TempDir::new(), &direct, &[]).await;
-    let (st, h) = s
+    let s = Server::spawn(TempDir::new(), &st.direct, &[]).await;
+    let (code, h) = s
         .http("alice")
-        .get(&format!("/threads/{tid}/messages"))
+        .get(&format!("/threads/{}/messages", st.tid))
         .await;
-    assert_eq!(st, 200, "{h}");
+    assert_eq!(code, 200, "{h}");
     assert_eq!(h["messages"].as_array().unwrap().len(), 1, "{h}");
     assert_eq!(h["messages"][0]["body"], "before", "{h}");
 }
