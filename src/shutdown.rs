@@ -65,14 +65,15 @@ pub async fn on_signal(
     app.store()
         .finish_by(sessions_by.checked_sub(REPLY_TAIL).unwrap_or(sessions_by));
     drain(&app, within).await;
-    // Withdraw this node (and anyone whose close did not finish) from the cluster now, not
-    // when the liveness key expires; then let presence announce the offlines.
-    let _ = tokio::time::timeout(Duration::from_secs(1), app.relay().leave()).await;
     let until = deadline
         .checked_sub(Duration::from_secs(1))
         .unwrap_or(deadline);
-    // What follows (last-seen times, webhooks) may still write, within the grace.
+    // What follows (the offlines' last-seen times, webhooks) may still write, within the
+    // grace. Writes begun under the drain's cap keep it (`store::deadline`).
     app.store().finish_by(until);
+    // Withdraw this node (and anyone whose close did not finish) from the cluster now, not
+    // when the liveness key expires; then let presence announce the offlines.
+    let _ = tokio::time::timeout(Duration::from_secs(1), app.relay().leave()).await;
     let (done, flushed) = tokio::sync::oneshot::channel();
     // Bounded both ways: a full presence queue must not hold the exit past the grace.
     if let Ok(Ok(())) =

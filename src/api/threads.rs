@@ -41,7 +41,7 @@ pub async fn list_threads(
     path = "/api/v1/threads",
     tag = "threads",
     request_body = crate::protocol::rest::CreateThread,
-    responses((status = 201, body = crate::protocol::Thread, description = "created"), (status = 200, body = crate::protocol::Thread, description = "the existing direct thread"), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 201, body = crate::protocol::Thread, description = "created"), (status = 200, body = crate::protocol::Thread, description = "the existing direct thread"), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn create_thread(
@@ -84,7 +84,7 @@ pub async fn get_thread(
     tag = "threads",
     params(("id" = String, Path, description = "thread id")),
     request_body = crate::protocol::rest::UpdateThread,
-    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn update_thread(
@@ -107,7 +107,7 @@ pub async fn update_thread(
     tag = "threads",
     params(("id" = String, Path, description = "thread id")),
     request_body = crate::protocol::rest::AddMembers,
-    responses((status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 200, body = crate::protocol::Thread), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 413, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn add_members(
@@ -132,7 +132,7 @@ pub async fn add_members(
     path = "/api/v1/threads/{id}/members/{user_id}",
     tag = "threads",
     params(("id" = String, Path, description = "thread id"), ("user_id" = String, Path, description = "the member")),
-    responses((status = 204, description = "removed"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 204, description = "removed"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn remove_member(
@@ -223,7 +223,7 @@ pub async fn edit_message(
     path = "/api/v1/messages/{id}",
     tag = "messages",
     params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 200, body = crate::protocol::MessageReply), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 409, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn delete_message(
@@ -269,7 +269,7 @@ pub async fn mark_read(
     tag = "messages",
     params(("id" = String, Path, description = "thread id")),
     request_body = crate::protocol::rest::TypingBody,
-    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 204, description = "typing state set"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody)),
+    responses((status = 413, body = crate::protocol::rest::ErrorBody), (status = 204, description = "typing state set"), (status = 403, body = crate::protocol::rest::ErrorBody), (status = 404, body = crate::protocol::rest::ErrorBody), (status = 400, body = crate::protocol::rest::ErrorBody), (status = 401, body = crate::protocol::rest::ErrorBody), (status = 503, body = crate::protocol::rest::ErrorBody), (status = 429, body = crate::protocol::rest::ErrorBody)),
     security(("user_token" = []))
 )]
 pub async fn typing(

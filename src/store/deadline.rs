@@ -3,12 +3,15 @@
 //! The caller of a write stops waiting `TIMEOUT_MARGIN` after it and answers `unavailable`.
 //! A commit after that would be a change the caller was told failed, and whose event nobody
 //! sends. So the write task checks the deadline before its first statement and before its
-//! `COMMIT`, and when a wait for a connection (or for SQLite's writer gate) has eaten into
-//! the budget, it lowers the database's own timeout for this checkout so a statement that
-//! blocks ends before the caller gives up. A database that is unreachable on the network
+//! `COMMIT` (which is what keeps a late transaction from committing), and when a wait for a
+//! connection (or for SQLite's writer gate) has eaten into the budget, it lowers the
+//! database's own timeout for this checkout. That timeout bounds each statement, not the
+//! transaction: a long transaction can outlive its caller (holding its locks meanwhile),
+//! but it rolls back at `before_commit`. A database that is unreachable on the network
 //! can still apply a statement it receives late; that outcome stays unknown (a resend with
 //! the same `client_id` settles a send; edits, receipts and member changes are idempotent).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::time::Duration;
 
@@ -26,21 +29,34 @@ tokio::task_local! {
 
 /// A write's deadline: its own, or sooner once the node shuts down.
 pub(super) struct Deadline {
-    by: Instant,
+    /// Only ever moves earlier: a caller that gave up at a shutdown's cap has answered
+    /// `unavailable`, so the write must not commit when the cap is later moved out.
+    by: Cell<Instant>,
     /// The store's shutdown deadline, which may be set while the write runs.
     cap: watch::Receiver<Option<Instant>>,
 }
 
 impl Deadline {
     pub(super) fn new(by: Instant, cap: watch::Receiver<Option<Instant>>) -> Deadline {
-        Deadline { by, cap }
+        Deadline {
+            by: Cell::new(by),
+            cap,
+        }
     }
 
     fn get(&self) -> Instant {
-        match *self.cap.borrow() {
-            Some(cap) => self.by.min(super::Store::commit_by(cap)),
-            None => self.by,
+        if let Some(cap) = *self.cap.borrow() {
+            self.by.set(self.by.get().min(super::Store::commit_by(cap)));
         }
+        self.by.get()
+    }
+}
+
+/// Fails when the running write task is past its deadline (outside one, never).
+pub(super) fn check() -> Result<(), super::StoreError> {
+    match COMMIT_BY.try_with(|d| Instant::now() >= d.get()) {
+        Ok(true) => Err(expired(Expired)),
+        _ => Ok(()),
     }
 }
 
@@ -133,7 +149,10 @@ pub(super) async fn start_write<C: WriteConn>(
 /// Puts `conn`'s timeout back to `full` after a write that lowered it.
 pub(super) async fn end_write<C: WriteConn>(conn: &mut C, full: Duration) {
     if let Err(e) = conn.batch_execute(&C::set_timeout(full.as_millis())).await {
-        // A connection that cannot take this is broken, and the pool drops it.
+        // Only a lost connection refuses a plain SET (diesel has rolled back any transaction
+        // by now). A lost one is dropped by the pool on its next statement's failure; one
+        // that refused it and stayed open would keep the lowered timeout, and so fail early
+        // (`unavailable`) until a later lowered write resets it.
         log::warn!("could not restore the write timeout: {e}");
     }
 }
@@ -148,24 +167,20 @@ mod tests {
     /// told failed.
     #[test]
     fn every_transaction_in_the_queries_checks_the_deadline_before_committing() {
-        let files = [
-            ("fixed", include_str!("queries/fixed.rs")),
-            ("idempotency", include_str!("queries/idempotency.rs")),
-            ("messages", include_str!("queries/messages.rs")),
-            ("mod", include_str!("queries/mod.rs")),
-            ("notifications", include_str!("queries/notifications.rs")),
-            ("orgs", include_str!("queries/orgs.rs")),
-            ("receipts", include_str!("queries/receipts.rs")),
-            ("threads", include_str!("queries/threads.rs")),
-            ("users", include_str!("queries/users.rs")),
-            ("webhooks", include_str!("queries/webhooks.rs")),
-        ];
-        for (name, src) in files {
-            assert_eq!(
-                src.matches(".transaction(").count(),
-                src.matches("before_commit()?").count(),
-                "queries/{name}.rs"
-            );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/queries");
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let src = std::fs::read_to_string(&path).unwrap();
+            // Each `transaction(` closure's last statement before its result is the check.
+            let opened = src.matches(".transaction(").count();
+            let checked = src.matches("before_commit()?;\n        Ok(").count()
+                + src
+                    .matches("before_commit()?;\n            return Ok(")
+                    .count();
+            assert_eq!(opened, checked, "{}", path.display());
+            files += 1;
         }
+        assert!(files >= 10, "{files} query files");
     }
 }

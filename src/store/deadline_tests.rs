@@ -186,6 +186,19 @@ async fn on_sqlite_a_write_left_little_time_waits_less_for_a_lock() {
     assert!(took < Duration::from_millis(1500), "ended after {took:?}");
     other.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(store.bump_by("t", Instant::now() + FULL).await.unwrap(), 1);
+    // The pooled connection waits the full 5 s for a lock again.
+    assert_eq!(store.pool_size(), 1);
+    let busy: i64 = read!(store, |c, q| async {
+        #[derive(diesel::QueryableByName)]
+        struct B {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            timeout: i64,
+        }
+        let rows: Vec<B> = diesel::sql_query("PRAGMA busy_timeout").load(c).await?;
+        Ok::<_, diesel::result::Error>(rows.into_iter().next().unwrap().timeout)
+    })
+    .unwrap();
+    assert_eq!(busy, 5000);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

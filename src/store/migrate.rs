@@ -62,9 +62,9 @@ pub async fn run(url: &DatabaseUrl, wait: Duration) -> Result<Vec<String>, Store
         r = tokio::time::timeout(wait, has_lock) => if r.is_err() {
             // The blocking thread stays behind, waiting; the node exits on this error.
             return Err(StoreError::Unavailable(format!(
-                "no connection and migration lock within {} s (is another node's migration \
+                "no connection and migration lock within {} ms (is another node's migration \
                  stuck, or the database unreachable?)",
-                wait.as_secs()
+                wait.as_millis()
             )));
         },
     }

@@ -152,6 +152,8 @@ macro_rules! write_task {
                 }
                 $crate::store::Backend::Postgres(_) => None,
             };
+            // Waited for the gate past the deadline: nothing to start.
+            $crate::store::deadline::check()?;
             let mut attempt = 1;
             loop {
                 $(#[allow(clippy::redundant_clone)] let $v = $v.clone();)*
@@ -453,6 +455,8 @@ impl Store {
         loop {
             let by = cap.borrow_and_update().map_or(until, |c| until.min(c));
             tokio::select! {
+                // An answer that is in is taken, even at the deadline.
+                biased;
                 r = &mut f => return Some(r),
                 () = tokio::time::sleep_until(by) => return None,
                 Ok(()) = cap.changed() => {}

@@ -455,6 +455,9 @@ async fn a_send_stalled_past_the_grace_is_answered_before_the_close_and_the_exit
     let reply = st.reply().await;
     assert_eq!(reply["ref"], "stalled", "{reply}");
     assert_eq!(reply["code"], "unavailable", "{reply}");
+    // The database answers again while the node finishes its shutdown: the stalled send's
+    // transaction must roll back, not commit behind its `unavailable`.
+    st.proxy.resume();
     assert_eq!(
         st.alice.closed(Duration::from_secs(10)).await,
         Ended::Code(1001)
@@ -466,7 +469,6 @@ async fn a_send_stalled_past_the_grace_is_answered_before_the_close_and_the_exit
         took < Duration::from_millis(4500),
         "exited {took:?} after SIGTERM"
     );
-    st.proxy.resume();
     // Nothing of the stalled send was stored behind its `unavailable`.
     let s = Server::spawn(TempDir::new(), &st.direct, &[]).await;
     let (code, h) = s
@@ -500,9 +502,29 @@ async fn a_member_removed_while_her_add_waits_cannot_add() {
     let carol = s.http("carol");
     let path = format!("/threads/{tid}/members");
     let add = carol.post(&path, json!({"user_ids":["dave"]}));
+    let mut probe = AsyncPgConnection::establish(&url).await.unwrap();
     let remove = async {
-        // Carol's add is past its first membership check and waits for the lock.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Carol's add is past its first membership check once it waits for the lock.
+        let waiting = format!(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE 'UPDATE \"threads\"%'"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            use diesel_async::RunQueryDsl;
+            let n = diesel::sql_query(&waiting)
+                .execute(&mut probe)
+                .await
+                .unwrap();
+            if n > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "carol's add never waited for the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         db.batch_execute(&format!(
             "DELETE FROM members WHERE thread_id = '{tid}' AND user_id = 'carol'; COMMIT"
         ))

@@ -90,6 +90,23 @@ async fn the_document_describes_every_api_route() {
             );
         }
     }
+    // Every route the per-user rate covers (PROTOCOL.md: sends, edits, deletes, thread
+    // creation, title and member changes; typing starts) documents its 429.
+    for (method, path) in [
+        ("post", "/api/v1/threads"),
+        ("patch", "/api/v1/threads/{id}"),
+        ("post", "/api/v1/threads/{id}/members"),
+        ("delete", "/api/v1/threads/{id}/members/{user_id}"),
+        ("post", "/api/v1/threads/{id}/messages"),
+        ("patch", "/api/v1/messages/{id}"),
+        ("delete", "/api/v1/messages/{id}"),
+        ("post", "/api/v1/threads/{id}/typing"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["429"].is_object(),
+            "{method} {path}: no 429"
+        );
+    }
     let missing: Vec<_> = served.difference(&documented).collect();
     assert!(missing.is_empty(), "served but not documented: {missing:?}");
     let stale: Vec<_> = documented.difference(&served).collect();
