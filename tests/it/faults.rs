@@ -505,14 +505,12 @@ async fn a_member_removed_while_her_add_waits_cannot_add() {
     let mut probe = AsyncPgConnection::establish(&url).await.unwrap();
     let remove = async {
         // Carol's add is past its first membership check once it waits for the lock.
-        let waiting = format!(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-             AND query LIKE 'UPDATE \"threads\"%'"
-        );
+        let waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                       AND query LIKE 'UPDATE \"threads\"%'";
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             use diesel_async::RunQueryDsl;
-            let n = diesel::sql_query(&waiting)
+            let n = diesel::sql_query(waiting)
                 .execute(&mut probe)
                 .await
                 .unwrap();
