@@ -22,33 +22,36 @@ pub async fn mark(
     if seq < 0 {
         return Err(bad("seq must not be negative"));
     }
-    let (thread, _) = member_of(app, thread_id, &caller.user_id).await?;
-    let seq = seq.min(thread.last_seq);
     let now = Ts::now();
+    // One statement when the receipt moves: only a member has a row to move, so the
+    // membership read is needed only when nothing moved, to tell a caller's mistake (no
+    // such thread, not a member) from a receipt that was already there.
     let moved = app
         .store()
         .advance_receipt(
             which,
-            thread.id.clone(),
+            thread_id.to_string(),
             caller.user_id.clone(),
             seq,
             naive(now),
         )
         .await?;
-    if moved {
-        let receipt = Receipt {
-            thread_id: thread.id.clone(),
-            user_id: caller.user_id.clone(),
-            seq,
-            at: now,
-        };
-        let frame = match which {
-            Which::Read => ServerFrame::Read(receipt),
-            Which::Delivered => ServerFrame::Delivered(receipt),
-        };
-        // Committed: a failure from here on is logged, never the caller's.
-        tell_members(app, &thread.id, caller.session_id.clone(), &frame).await;
-    }
+    let Some(seq) = moved else {
+        member_of(app, thread_id, &caller.user_id).await?;
+        return Ok(());
+    };
+    let receipt = Receipt {
+        thread_id: thread_id.to_string(),
+        user_id: caller.user_id.clone(),
+        seq,
+        at: now,
+    };
+    let frame = match which {
+        Which::Read => ServerFrame::Read(receipt),
+        Which::Delivered => ServerFrame::Delivered(receipt),
+    };
+    // Committed: a failure from here on is logged, never the caller's.
+    tell_members(app, thread_id, caller.session_id.clone(), &frame).await;
     Ok(())
 }
 

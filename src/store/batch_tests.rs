@@ -224,7 +224,11 @@ async fn the_hot_statements_are_prepared_once_per_connection_on_postgres() {
             ]
         );
         let moved = pg::receipts::advance(&mut conn, Receipt::Read, "t1", "bob", round, now);
-        assert!(moved.await.unwrap(), "the read receipt moves on");
+        assert_eq!(
+            moved.await.unwrap(),
+            Some(round),
+            "the read receipt moves on"
+        );
         pg::users::upsert(&mut conn, "ann", None, Some(now), now, None)
             .await
             .unwrap();

@@ -535,7 +535,8 @@ impl Store {
 
     // ---- receipts -----------------------------------------------------------------------
 
-    /// Moves a read or delivered seq forward; returns whether it moved.
+    /// Moves a member's read or delivered seq forward, at most to the thread's last; returns
+    /// the new seq, or `None` when it did not move or the user is not a member.
     pub async fn advance_receipt(
         &self,
         which: Receipt,
@@ -543,7 +544,7 @@ impl Store {
         user_id: String,
         seq: i64,
         now: NaiveDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         write!(self, |c, q| q::receipts::advance(
             c, which, &thread_id, &user_id, seq, now
         ))

@@ -262,13 +262,20 @@ impl QueryFragment<Sqlite> for InsertMessage<'_> {
     }
 }
 
-/// Moves a member's read (or delivered) seq forward to `seq`, never back, stamping its time.
+/// Moves a member's read (or delivered) seq forward to `seq`, never back and never past the
+/// thread's last message, stamping its time; returns the new seq. No row: the receipt did
+/// not move, or the user is not a member (only a member has a row to move), so the usual
+/// receipt is one statement, with no membership read before it.
 pub struct AdvanceReceipt<'a> {
     pub which: Receipt,
     pub thread_id: &'a str,
     pub user_id: &'a str,
     pub seq: i64,
     pub at: NaiveDateTime,
+}
+
+impl Query for AdvanceReceipt<'_> {
+    type SqlType = BigInt;
 }
 
 impl<DB> QueryFragment<DB> for AdvanceReceipt<'_>
@@ -283,8 +290,19 @@ where
             Receipt::Read => ("read_seq", "read_at"),
             Receipt::Delivered => ("delivered_seq", "delivered_at"),
         };
+        // `seq`, clamped to the thread's last (the portable spelling of LEAST).
+        let clamped = |out: &mut AstPass<'_, 'b, DB>| -> QueryResult<()> {
+            out.push_sql("(SELECT CASE WHEN ");
+            out.push_bind_param::<BigInt, _>(&self.seq)?;
+            out.push_sql(" < last_seq THEN ");
+            out.push_bind_param::<BigInt, _>(&self.seq)?;
+            out.push_sql(" ELSE last_seq END FROM threads WHERE id = ");
+            out.push_bind_param::<Text, _>(self.thread_id)?;
+            out.push_sql(")");
+            Ok(())
+        };
         out.push_sql(&format!("UPDATE members SET {seq} = "));
-        out.push_bind_param::<BigInt, _>(&self.seq)?;
+        clamped(&mut out)?;
         out.push_sql(&format!(", {at} = "));
         out.push_bind_param::<Timestamp, _>(&self.at)?;
         out.push_sql(" WHERE thread_id = ");
@@ -292,7 +310,8 @@ where
         out.push_sql(" AND user_id = ");
         out.push_bind_param::<Text, _>(self.user_id)?;
         out.push_sql(&format!(" AND {seq} < "));
-        out.push_bind_param::<BigInt, _>(&self.seq)?;
+        clamped(&mut out)?;
+        out.push_sql(&format!(" RETURNING {seq}"));
         Ok(())
     }
 }

@@ -9,8 +9,9 @@ use diesel_async::RunQueryDsl;
 use crate::store::queries::Receipt;
 use crate::store::schema::{members, messages};
 
-/// Moves the user's read (or delivered) seq forward to `seq`; never back. Returns whether it
-/// moved.
+/// Moves the member's read (or delivered) seq forward to `seq`, at most the thread's last;
+/// never back. Returns the new seq, or `None` when it did not move or the user is not a
+/// member.
 pub async fn advance(
     conn: &mut Conn,
     which: Receipt,
@@ -18,17 +19,17 @@ pub async fn advance(
     user_id: &str,
     seq: i64,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
-    let n = crate::store::queries::fixed::AdvanceReceipt {
+) -> QueryResult<Option<i64>> {
+    crate::store::queries::fixed::AdvanceReceipt {
         which,
         thread_id,
         user_id,
         seq,
         at: now,
     }
-    .execute(conn)
-    .await?;
-    Ok(n > 0)
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// Unread counts of the user's threads (all of them when `thread_ids` is empty): messages
