@@ -3,12 +3,13 @@
 # Postgres node on a fresh database per scenario, `group` closed loop and `mixed` offered
 # $RATE sends/s (default 600), 10 s each; prints Postgres's transactions and WAL flushes per
 # send for that database, the gateway's CPU and the machine's. Needs the release builds of
-# the gateway and loadgen (bash bench/run.sh --smoke builds both). Run it alone on the machine.
+# the gateway and loadgen (cargo build --release -p switchboard -p loadgen), or BENCH_GATEWAY=<a
+# gateway binary> to measure another build. Run it alone on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 SECRET="bench-secret-bench-secret-bench-secret-0123"
-GW=target/release/switchboard; LG=target/release/loadgen
+GW=${BENCH_GATEWAY:-target/release/switchboard}; LG=target/release/loadgen
 RATE=${RATE:-600}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
