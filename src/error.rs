@@ -102,6 +102,13 @@ impl From<ServiceError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         // The cause is logged here, once; the client never sees database text.
+        if e.is_nul_in_text() {
+            // Any id from a path or a frame reaches a bind: the input's fault, not the node's.
+            return ApiError::new(
+                ErrorCode::BadRequest,
+                "text must not contain NUL characters",
+            );
+        }
         log::error!("store error: {e}");
         if e.is_unavailable() {
             ApiError::new(ErrorCode::Unavailable, "database unavailable")

@@ -220,6 +220,14 @@ impl StoreError {
         }
     }
 
+    /// Whether Postgres refused a NUL character in a text value (SQLSTATE 22021); SQLite
+    /// stores one.
+    pub fn is_nul_in_text(&self) -> bool {
+        use diesel::result::Error;
+        matches!(self, StoreError::Query(Error::DatabaseError(_, info))
+            if info.message().contains("invalid byte sequence for encoding"))
+    }
+
     /// Whether the database rolled the transaction back for a reason a retry can clear:
     /// a deadlock (Postgres 40P01) or a serialization failure (40001).
     pub fn is_transient(&self) -> bool {

@@ -67,4 +67,35 @@ both! {
         let (_, l) = s.http("eve").get("/threads").await;
         assert_eq!(l["threads"], json!([]));
     }
+
+    async fn ids_holding_nul_are_bad_requests_not_server_errors(b) {
+        // Postgres refuses NUL in text (SQLite keeps it): an id from a path or a frame must
+        // come back as the client's mistake on both.
+        let s = Server::start(b).await;
+        let tid = s.http("alice").group("g", &["bob"]).await;
+        let mut alice = s.ws("alice").await;
+        alice.say(&tid, "hi").await;
+        let bad = "a\u{0}b";
+        for f in [
+            json!({"type":"read","thread_id":bad,"seq":1}),
+            json!({"type":"typing","thread_id":bad,"is_typing":true}),
+            json!({"type":"history","thread_id":bad}),
+        ] {
+            let reply = alice.call(f.clone()).await;
+            assert_eq!(reply["type"], "error", "{f} → {reply}");
+            let code = reply["code"].as_str().unwrap();
+            assert!(code == "bad_request" || code == "not_found", "{f} → {reply}");
+        }
+        let http = s.http("alice");
+        for path in ["/threads/a%00b", "/threads/a%00b/messages", "/messages/a%00b"] {
+            let (st, e) = http.get(path).await;
+            assert!(st == 400 || st == 404 || st == 405, "GET {path}: {st} {e}");
+        }
+        let (st, e) = http.patch("/messages/a%00b", json!({"body":"x"})).await;
+        assert!(st == 400 || st == 404, "{st} {e}");
+        let (st, e) = http.post("/threads/a%00b/read", json!({"seq":1})).await;
+        assert!(st == 400 || st == 404, "{st} {e}");
+        // The node is fine.
+        alice.say(&tid, "still here").await;
+    }
 }

@@ -58,6 +58,49 @@ both! {
         bob.err(json!({"type":"read","thread_id":tid,"seq":-1}), "bad_request").await;
     }
 
+    async fn receipts_sent_together_are_each_stored_answered_and_announced(b) {
+        // Thirty members read at once: each receipt is moved (clamped where it points past
+        // the end), acknowledged and announced on its own.
+        let s = Server::start(b).await;
+        let members: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
+        let names: Vec<&str> = members.iter().map(String::as_str).collect();
+        let tid = s.http("alice").group("readers", &names).await;
+        let mut alice = s.ws("alice").await;
+        for i in 0..3 {
+            alice.say(&tid, &format!("m{i}")).await;
+        }
+        let mut readers = Vec::new();
+        for m in &members {
+            readers.push(s.ws(m).await);
+        }
+        for (i, r) in readers.iter_mut().enumerate() {
+            // Some read up to 2, some past the end (clamped to 3).
+            let seq = if i % 2 == 0 { 2 } else { 99 };
+            r.send(json!({"type":"read","thread_id":tid,"seq":seq,"ref":"r"})).await;
+        }
+        let acks = futures_util::future::join_all(readers.iter_mut().map(|r| async move {
+            loop {
+                let f = r.read_frame(Duration::from_secs(10)).await.expect("the ack");
+                if f["ref"] == "r" {
+                    return f["type"].clone();
+                }
+            }
+        }))
+        .await;
+        assert!(acks.iter().all(|t| t == "ack"), "{acks:?}");
+        let mut seen = std::collections::BTreeMap::new();
+        while seen.len() < members.len() {
+            let r = alice.event("read").await;
+            seen.insert(r["user_id"].as_str().unwrap().to_string(), r["seq"].as_i64().unwrap());
+        }
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(seen[m], if i % 2 == 0 { 2 } else { 3 }, "{m}");
+            let (_, u) = s.http(m).get("/unread").await;
+            assert_eq!(u["total"], if i % 2 == 0 { 1 } else { 0 }, "{m}: {u}");
+        }
+        alice.no_event("read", Duration::from_millis(300)).await;
+    }
+
     async fn unread_ignores_deleted_messages_and_counts_per_thread(b) {
         let s = Server::start(b).await;
         let mut alice = s.ws("alice").await;
