@@ -104,6 +104,8 @@ impl From<StoreError> for ApiError {
         // The cause is logged here, once; the client never sees database text.
         if e.is_nul_in_text() {
             // Any id from a path or a frame reaches a bind: the input's fault, not the node's.
+            // Logged all the same, so a NUL the node made itself would not go unseen.
+            log::info!("refused as bad_request: {e}");
             return ApiError::new(
                 ErrorCode::BadRequest,
                 "text must not contain NUL characters",

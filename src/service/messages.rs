@@ -20,12 +20,17 @@ pub const HISTORY_MAX: i64 = 200;
 /// Longest `client_id`, in chars.
 pub const MAX_CLIENT_ID_CHARS: usize = 128;
 
+/// A message body (sent, edited, or posted by the host), checked: at most `MAX_BODY_CHARS`,
+/// and no NUL, which Postgres cannot store (refused on SQLite too, so both backends agree).
 pub(super) fn check_body(app: &AppContext, body: &str) -> Result<(), ServiceError> {
     let max = app.config().max_body_chars;
     if body.chars().count() > max {
         return Err(ServiceError::TooLarge(format!(
             "body is longer than {max} chars"
         )));
+    }
+    if body.contains('\0') {
+        return Err(bad("body must not contain NUL characters"));
     }
     Ok(())
 }

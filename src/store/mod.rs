@@ -220,7 +220,8 @@ impl StoreError {
         }
     }
 
-    /// Whether Postgres refused a NUL character in a text value (SQLSTATE 22021); SQLite
+    /// Whether Postgres refused a NUL character in a text value (its English message, as for
+    /// deadlocks: with other `lc_messages` this stays `internal`, which is safe); SQLite
     /// stores one.
     pub fn is_nul_in_text(&self) -> bool {
         use diesel::result::Error;
