@@ -18,12 +18,16 @@ use crate::registry::SessionRegistry;
 use crate::relay::memory::MemoryRelay;
 use crate::relay::redis::{RedisOptions, RedisRelay};
 use crate::relay::{Relay, RelayError, TRANSITION_QUEUE, Transition};
+use crate::roster::Roster;
 use crate::service::{idempotency, presence, webhooks};
 use crate::shutdown;
 use crate::store::{Store, StoreError, migrate};
 
 /// Connections one worker accepts; the default 25k is low for a gateway (STACK.md).
 const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
+/// The membership cache's budget, in bytes of member ids: some twenty thousand 10-member
+/// groups with UUID ids, or two hundred full ones.
+const ROSTER_BYTES: usize = 16 << 20;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,9 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
     let (transitions, rx) = mpsc::channel(TRANSITION_QUEUE);
     let registry =
         SessionRegistry::new(config.max_sessions_per_user, config.redis_url.is_some()).start();
+    // One node alone sees every membership change; with Redis, the relay trusts the cache
+    // once it carries the other nodes' changes.
+    let roster = Arc::new(Roster::new(ROSTER_BYTES, config.redis_url.is_none()));
     let relay: Arc<dyn Relay> = match &config.redis_url {
         None => Arc::new(MemoryRelay::new(
             registry.clone(),
@@ -106,6 +113,7 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
             },
             registry.clone(),
             transitions.clone(),
+            roster.clone(),
         )?,
     };
     let app = AppContext::new(Parts {
@@ -115,6 +123,7 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
         registry,
         auth,
         metrics,
+        roster,
     });
     tokio::spawn(presence::run(app.clone(), rx));
     tokio::spawn(idempotency::sweep_forever(app.clone()));

@@ -15,6 +15,7 @@ use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::registry::SessionRegistry;
 use crate::relay::Relay;
+use crate::roster::Roster;
 use crate::session::{CLOSE_FLUSH_LIMIT, Hub, Limits};
 use crate::store::Store;
 use crate::stripes::Stripes;
@@ -78,6 +79,7 @@ struct Inner {
     committer: Committer,
     directs: Memo,
     late_announces: Arc<tokio::sync::Semaphore>,
+    roster: Arc<Roster>,
 }
 
 /// The parts an [`AppContext`] is built from.
@@ -88,6 +90,8 @@ pub struct Parts {
     pub registry: Addr<SessionRegistry>,
     pub auth: Auth,
     pub metrics: Metrics,
+    /// The membership cache, shared with the relay that invalidates it.
+    pub roster: Arc<Roster>,
 }
 
 impl AppContext {
@@ -136,6 +140,7 @@ impl AppContext {
                 committer,
                 directs: Memo::new(DIRECT_MEMO),
                 late_announces: Arc::new(tokio::sync::Semaphore::new(LATE_ANNOUNCES)),
+                roster: p.roster,
             }),
         }
     }
@@ -193,6 +198,11 @@ impl AppContext {
     /// Places for announcements retried after their audience read failed (`LATE_ANNOUNCES`).
     pub fn late_announces(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.inner.late_announces
+    }
+
+    /// Who is in each thread, as this node last read it (`service::members`).
+    pub fn roster(&self) -> &Roster {
+        &self.inner.roster
     }
 
     /// Whether SIGTERM has started the drain (`/readyz` then answers 503).

@@ -36,6 +36,7 @@ pub mod peer;
 pub mod protocol;
 pub mod registry;
 pub mod relay;
+pub mod roster;
 pub mod service;
 pub mod session;
 pub mod shutdown;

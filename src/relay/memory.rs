@@ -144,6 +144,11 @@ impl Relay for MemoryRelay {
         async move { self.limiter.check(user) }.boxed()
     }
 
+    fn members_changed<'a>(&'a self, _thread_id: &'a str) -> BoxFuture<'a, ()> {
+        // There are no other nodes; this node's own cache is the service's to forget.
+        async {}.boxed()
+    }
+
     fn leave(&self) -> BoxFuture<'_, ()> {
         async {}.boxed()
     }

@@ -88,6 +88,10 @@ pub trait Relay: Send + Sync + 'static {
     fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>>;
     /// Takes one send from the user's rate budget, or says how long until one is free.
     fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>>;
+    /// A thread's membership changed and has committed: every other node forgets its
+    /// cached members (`roster`). One that cannot be told now is told once the relay is
+    /// back, and until then its cache is bounded by `roster::TTL`.
+    fn members_changed<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, ()>;
     /// Withdraws this node from the cluster on shutdown.
     fn leave(&self) -> BoxFuture<'_, ()>;
 }

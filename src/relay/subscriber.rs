@@ -18,9 +18,11 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
 use super::RelayError;
+use super::redis::routing::{FORGET_ALL, MEMBERS_CHANNEL};
 use crate::envelope::Envelope;
 use crate::metrics::{self, DropReason};
 use crate::registry::{DeliverAll, SessionRegistry};
+use crate::roster::Roster;
 
 /// At most this many envelopes go to the registry in one message.
 const HAND_ON_BATCH: usize = 256;
@@ -58,6 +60,7 @@ impl RedisSubscriber {
         queue: usize,
         registry: Addr<SessionRegistry>,
         unwatched: mpsc::Sender<String>,
+        roster: Arc<Roster>,
     ) -> Result<Addr<RedisSubscriber>, RelayError> {
         let (tx, rx) = mpsc::channel::<PushInfo>(queue.max(1));
         let (control_tx, control_rx) = mpsc::channel::<PushInfo>(CONTROL_QUEUE);
@@ -65,6 +68,18 @@ impl RedisSubscriber {
         let counter = dropped.clone();
         let config = ConnectionManagerConfig::new()
             .set_push_sender(move |info: PushInfo| {
+                // Membership changes are applied here, in Redis's order and never queued, so
+                // no flood can delay or drop one; a lost connection may have lost some.
+                if let Some(thread) = members_changed(&info) {
+                    match thread {
+                        FORGET_ALL => roster.forget_all(),
+                        t => roster.forget(t),
+                    }
+                    return Ok::<(), ()>(());
+                }
+                if info.kind == PushKind::Disconnection {
+                    roster.distrust();
+                }
                 // A close (a revocation, a replaced session) or an unwatch (the presence
                 // scope) must not be lost to a flood of messages: past the queue it waits in
                 // one of its own.
@@ -191,6 +206,14 @@ impl Actor for RedisSubscriber {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
     }
+}
+
+/// The thread (or [`FORGET_ALL`]) a push on the membership channel names.
+fn members_changed(info: &PushInfo) -> Option<&str> {
+    if info.kind != PushKind::Message || bulk(info.data.first())? != MEMBERS_CHANNEL.as_bytes() {
+        return None;
+    }
+    std::str::from_utf8(bulk(info.data.get(1))?).ok()
 }
 
 /// Whether a push carries a close or an unwatch envelope. Only the envelope's own tag can

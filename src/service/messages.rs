@@ -196,11 +196,12 @@ async fn commit(
     // For `message.created`, who is online just before the commit: its `offline_user_ids`
     // are the members to push to.
     let hook = if super::webhooks::wants(app, "message.created") {
-        let members = app.store().member_ids(&row.thread_id).await?;
+        let members = super::members::of(app, &row.thread_id).await?;
         let online = app.relay().online(&members).await;
         Some(
             members
-                .into_iter()
+                .iter()
+                .cloned()
                 .zip(online)
                 .filter(|(_, on)| *on)
                 .map(|(m, _)| m)

@@ -7,6 +7,7 @@ pub mod broadcast;
 pub mod dev;
 pub mod host;
 pub mod idempotency;
+pub mod members;
 pub mod messages;
 pub mod notifications;
 pub mod orgs;
@@ -111,11 +112,11 @@ pub async fn tell_members(
     except: Option<String>,
     frame: &ServerFrame,
 ) {
-    let e = match app.store().member_ids(thread_id).await {
+    let e = match members::of(app, thread_id).await {
         Ok(members) => {
             return publish(
                 app,
-                Audience::users_except(members, except),
+                Audience::users_except(members.to_vec(), except),
                 Lane::Durable,
                 frame,
             )

@@ -342,6 +342,7 @@ pub(super) async fn add_to(
         .await?
         .map_err(|r| refused(r, max))?;
     if !added.is_empty() {
+        super::members::changed(app, &t.id).await;
         let by = by.unwrap_or(super::host::HOST);
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
         announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await;
@@ -400,6 +401,7 @@ pub(super) async fn remove_from(
     if !removed {
         return Err(ServiceError::NotFound("not a member of this thread".into()));
     }
+    super::members::changed(app, &t.id).await;
     let by = by.unwrap_or(super::host::HOST);
     log::info!("{by} removed {user_id} from {}", t.id);
     // The removed user is told last, after the members who stay.

@@ -4,21 +4,21 @@
 
 use tokio::time::Instant;
 
-use super::{Caller, ServiceError, member_of, publish};
+use super::{Caller, ServiceError, member_of, members, publish};
 use crate::context::AppContext;
 use crate::envelope::{Audience, Lane};
 use crate::expiring::Due;
 use crate::protocol::ServerFrame;
 
 async fn announce(app: &AppContext, thread_id: &str, user_id: &str, is_typing: bool) {
-    let members = match app.store().member_ids(thread_id).await {
+    let members = match members::of(app, thread_id).await {
         Ok(m) => m,
         Err(e) => {
             log::warn!("typing: cannot load members of {thread_id}: {e}");
             return;
         }
     };
-    let others: Vec<String> = members.into_iter().filter(|m| m != user_id).collect();
+    let others: Vec<String> = members.iter().filter(|m| *m != user_id).cloned().collect();
     publish(
         app,
         Audience::users(others),
@@ -42,7 +42,12 @@ pub async fn set(
     thread_id: &str,
     is_typing: bool,
 ) -> Result<(), ServiceError> {
-    member_of(app, thread_id, &caller.user_id).await?;
+    let cached = members::of(app, thread_id).await?;
+    if !cached.contains(&caller.user_id) {
+        // The cache may trail a change made on another node by a moment: the database
+        // decides, and says why not.
+        member_of(app, thread_id, &caller.user_id).await?;
+    }
     let key = (thread_id.to_string(), caller.user_id.clone());
     let turn = turn_key(&key);
     let _turn = app.typing().turns.lock(&turn).await;

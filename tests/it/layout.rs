@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "config", "metrics", "stripes", "expiring", "limits", "envelope", "memo",
     ],
-    &["auth", "peer"],
+    &["auth", "peer", "roster"],
     &["store"],
     &["registry"],
     &["relay"],

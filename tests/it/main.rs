@@ -28,6 +28,7 @@ mod openapi;
 mod presence;
 mod receipts;
 mod rest;
+mod roster;
 mod server_api;
 mod shutdown;
 mod sse;

@@ -84,6 +84,8 @@ impl RedisRelay {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|t| t.elapsed() < Duration::from_millis(NODE_TTL_MS));
+        self.pay_forgets(&mut conn).await;
+        self.trust_roster().await;
         if !settling {
             self.reap_dead(&mut conn).await;
         }

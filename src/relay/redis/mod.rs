@@ -32,7 +32,7 @@ use redis::Script;
 use tokio::sync::mpsc;
 
 mod liveness;
-mod routing;
+pub(crate) mod routing;
 mod scripts;
 mod sessions;
 
@@ -44,6 +44,7 @@ use crate::registry::{DeliverAll, SessionRegistry};
 use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
 use crate::relay::{Relay, RelayError};
 use crate::relay::{Transition, tell};
+use crate::roster::Roster;
 use crate::stripes::Stripes;
 use scripts::{Scripts, watch_channel};
 
@@ -60,6 +61,8 @@ const POOL_SIZE: usize = 16;
 const USER_STRIPES: usize = 256;
 /// Ended watches waiting to be unsubscribed; past it the subscriber's hand-on waits.
 const UNWATCHED_QUEUE: usize = 1024;
+/// Threads whose forget is owed to the other nodes; past it they are told to forget all.
+const OWED_FORGETS: usize = 4096;
 
 #[derive(Default)]
 struct Local {
@@ -103,6 +106,18 @@ pub struct RedisRelay {
     key_lost: AtomicBool,
     /// Whether `sb:all` is known subscribed (it is subscribed again on every recovery).
     broadcast_on: AtomicBool,
+    /// This node's membership cache: trusted only while `sb:members` is known subscribed.
+    roster: Arc<Roster>,
+    /// Membership changes made here that the other nodes could not be told of yet.
+    owed: Mutex<Owed>,
+}
+
+/// Forgets owed to the other nodes, published once Redis answers again.
+#[derive(Default)]
+struct Owed {
+    threads: HashSet<String>,
+    /// Too many to list: the other nodes are told to forget everything.
+    all: bool,
 }
 
 /// What the Redis relay needs to start.
@@ -122,6 +137,7 @@ impl RedisRelay {
         opts: RedisOptions,
         registry: Addr<SessionRegistry>,
         transitions: mpsc::Sender<Transition>,
+        roster: Arc<Roster>,
     ) -> Result<Arc<RedisRelay>, RelayError> {
         let mut cfg = PoolConfig::from_url(opts.url.clone());
         cfg.pool = Some(PoolSize {
@@ -144,6 +160,7 @@ impl RedisRelay {
             opts.queue,
             registry.clone(),
             unwatched,
+            roster.clone(),
         )?;
         let relay = Arc::new(RedisRelay {
             node_id: opts.node_id,
@@ -169,6 +186,8 @@ impl RedisRelay {
             stale_channels: Mutex::new(HashSet::new()),
             key_lost: AtomicBool::new(false),
             broadcast_on: AtomicBool::new(false),
+            roster,
+            owed: Mutex::new(Owed::default()),
         });
         let refresher = Arc::downgrade(&relay);
         tokio::spawn(async move {
@@ -209,6 +228,8 @@ impl RedisRelay {
     /// Records an outage; logs only the first failure of each outage.
     fn down(&self, e: &RelayError) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+        // Other nodes' membership changes may not reach this node now.
+        self.roster.distrust();
         if self.up.swap(false, Ordering::SeqCst) {
             log::error!(
                 "redis unavailable ({e}): delivering locally only until it is back; /readyz answers 503"
@@ -319,6 +340,73 @@ impl RedisRelay {
 
     async fn tell(&self, t: Transition) {
         tell(&self.transitions, t).await;
+    }
+
+    /// Remembers a forget the other nodes could not be told of (`None`: forget all).
+    fn owe_forget(&self, thread_id: Option<&str>) {
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        match thread_id {
+            Some(t) if !owed.all && owed.threads.len() < OWED_FORGETS => {
+                owed.threads.insert(t.to_string());
+            }
+            _ => {
+                owed.all = true;
+                owed.threads.clear();
+            }
+        }
+    }
+
+    /// Publishes the forgets owed to the other nodes, in one round trip.
+    async fn pay_forgets(&self, conn: &mut deadpool_redis::Connection) {
+        let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
+        if !owed.all && owed.threads.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        if owed.all {
+            pipe.cmd("PUBLISH")
+                .arg(routing::MEMBERS_CHANNEL)
+                .arg(routing::FORGET_ALL)
+                .ignore();
+        }
+        for t in &owed.threads {
+            pipe.cmd("PUBLISH")
+                .arg(routing::MEMBERS_CHANNEL)
+                .arg(t)
+                .ignore();
+        }
+        if self.timed(pipe.query_async::<()>(conn)).await.is_ok() {
+            log::info!(
+                "told the other nodes of membership changes made while redis was away ({})",
+                if owed.all {
+                    "all threads".to_string()
+                } else {
+                    format!("{} thread(s)", owed.threads.len())
+                }
+            );
+        } else if owed.all {
+            self.owe_forget(None);
+        } else {
+            for t in &owed.threads {
+                self.owe_forget(Some(t));
+            }
+        }
+    }
+
+    /// Trusts the membership cache once `sb:members` is subscribed: from then on every
+    /// other node's changes reach it.
+    async fn trust_roster(&self) {
+        if self.roster.is_trusted() {
+            return;
+        }
+        let on = Subscription {
+            channel: routing::MEMBERS_CHANNEL.to_string(),
+            on: true,
+        };
+        match self.ask_subscriber(on).await {
+            Ok(()) => self.roster.trust(),
+            Err(e) => self.down(&e),
+        }
     }
 }
 
@@ -489,6 +577,27 @@ impl Relay for RedisRelay {
                 }
             }
             self.fallback.check(user)
+        }
+        .boxed()
+    }
+
+    fn members_changed<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, ()> {
+        async move {
+            let told = match self.up_conn().await {
+                Some(mut conn) => self
+                    .timed(
+                        redis::cmd("PUBLISH")
+                            .arg(routing::MEMBERS_CHANNEL)
+                            .arg(thread_id)
+                            .query_async::<i64>(&mut conn),
+                    )
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !told {
+                self.owe_forget(Some(thread_id));
+            }
         }
         .boxed()
     }

@@ -1,0 +1,169 @@
+//! The membership cache (`roster`): receipts, typing and edits are addressed from a node's
+//! cached members, and a membership change reaches that cache before its `thread` event
+//! does, on the node that made it and on every other node, also after Redis restarts.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::both;
+use crate::harness::{Client, Cluster, Server};
+
+/// How long an event that must not come is waited for.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// Starts a typing indicator and stops it; the others in `to` see both.
+async fn type_once(bob: &mut Client, tid: &str, to: &mut [&mut Client]) {
+    for on in [true, false] {
+        bob.send(json!({"type":"typing","thread_id":tid,"is_typing":on}))
+            .await;
+        for c in to.iter_mut() {
+            let t = c.event("typing").await;
+            assert_eq!(
+                (t["user_id"].as_str(), t["is_typing"].as_bool()),
+                (Some("bob"), Some(on))
+            );
+        }
+    }
+}
+
+/// Reads up to `seq`; each of `to` sees bob's receipt.
+async fn read_up_to(bob: &mut Client, tid: &str, seq: i64, to: &mut [&mut Client]) {
+    bob.ok(json!({"type":"read","thread_id":tid,"seq":seq}))
+        .await;
+    for c in to.iter_mut() {
+        let r = c.event("read").await;
+        assert_eq!(
+            (r["user_id"].as_str(), r["seq"].as_i64()),
+            (Some("bob"), Some(seq))
+        );
+    }
+}
+
+/// alice changes the group through `admin`; bob, carol and dave are on `here`, where bob's
+/// receipts and typing are addressed from `here`'s cache.
+async fn members_follow_changes(admin: &Server, here: &Server) {
+    let mut alice = admin.ws("alice").await;
+    let mut bob = here.ws("bob").await;
+    let mut carol = here.ws("carol").await;
+    let mut dave = here.ws("dave").await;
+    let tid = admin.http("alice").group("g", &["bob", "carol"]).await;
+    for c in [&mut bob, &mut carol] {
+        assert_eq!(c.event("thread").await["event"], "created");
+    }
+    alice.say(&tid, "one").await;
+    for c in [&mut bob, &mut carol] {
+        c.event("message").await;
+    }
+    // Fills `here`'s cache with alice, bob and carol.
+    read_up_to(&mut bob, &tid, 1, &mut [&mut alice, &mut carol]).await;
+    type_once(&mut bob, &tid, &mut [&mut alice, &mut carol]).await;
+
+    let (st, _) = admin
+        .http("alice")
+        .delete(&format!("/threads/{tid}/members/carol"))
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(bob.event("thread").await["event"], "member_removed");
+    assert_eq!(carol.event("thread").await["event"], "member_removed");
+    alice.say(&tid, "two").await;
+    bob.event("message").await;
+    read_up_to(&mut bob, &tid, 2, &mut [&mut alice]).await;
+    type_once(&mut bob, &tid, &mut [&mut alice]).await;
+    carol.no_event("read", QUIET).await;
+    carol.no_event("typing", Duration::ZERO).await;
+
+    let (st, t) = admin
+        .http("alice")
+        .post(
+            &format!("/threads/{tid}/members"),
+            json!({"user_ids":["dave"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(bob.event("thread").await["event"], "member_added");
+    assert_eq!(dave.event("thread").await["event"], "member_added");
+    type_once(&mut bob, &tid, &mut [&mut alice, &mut dave]).await;
+    let three = alice.say(&tid, "three").await;
+    for c in [&mut bob, &mut dave] {
+        c.event("message").await;
+    }
+    read_up_to(&mut bob, &tid, 3, &mut [&mut alice, &mut dave]).await;
+
+    // An edit is addressed from the cache of the node it is made on.
+    let (st, _) = here
+        .http("alice")
+        .patch(
+            &format!("/messages/{}", three["id"].as_str().unwrap()),
+            json!({"body":"three, edited"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        dave.event("message_updated").await["message"]["body"],
+        "three, edited"
+    );
+    carol.no_event("message_updated", QUIET).await;
+    carol.no_event("message", Duration::ZERO).await;
+}
+
+both! {
+    async fn receipts_typing_and_edits_follow_member_changes_at_once(b) {
+        let s = Server::start(b).await;
+        members_follow_changes(&s, &s).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_one_node_reaches_the_other_nodes_cache_before_its_event() {
+    let c = Cluster::start(2, &[]).await;
+    members_follow_changes(c.node(0), c.node(1)).await;
+}
+
+#[tokio::test]
+async fn after_redis_restarts_no_node_addresses_from_a_cache_that_missed_a_change() {
+    let mut c = Cluster::start(2, &[]).await;
+    let mut alice = c.node(0).ws("alice").await;
+    let mut bob = c.node(1).ws("bob").await;
+    let tid = c.node(0).http("alice").group("g", &["bob"]).await;
+    bob.event("thread").await;
+    alice.say(&tid, "one").await;
+    bob.event("message").await;
+    // node1 caches alice and bob.
+    read_up_to(&mut bob, &tid, 1, &mut [&mut alice]).await;
+
+    c.redis.stop();
+    // node0 cannot tell node1 of dave: the change commits all the same.
+    let (st, t) = c
+        .node(0)
+        .http("alice")
+        .post(
+            &format!("/threads/{tid}/members"),
+            json!({"user_ids":["dave"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
+    c.redis.restart().await;
+    let http = reqwest::Client::new();
+    let restarted = Instant::now();
+    for n in 0..2 {
+        while http
+            .get(c.node(n).url("/readyz"))
+            .send()
+            .await
+            .map_or(true, |r| r.status() != 200)
+        {
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "node{n} did not recover"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut dave = c.node(1).ws("dave").await;
+    alice.say(&tid, "two").await;
+    bob.event("message").await;
+    dave.event("message").await;
+    read_up_to(&mut bob, &tid, 2, &mut [&mut dave]).await;
+    type_once(&mut bob, &tid, &mut [&mut dave]).await;
+}
