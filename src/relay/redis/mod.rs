@@ -1,7 +1,8 @@
 //! The Redis relay: several nodes behind a balancer behave as one.
 //!
 //! Routing: each user has a channel `sb:u:{user}` and each watched user a channel
-//! `sb:w:{user}`, and every node subscribes to `sb:all`. A node subscribes to a user's channel
+//! `sb:w:{user}`, and every node subscribes to `sb:all` and to `sb:members` (membership
+//! changes: the thread ids every node's `roster` forgets). A node subscribes to a user's channel
 //! while that user has a session on it (before the session's `hello`), so it receives only the
 //! events of its own users. Publishing delivers to the local registry at once, then sends the
 //! envelope's parts (`routing`) in a single pipeline: one per addressed user for a small
