@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::both;
 use crate::harness::{Client, Cluster, Server};
@@ -12,18 +12,24 @@ use crate::harness::{Client, Cluster, Server};
 /// How long an event that must not come is waited for.
 const QUIET: Duration = Duration::from_millis(400);
 
+/// Each of `to` gets bob's next `kind` event, its `field` equal to `value`.
+async fn each_sees(to: &mut [&mut Client], kind: &str, field: &str, value: Value) {
+    for c in to.iter_mut() {
+        let e = c.event(kind).await;
+        assert_eq!(
+            (e["user_id"].as_str(), &e[field]),
+            (Some("bob"), &value),
+            "{e}"
+        );
+    }
+}
+
 /// Starts a typing indicator and stops it; the others in `to` see both.
 async fn type_once(bob: &mut Client, tid: &str, to: &mut [&mut Client]) {
     for on in [true, false] {
         bob.send(json!({"type":"typing","thread_id":tid,"is_typing":on}))
             .await;
-        for c in to.iter_mut() {
-            let t = c.event("typing").await;
-            assert_eq!(
-                (t["user_id"].as_str(), t["is_typing"].as_bool()),
-                (Some("bob"), Some(on))
-            );
-        }
+        each_sees(to, "typing", "is_typing", json!(on)).await;
     }
 }
 
@@ -31,13 +37,19 @@ async fn type_once(bob: &mut Client, tid: &str, to: &mut [&mut Client]) {
 async fn read_up_to(bob: &mut Client, tid: &str, seq: i64, to: &mut [&mut Client]) {
     bob.ok(json!({"type":"read","thread_id":tid,"seq":seq}))
         .await;
-    for c in to.iter_mut() {
-        let r = c.event("read").await;
-        assert_eq!(
-            (r["user_id"].as_str(), r["seq"].as_i64()),
-            (Some("bob"), Some(seq))
-        );
-    }
+    each_sees(to, "read", "seq", json!(seq)).await;
+}
+
+/// alice adds dave to the group through `node`.
+async fn add_dave(node: &Server, tid: &str) {
+    let (st, t) = node
+        .http("alice")
+        .post(
+            &format!("/threads/{tid}/members"),
+            json!({"user_ids":["dave"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
 }
 
 /// alice changes the group through `admin`; bob, carol and dave are on `here`, where bob's
@@ -73,14 +85,7 @@ async fn members_follow_changes(admin: &Server, here: &Server) {
     carol.no_event("read", QUIET).await;
     carol.no_event("typing", Duration::ZERO).await;
 
-    let (st, t) = admin
-        .http("alice")
-        .post(
-            &format!("/threads/{tid}/members"),
-            json!({"user_ids":["dave"]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{t}");
+    add_dave(admin, &tid).await;
     assert_eq!(bob.event("thread").await["event"], "member_added");
     assert_eq!(dave.event("thread").await["event"], "member_added");
     type_once(&mut bob, &tid, &mut [&mut alice, &mut dave]).await;
@@ -134,15 +139,7 @@ async fn after_redis_restarts_no_node_addresses_from_a_cache_that_missed_a_chang
 
     c.redis.stop();
     // node0 cannot tell node1 of dave: the change commits all the same.
-    let (st, t) = c
-        .node(0)
-        .http("alice")
-        .post(
-            &format!("/threads/{tid}/members"),
-            json!({"user_ids":["dave"]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{t}");
+    add_dave(c.node(0), &tid).await;
     c.redis.restart().await;
     let http = reqwest::Client::new();
     let restarted = Instant::now();
