@@ -14,6 +14,7 @@ mod behind_nginx;
 mod cli;
 mod clients;
 mod cluster;
+mod cluster_faults;
 mod concurrency;
 mod docs;
 mod faults;

@@ -2,7 +2,7 @@
 //! cached members, and a membership change reaches that cache before its `thread` event
 //! does, on the node that made it and on every other node, also after Redis restarts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -141,22 +141,7 @@ async fn after_redis_restarts_no_node_addresses_from_a_cache_that_missed_a_chang
     // node0 cannot tell node1 of dave: the change commits all the same.
     add_dave(c.node(0), &tid).await;
     c.redis.restart().await;
-    let http = reqwest::Client::new();
-    let restarted = Instant::now();
-    for n in 0..2 {
-        while http
-            .get(c.node(n).url("/readyz"))
-            .send()
-            .await
-            .map_or(true, |r| r.status() != 200)
-        {
-            assert!(
-                restarted.elapsed() < Duration::from_secs(20),
-                "node{n} did not recover"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    c.all_ready(Duration::from_secs(20)).await;
     let mut dave = c.node(1).ws("dave").await;
     alice.say(&tid, "two").await;
     bob.event("message").await;

@@ -180,4 +180,22 @@ impl Cluster {
     pub fn node(&self, i: usize) -> &Server {
         &self.nodes[i]
     }
+
+    /// Waits until every node's `/readyz` answers 200 (after a Redis restart), failing the
+    /// test after `within`.
+    pub async fn all_ready(&self, within: std::time::Duration) {
+        let http = reqwest::Client::new();
+        let since = std::time::Instant::now();
+        for (n, node) in self.nodes.iter().enumerate() {
+            while http
+                .get(node.url("/readyz"))
+                .send()
+                .await
+                .map_or(true, |r| r.status() != 200)
+            {
+                assert!(since.elapsed() < within, "node{n} did not become ready");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
