@@ -29,6 +29,9 @@ pub const SEND_ACK_SECONDS: &str = "switchboard_send_ack_seconds";
 pub const DB_QUERY_SECONDS: &str = "switchboard_db_query_seconds";
 /// One pipeline of PUBLISH commands to Redis (the cross-node copies of a commit's events).
 pub const RELAY_PUBLISH_SECONDS: &str = "switchboard_relay_publish_seconds";
+/// Lookups of a thread's members for addressing an event, by result: `hit` (the membership
+/// cache answered) or `miss` (the database did).
+pub const MEMBERS_CACHE: &str = "switchboard_members_cache_total";
 /// Database connections the pool opened; past the pool's size, each is a replacement.
 pub const DB_CONNECTIONS_OPENED: &str = "switchboard_db_connections_opened_total";
 /// Database connections the pool holds now.
@@ -179,6 +182,10 @@ fn describe() {
         DB_POOL_CONNECTIONS,
         "Database connections the pool holds (opened on demand, up to its size)."
     );
+    describe_counter!(
+        MEMBERS_CACHE,
+        "Member lookups for addressing events, by result (hit: the cache; miss: the database)."
+    );
     describe_counter!(RELAY_PUBLISHED, "Envelopes published through the relay.");
     describe_counter!(RELAY_RECEIVED, "Envelopes received from other nodes.");
     describe_counter!(REDIS_RECONNECTS, "Times Redis came back after an outage.");
@@ -203,6 +210,9 @@ fn describe() {
     }
     for o in ["pushed", "muted"] {
         counter!(NOTIFICATIONS, "outcome" => o).absolute(0);
+    }
+    for r in ["hit", "miss"] {
+        counter!(MEMBERS_CACHE, "result" => r).absolute(0);
     }
     for o in ["sent", "retried", "dropped"] {
         counter!(WEBHOOKS, "outcome" => o).absolute(0);
@@ -289,6 +299,18 @@ pub fn db_query(took: Duration) {
 /// A Redis publish pipeline took `took`.
 pub fn relay_publish(took: Duration) {
     RELAY_PUBLISH.record(took);
+}
+
+/// A thread's members were looked up for an event: `hit` when the cache had them.
+pub fn members_lookup(hit: bool) {
+    static HIT: OnceLock<Counter> = OnceLock::new();
+    static MISS: OnceLock<Counter> = OnceLock::new();
+    let c = if hit {
+        HIT.get_or_init(|| counter!(MEMBERS_CACHE, "result" => "hit"))
+    } else {
+        MISS.get_or_init(|| counter!(MEMBERS_CACHE, "result" => "miss"))
+    };
+    c.increment(1);
 }
 
 /// An envelope was published through the relay.

@@ -4,9 +4,11 @@
 //! local registry, in order, so a busy registry never stalls the subscribe calls.
 //!
 //! The connection is a `ConnectionManager` with automatic resubscription, so after Redis
-//! restarts it reconnects and subscribes again by itself (STACK.md). Pushes arrive through a
-//! bounded queue: when the node cannot keep up, envelopes are dropped and counted rather than
-//! queued without limit; clients see the seq gap and fill it with `history`.
+//! restarts it reconnects and subscribes again by itself (STACK.md). Envelopes arrive through
+//! a bounded queue: when the node cannot keep up, they are dropped and counted rather than
+//! queued without limit; clients see the seq gap and fill it with `history`. Membership
+//! changes (`sb:members`) skip the queue: the push callback applies them to the `roster` at
+//! once, and a lost connection distrusts it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,6 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
 use super::RelayError;
-use super::redis::routing::{FORGET_ALL, MEMBERS_CHANNEL};
 use crate::envelope::Envelope;
 use crate::metrics::{self, DropReason};
 use crate::registry::{DeliverAll, SessionRegistry};
@@ -68,17 +69,8 @@ impl RedisSubscriber {
         let counter = dropped.clone();
         let config = ConnectionManagerConfig::new()
             .set_push_sender(move |info: PushInfo| {
-                // Membership changes are applied here, in Redis's order and never queued, so
-                // no flood can delay or drop one; a lost connection may have lost some.
-                if let Some(thread) = members_changed(&info) {
-                    match thread {
-                        FORGET_ALL => roster.forget_all(),
-                        t => roster.forget(t),
-                    }
+                if apply_to_roster(&roster, &info) {
                     return Ok::<(), ()>(());
-                }
-                if info.kind == PushKind::Disconnection {
-                    roster.distrust();
                 }
                 // A close (a revocation, a replaced session) or an unwatch (the presence
                 // scope) must not be lost to a flood of messages: past the queue it waits in
@@ -208,12 +200,33 @@ impl Actor for RedisSubscriber {
     }
 }
 
-/// The thread (or [`FORGET_ALL`]) a push on the membership channel names.
-fn members_changed(info: &PushInfo) -> Option<&str> {
-    if info.kind != PushKind::Message || bulk(info.data.first())? != MEMBERS_CHANNEL.as_bytes() {
-        return None;
+/// The channel of membership changes: each message is a thread id whose members every node
+/// forgets (`roster`), or [`FORGET_ALL`]. Every node subscribes to it from its first tick.
+pub const MEMBERS_CHANNEL: &str = "sb:members";
+
+/// A message on [`MEMBERS_CHANNEL`] that forgets every thread (no thread id is empty).
+pub const FORGET_ALL: &str = "";
+
+/// Applies a push to the membership cache; whether that was all it carried. A membership
+/// change is applied here, in Redis's order and never queued, so no flood can delay or drop
+/// it; a lost connection may have lost some, so it distrusts the cache (and still goes on to
+/// be logged).
+fn apply_to_roster(roster: &Roster, info: &PushInfo) -> bool {
+    if info.kind == PushKind::Disconnection {
+        roster.distrust();
+        return false;
     }
-    std::str::from_utf8(bulk(info.data.get(1))?).ok()
+    if info.kind != PushKind::Message || bulk(info.data.first()) != Some(MEMBERS_CHANNEL.as_bytes())
+    {
+        return false;
+    }
+    match bulk(info.data.get(1)).map(std::str::from_utf8) {
+        Some(Ok(FORGET_ALL)) => roster.forget_all(),
+        Some(Ok(thread)) => roster.forget(thread),
+        // Not from a node of ours: forgetting everything is the safe answer.
+        _ => roster.forget_all(),
+    }
+    true
 }
 
 /// Whether a push carries a close or an unwatch envelope. Only the envelope's own tag can
@@ -289,6 +302,44 @@ mod tests {
                 Value::BulkString(serde_json::to_vec(env).unwrap()),
             ],
         }
+    }
+
+    #[test]
+    fn membership_changes_reach_the_roster_and_a_lost_connection_distrusts_it() {
+        let roster = Roster::new(1 << 20, true);
+        let fill = |thread: &str| {
+            let t = roster.ticket(thread);
+            roster.put(t, thread, vec!["ann".to_string()].into());
+            assert!(roster.get(thread).is_some());
+        };
+        let on_members = |payload: &[u8]| PushInfo {
+            kind: PushKind::Message,
+            data: vec![
+                Value::BulkString(MEMBERS_CHANNEL.as_bytes().to_vec()),
+                Value::BulkString(payload.to_vec()),
+            ],
+        };
+        fill("t1");
+        fill("t2");
+        assert!(apply_to_roster(&roster, &on_members(b"t1")));
+        assert!(roster.get("t1").is_none());
+        assert!(roster.get("t2").is_some(), "only the thread named");
+        assert!(apply_to_roster(&roster, &on_members(FORGET_ALL.as_bytes())));
+        assert!(roster.get("t2").is_none());
+        fill("t3");
+        let env = Envelope::close("n1", Audience::users(vec!["bob".into()]), 4003, "x");
+        assert!(
+            !apply_to_roster(&roster, &push(&env)),
+            "an envelope goes on"
+        );
+        assert!(roster.get("t3").is_some());
+        let gone = PushInfo {
+            kind: PushKind::Disconnection,
+            data: vec![],
+        };
+        assert!(!apply_to_roster(&roster, &gone), "still logged");
+        assert!(!roster.is_trusted());
+        assert!(roster.get("t3").is_none());
     }
 
     #[test]

@@ -100,23 +100,57 @@ const ANNOUNCE_RETRIES: u32 = 4;
 const ANNOUNCE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Tells every member of a thread (every session but `except`) about a change that has
-/// committed. The audience is read after the commit, so it is the membership the change
-/// landed in. If that read fails, the change is still the caller's success: the read is
-/// retried in the background (`ANNOUNCE_RETRIES` times, backing off; at most
-/// `LATE_ANNOUNCES` such retries per node at once), to the membership at the time of the
-/// retry, and only then logged as not broadcast. A retry whose change a later one has
-/// superseded sends nothing (`still_current`).
+/// committed. The audience is read from the database after the commit, so it is the
+/// membership the change landed in (an edit's body never reaches a member who has left). If
+/// that read fails, the change is still the caller's success: the read is retried in the
+/// background (`ANNOUNCE_RETRIES` times, backing off; at most `LATE_ANNOUNCES` such retries
+/// per node at once), to the membership at the time of the retry, and only then logged as
+/// not broadcast. A retry whose change a later one has superseded sends nothing
+/// (`still_current`).
 pub async fn tell_members(
     app: &AppContext,
     thread_id: &str,
     except: Option<String>,
     frame: &ServerFrame,
 ) {
-    let e = match members::of(app, thread_id).await {
+    let first = app.store().member_ids(thread_id).await;
+    announce_to(app, thread_id, first, except, frame).await;
+}
+
+/// [`tell_members`] for a receipt: the audience comes from the membership cache
+/// (`members::of`), and always holds `actor`, whose other sessions are told even if the
+/// cache trails their joining by a moment.
+pub async fn tell_members_cached(
+    app: &AppContext,
+    thread_id: &str,
+    actor: &str,
+    except: Option<String>,
+    frame: &ServerFrame,
+) {
+    let first = members::of(app, thread_id).await.map(|m| {
+        let mut users = m.to_vec();
+        if !users.iter().any(|u| u == actor) {
+            users.push(actor.to_string());
+        }
+        users
+    });
+    announce_to(app, thread_id, first, except, frame).await;
+}
+
+/// Publishes `frame` to `first` (the members as first read), or retries the read as
+/// [`tell_members`] says when it failed.
+async fn announce_to(
+    app: &AppContext,
+    thread_id: &str,
+    first: Result<Vec<String>, StoreError>,
+    except: Option<String>,
+    frame: &ServerFrame,
+) {
+    let e = match first {
         Ok(members) => {
             return publish(
                 app,
-                Audience::users_except(members.to_vec(), except),
+                Audience::users_except(members, except),
                 Lane::Durable,
                 frame,
             )

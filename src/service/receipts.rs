@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Caller, ServiceError, bad, member_of, tell_members};
+use super::{Caller, ServiceError, bad, member_of, tell_members_cached};
 use crate::context::AppContext;
 use crate::protocol::rest::UnreadCounts;
 use crate::protocol::{Receipt, ServerFrame, Ts};
@@ -51,7 +51,14 @@ pub async fn mark(
         Which::Delivered => ServerFrame::Delivered(receipt),
     };
     // Committed: a failure from here on is logged, never the caller's.
-    tell_members(app, thread_id, caller.session_id.clone(), &frame).await;
+    tell_members_cached(
+        app,
+        thread_id,
+        &caller.user_id,
+        caller.session_id.clone(),
+        &frame,
+    )
+    .await;
     Ok(())
 }
 

@@ -339,8 +339,12 @@ pub(super) async fn add_to(
             webhooks::wants(app, "thread.member_added"),
             by.map(str::to_string),
         )
-        .await?
-        .map_err(|r| refused(r, max))?;
+        .await;
+    if added.is_err() {
+        // A failed write may still have committed: no cache may keep the old members.
+        super::members::changed(app, &t.id).await;
+    }
+    let added = added?.map_err(|r| refused(r, max))?;
     if !added.is_empty() {
         super::members::changed(app, &t.id).await;
         let by = by.unwrap_or(super::host::HOST);
@@ -396,8 +400,12 @@ pub(super) async fn remove_from(
             webhooks::wants(app, "thread.member_removed"),
             by.map(str::to_string),
         )
-        .await?
-        .map_err(|r| refused(r, app.config().max_group_members))?;
+        .await;
+    if removed.is_err() {
+        // A failed write may still have committed: no cache may keep the old members.
+        super::members::changed(app, &t.id).await;
+    }
+    let removed = removed?.map_err(|r| refused(r, app.config().max_group_members))?;
     if !removed {
         return Err(ServiceError::NotFound("not a member of this thread".into()));
     }

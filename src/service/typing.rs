@@ -42,10 +42,10 @@ pub async fn set(
     thread_id: &str,
     is_typing: bool,
 ) -> Result<(), ServiceError> {
-    let cached = members::of(app, thread_id).await?;
-    if !cached.contains(&caller.user_id) {
-        // The cache may trail a change made on another node by a moment: the database
-        // decides, and says why not.
+    // The cache lets a member through; anything else (a miss, or a cache that trails a
+    // change made on another node) is the database's to decide, and to say why not.
+    let known = members::cached(app, thread_id).is_some_and(|m| m.contains(&caller.user_id));
+    if !known {
         member_of(app, thread_id, &caller.user_id).await?;
     }
     let key = (thread_id.to_string(), caller.user_id.clone());

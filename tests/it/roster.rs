@@ -1,16 +1,28 @@
-//! The membership cache (`roster`): receipts, typing and edits are addressed from a node's
-//! cached members, and a membership change reaches that cache before its `thread` event
-//! does, on the node that made it and on every other node, also after Redis restarts.
+//! The membership cache (`roster`): receipts and typing are addressed from a node's cached
+//! members, and a membership change reaches that cache before its `thread` event does, on
+//! the node that made it and on every other node, also after Redis restarts and after the
+//! node that made it was cut off from Redis. Edits read their members afresh.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{Client, Cluster, Server};
+use crate::harness::{Client, Cluster, Proxy, Server, metric};
 
 /// How long an event that must not come is waited for.
 const QUIET: Duration = Duration::from_millis(400);
+/// The most a node's cache may hold an entry (`roster::TTL`): a test that takes longer could
+/// pass on expiry alone, so the tests below check they did not.
+const TTL: Duration = Duration::from_secs(10);
+
+/// Member lookups the cache of `node` answered.
+async fn cache_hits(node: &Server) -> f64 {
+    metric(
+        &node.metrics().await,
+        "switchboard_members_cache_total{result=\"hit\"}",
+    )
+}
 
 /// Each of `to` gets bob's next `kind` event, its `field` equal to `value`.
 async fn each_sees(to: &mut [&mut Client], kind: &str, field: &str, value: Value) {
@@ -38,6 +50,17 @@ async fn read_up_to(bob: &mut Client, tid: &str, seq: i64, to: &mut [&mut Client
     bob.ok(json!({"type":"read","thread_id":tid,"seq":seq}))
         .await;
     each_sees(to, "read", "seq", json!(seq)).await;
+}
+
+/// Waits until `n` nodes subscribe to the membership channel.
+async fn wait_for_subscribers(c: &Cluster, n: i64) {
+    for _ in 0..100 {
+        if c.redis.subscribers("sb:members") == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the nodes never subscribed to sb:members");
 }
 
 /// alice adds dave to the group through `node`.
@@ -110,6 +133,9 @@ async fn members_follow_changes(admin: &Server, here: &Server) {
     );
     carol.no_event("message_updated", QUIET).await;
     carol.no_event("message", Duration::ZERO).await;
+    // The receipts and typing above were addressed from the cache, not only the database.
+    let hits = cache_hits(here).await;
+    assert!(hits >= 4.0, "{hits} cache hits");
 }
 
 both! {
@@ -122,6 +148,8 @@ both! {
 #[tokio::test]
 async fn a_change_on_one_node_reaches_the_other_nodes_cache_before_its_event() {
     let c = Cluster::start(2, &[]).await;
+    // Each node trusts its cache once it has subscribed to the changes.
+    wait_for_subscribers(&c, 2).await;
     members_follow_changes(c.node(0), c.node(1)).await;
 }
 
@@ -135,7 +163,9 @@ async fn after_redis_restarts_no_node_addresses_from_a_cache_that_missed_a_chang
     alice.say(&tid, "one").await;
     bob.event("message").await;
     // node1 caches alice and bob.
+    wait_for_subscribers(&c, 2).await;
     read_up_to(&mut bob, &tid, 1, &mut [&mut alice]).await;
+    let filled = std::time::Instant::now();
 
     c.redis.stop();
     // node0 cannot tell node1 of dave: the change commits all the same.
@@ -148,4 +178,45 @@ async fn after_redis_restarts_no_node_addresses_from_a_cache_that_missed_a_chang
     dave.event("message").await;
     read_up_to(&mut bob, &tid, 2, &mut [&mut dave]).await;
     type_once(&mut bob, &tid, &mut [&mut dave]).await;
+    assert!(
+        filled.elapsed() < TTL,
+        "took {:?}: expiry alone could explain it",
+        filled.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_redis_tells_the_others_of_its_changes_once_it_is_back() {
+    let mut c = Cluster::start(0, &[]).await;
+    // node0 reaches Redis through a proxy the test can stop; node1 directly.
+    let proxy = Proxy::start(&format!("127.0.0.1:{}", c.redis.port)).await;
+    let through = format!("redis://127.0.0.1:{}", proxy.port);
+    c.add_node("node0", &[("REDIS_URL", through.as_str())])
+        .await;
+    c.add_node("node1", &[]).await;
+    wait_for_subscribers(&c, 2).await;
+    let mut alice = c.node(0).ws("alice").await;
+    let mut bob = c.node(1).ws("bob").await;
+    let tid = c.node(0).http("alice").group("g", &["bob"]).await;
+    bob.event("thread").await;
+    alice.say(&tid, "one").await;
+    bob.event("message").await;
+    read_up_to(&mut bob, &tid, 1, &mut [&mut alice]).await;
+    let filled = std::time::Instant::now();
+
+    // node1 still hears Redis, and nothing tells it of dave while node0 cannot publish.
+    proxy.cut();
+    add_dave(c.node(0), &tid).await;
+    proxy.mend();
+    c.all_ready(Duration::from_secs(20)).await;
+    let mut dave = c.node(1).ws("dave").await;
+    alice.say(&tid, "two").await;
+    bob.event("message").await;
+    dave.event("message").await;
+    read_up_to(&mut bob, &tid, 2, &mut [&mut dave]).await;
+    assert!(
+        filled.elapsed() < TTL,
+        "took {:?}: expiry alone could explain it",
+        filled.elapsed()
+    );
 }

@@ -33,7 +33,7 @@ use redis::Script;
 use tokio::sync::mpsc;
 
 mod liveness;
-pub(crate) mod routing;
+mod routing;
 mod scripts;
 mod sessions;
 
@@ -42,7 +42,9 @@ use crate::limits::RateLimiter;
 use crate::metrics;
 use crate::protocol::Ts;
 use crate::registry::{DeliverAll, SessionRegistry};
-use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
+use crate::relay::subscriber::{
+    FORGET_ALL, MEMBERS_CHANNEL, REDIS_TIMEOUT, RedisSubscriber, Subscription,
+};
 use crate::relay::{Relay, RelayError};
 use crate::relay::{Transition, tell};
 use crate::roster::Roster;
@@ -119,6 +121,24 @@ struct Owed {
     threads: HashSet<String>,
     /// Too many to list: the other nodes are told to forget everything.
     all: bool,
+}
+
+impl Owed {
+    /// Owes a forget of `thread_id` (`None`: of everything); past `OWED_FORGETS` threads,
+    /// of everything.
+    fn add(&mut self, thread_id: Option<&str>) {
+        match thread_id {
+            Some(t)
+                if !self.all && (self.threads.len() < OWED_FORGETS || self.threads.contains(t)) =>
+            {
+                self.threads.insert(t.to_string());
+            }
+            _ => {
+                self.all = true;
+                self.threads = HashSet::new();
+            }
+        }
+    }
 }
 
 /// What the Redis relay needs to start.
@@ -345,16 +365,10 @@ impl RedisRelay {
 
     /// Remembers a forget the other nodes could not be told of (`None`: forget all).
     fn owe_forget(&self, thread_id: Option<&str>) {
-        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
-        match thread_id {
-            Some(t) if !owed.all && owed.threads.len() < OWED_FORGETS => {
-                owed.threads.insert(t.to_string());
-            }
-            _ => {
-                owed.all = true;
-                owed.threads.clear();
-            }
-        }
+        self.owed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(thread_id);
     }
 
     /// Publishes the forgets owed to the other nodes, in one round trip.
@@ -366,15 +380,12 @@ impl RedisRelay {
         let mut pipe = redis::pipe();
         if owed.all {
             pipe.cmd("PUBLISH")
-                .arg(routing::MEMBERS_CHANNEL)
-                .arg(routing::FORGET_ALL)
+                .arg(MEMBERS_CHANNEL)
+                .arg(FORGET_ALL)
                 .ignore();
         }
         for t in &owed.threads {
-            pipe.cmd("PUBLISH")
-                .arg(routing::MEMBERS_CHANNEL)
-                .arg(t)
-                .ignore();
+            pipe.cmd("PUBLISH").arg(MEMBERS_CHANNEL).arg(t).ignore();
         }
         if self.timed(pipe.query_async::<()>(conn)).await.is_ok() {
             log::info!(
@@ -400,12 +411,17 @@ impl RedisRelay {
         if self.roster.is_trusted() {
             return;
         }
+        // A disconnection seen while this subscribes means the subscription confirmed may
+        // already be gone: then trust waits for the next tick.
+        let distrusts = self.roster.distrusts();
         let on = Subscription {
-            channel: routing::MEMBERS_CHANNEL.to_string(),
+            channel: MEMBERS_CHANNEL.to_string(),
             on: true,
         };
         match self.ask_subscriber(on).await {
-            Ok(()) => self.roster.trust(),
+            Ok(()) => {
+                self.roster.trust_if(distrusts);
+            }
             Err(e) => self.down(&e),
         }
     }
@@ -588,7 +604,7 @@ impl Relay for RedisRelay {
                 Some(mut conn) => self
                     .timed(
                         redis::cmd("PUBLISH")
-                            .arg(routing::MEMBERS_CHANNEL)
+                            .arg(MEMBERS_CHANNEL)
                             .arg(thread_id)
                             .query_async::<i64>(&mut conn),
                     )
@@ -641,5 +657,24 @@ impl Relay for RedisRelay {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OWED_FORGETS, Owed};
+
+    #[test]
+    fn owed_forgets_are_bounded_and_past_the_bound_become_forget_all() {
+        let mut owed = Owed::default();
+        for i in 0..OWED_FORGETS {
+            owed.add(Some(&format!("t{i}")));
+        }
+        owed.add(Some("t0"));
+        assert!(!owed.all && owed.threads.len() == OWED_FORGETS);
+        owed.add(Some("one-more"));
+        assert!(owed.all && owed.threads.is_empty());
+        owed.add(Some("after"));
+        assert!(owed.threads.is_empty(), "forget all covers it");
     }
 }

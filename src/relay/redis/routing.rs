@@ -16,13 +16,6 @@ use crate::envelope::{Envelope, Order, Payload};
 /// The channel every node subscribes to, for envelopes addressed to many users.
 pub const ALL_CHANNEL: &str = "sb:all";
 
-/// The channel of membership changes: each message is a thread id whose members every node
-/// forgets (`roster`), or [`FORGET_ALL`]. Every node subscribes to it from its first tick.
-pub const MEMBERS_CHANNEL: &str = "sb:members";
-
-/// A message on [`MEMBERS_CHANNEL`] that forgets every thread (no thread id is empty).
-pub const FORGET_ALL: &str = "";
-
 /// From this many addressed users, one part for every node beats one part per user.
 pub const BROADCAST_FROM: usize = 32;
 
