@@ -9,18 +9,16 @@ use crate::metrics;
 use crate::roster::Members;
 use crate::store::StoreError;
 
-/// The members of `thread_id` if the cache holds them (counted as a hit).
+/// The members of `thread_id` if the cache holds them (not counted: a check, not a lookup
+/// for addressing).
 pub fn cached(app: &AppContext, thread_id: &str) -> Option<Members> {
-    let m = app.roster().get(thread_id);
-    if m.is_some() {
-        metrics::members_lookup(true);
-    }
-    m
+    app.roster().get(thread_id)
 }
 
 /// The members of `thread_id`, cached or read (empty for no such thread, and not cached).
 pub async fn of(app: &AppContext, thread_id: &str) -> Result<Members, StoreError> {
     if let Some(m) = cached(app, thread_id) {
+        metrics::members_lookup(true);
         return Ok(m);
     }
     metrics::members_lookup(false);
@@ -32,9 +30,35 @@ pub async fn of(app: &AppContext, thread_id: &str) -> Result<Members, StoreError
     Ok(members)
 }
 
-/// A membership change has committed, or may have (a write whose outcome is unknown): this
-/// node forgets the thread at once, the others through the relay.
-pub async fn changed(app: &AppContext, thread_id: &str) {
+/// Runs a membership write to its end even if its caller goes away (a request dropped with
+/// its connection: the store's task commits regardless), and then, when `changed_if` says
+/// the result changed the membership or the write failed (it may have committed anyway),
+/// forgets the thread on every node before the caller hears back.
+pub async fn write<T, W>(
+    app: &AppContext,
+    thread_id: &str,
+    write: W,
+    changed_if: fn(&T) -> bool,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    W: Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    let (app, thread_id) = (app.clone(), thread_id.to_string());
+    let task = tokio::spawn(async move {
+        let r = write.await;
+        if r.as_ref().map_or(true, changed_if) {
+            changed(&app, &thread_id).await;
+        }
+        r
+    });
+    task.await
+        .map_err(|e| StoreError::Task(format!("membership write: {e}")))?
+}
+
+/// A membership change has committed, or may have: this node forgets the thread at once, the
+/// others through the relay.
+async fn changed(app: &AppContext, thread_id: &str) {
     app.roster().forget(thread_id);
     app.relay().members_changed(thread_id).await;
 }

@@ -329,24 +329,24 @@ pub(super) async fn add_to(
     // Checked inside the insert's transaction, under the thread's lock.
     let max = app.config().max_group_members;
     let named = dedup(user_ids.into_iter());
-    let added = app
-        .store()
-        .add_members(
-            t.id.clone(),
-            named.clone(),
-            naive(Ts::now()),
-            max,
-            webhooks::wants(app, "thread.member_added"),
-            by.map(str::to_string),
-        )
-        .await;
-    if added.is_err() {
-        // A failed write may still have committed: no cache may keep the old members.
-        super::members::changed(app, &t.id).await;
-    }
-    let added = added?.map_err(|r| refused(r, max))?;
+    let store = app.store().clone();
+    let (id, ids, hook, by_user) = (
+        t.id.clone(),
+        named.clone(),
+        webhooks::wants(app, "thread.member_added"),
+        by.map(str::to_string),
+    );
+    let write = async move {
+        store
+            .add_members(id, ids, naive(Ts::now()), max, hook, by_user)
+            .await
+    };
+    let added = super::members::write(app, &t.id, write, |r: &Result<Vec<String>, Refused>| {
+        r.as_ref().is_ok_and(|a| !a.is_empty())
+    })
+    .await?
+    .map_err(|r| refused(r, max))?;
     if !added.is_empty() {
-        super::members::changed(app, &t.id).await;
         let by = by.unwrap_or(super::host::HOST);
         log::info!("{by} added {} member(s) to {}", added.len(), t.id);
         announce(app, &t.id, ThreadEvent::MemberAdded, &[]).await;
@@ -391,25 +391,26 @@ pub(super) async fn remove_from(
     if t.kind != "group" {
         return Err(bad("members can only be removed from group threads"));
     }
-    let removed = app
-        .store()
-        .remove_member(
-            t.id.clone(),
-            user_id.to_string(),
-            naive(Ts::now()),
-            webhooks::wants(app, "thread.member_removed"),
-            by.map(str::to_string),
-        )
-        .await;
-    if removed.is_err() {
-        // A failed write may still have committed: no cache may keep the old members.
-        super::members::changed(app, &t.id).await;
-    }
-    let removed = removed?.map_err(|r| refused(r, app.config().max_group_members))?;
+    let store = app.store().clone();
+    let (id, user, hook, by_user) = (
+        t.id.clone(),
+        user_id.to_string(),
+        webhooks::wants(app, "thread.member_removed"),
+        by.map(str::to_string),
+    );
+    let write = async move {
+        store
+            .remove_member(id, user, naive(Ts::now()), hook, by_user)
+            .await
+    };
+    let removed = super::members::write(app, &t.id, write, |r: &Result<bool, Refused>| {
+        matches!(r, Ok(true))
+    })
+    .await?
+    .map_err(|r| refused(r, app.config().max_group_members))?;
     if !removed {
         return Err(ServiceError::NotFound("not a member of this thread".into()));
     }
-    super::members::changed(app, &t.id).await;
     let by = by.unwrap_or(super::host::HOST);
     log::info!("{by} removed {user_id} from {}", t.id);
     // The removed user is told last, after the members who stay.

@@ -52,6 +52,11 @@ impl RedisRelay {
         if let Err(e) = self.ask_subscriber(Ping).await {
             return self.down(&e);
         }
+        // Before this node counts as up again (and `/readyz` says so), the other nodes hear of
+        // the membership changes it made while it could not reach them.
+        if !self.pay_forgets(&mut conn).await {
+            return;
+        }
         let was_down = !self.up.swap(true, Ordering::SeqCst);
         if was_down {
             log::info!("redis is back: re-registering this node's users and sessions");
@@ -84,7 +89,6 @@ impl RedisRelay {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|t| t.elapsed() < Duration::from_millis(NODE_TTL_MS));
-        self.pay_forgets(&mut conn).await;
         self.trust_roster().await;
         if !settling {
             self.reap_dead(&mut conn).await;

@@ -371,11 +371,12 @@ impl RedisRelay {
             .add(thread_id);
     }
 
-    /// Publishes the forgets owed to the other nodes, in one round trip.
-    async fn pay_forgets(&self, conn: &mut deadpool_redis::Connection) {
+    /// Publishes the forgets owed to the other nodes, in one round trip; whether none is
+    /// owed any more.
+    async fn pay_forgets(&self, conn: &mut deadpool_redis::Connection) -> bool {
         let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
         if !owed.all && owed.threads.is_empty() {
-            return;
+            return true;
         }
         let mut pipe = redis::pipe();
         if owed.all {
@@ -396,13 +397,16 @@ impl RedisRelay {
                     format!("{} thread(s)", owed.threads.len())
                 }
             );
-        } else if owed.all {
+            return true;
+        }
+        if owed.all {
             self.owe_forget(None);
         } else {
             for t in &owed.threads {
                 self.owe_forget(Some(t));
             }
         }
+        false
     }
 
     /// Trusts the membership cache once `sb:members` is subscribed: from then on every

@@ -1,7 +1,7 @@
 //! A TCP proxy the test controls: it forwards to a target until paused, then holds every
 //! byte (both ways, new connections too) until resumed, like a database that stops answering;
-//! or, cut, it closes every connection and refuses new ones until mended, like a network
-//! partition (what was sent and not yet forwarded is lost).
+//! or, cut, it closes every connection and closes new ones at once until mended, like a
+//! network partition (what was sent and not yet forwarded is lost).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,7 @@ impl Proxy {
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *is_cut.borrow() {
-                    continue; // dropped: refused
+                    continue; // dropped: closed at once
                 }
                 let Ok(server) = TcpStream::connect(&target).await else {
                     continue;
@@ -48,7 +48,7 @@ impl Proxy {
         }
     }
 
-    /// Closes every connection and refuses new ones from now on.
+    /// Closes every connection, and each new one at once, from now on.
     pub fn cut(&self) {
         self.cut.send_replace(true);
     }
