@@ -33,6 +33,7 @@ use redis::Script;
 use tokio::sync::mpsc;
 
 mod liveness;
+mod members;
 mod routing;
 mod scripts;
 mod sessions;
@@ -42,9 +43,7 @@ use crate::limits::RateLimiter;
 use crate::metrics;
 use crate::protocol::Ts;
 use crate::registry::{DeliverAll, SessionRegistry};
-use crate::relay::subscriber::{
-    FORGET_ALL, MEMBERS_CHANNEL, REDIS_TIMEOUT, RedisSubscriber, Subscription,
-};
+use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
 use crate::relay::{Relay, RelayError};
 use crate::relay::{Transition, tell};
 use crate::roster::Roster;
@@ -64,8 +63,6 @@ const POOL_SIZE: usize = 16;
 const USER_STRIPES: usize = 256;
 /// Ended watches waiting to be unsubscribed; past it the subscriber's hand-on waits.
 const UNWATCHED_QUEUE: usize = 1024;
-/// Threads whose forget is owed to the other nodes; past it they are told to forget all.
-const OWED_FORGETS: usize = 4096;
 
 #[derive(Default)]
 struct Local {
@@ -112,33 +109,7 @@ pub struct RedisRelay {
     /// This node's membership cache: trusted only while `sb:members` is known subscribed.
     roster: Arc<Roster>,
     /// Membership changes made here that the other nodes could not be told of yet.
-    owed: Mutex<Owed>,
-}
-
-/// Forgets owed to the other nodes, published once Redis answers again.
-#[derive(Default)]
-struct Owed {
-    threads: HashSet<String>,
-    /// Too many to list: the other nodes are told to forget everything.
-    all: bool,
-}
-
-impl Owed {
-    /// Owes a forget of `thread_id` (`None`: of everything); past `OWED_FORGETS` threads,
-    /// of everything.
-    fn add(&mut self, thread_id: Option<&str>) {
-        match thread_id {
-            Some(t)
-                if !self.all && (self.threads.len() < OWED_FORGETS || self.threads.contains(t)) =>
-            {
-                self.threads.insert(t.to_string());
-            }
-            _ => {
-                self.all = true;
-                self.threads = HashSet::new();
-            }
-        }
-    }
+    owed: Mutex<members::Owed>,
 }
 
 /// What the Redis relay needs to start.
@@ -208,7 +179,7 @@ impl RedisRelay {
             key_lost: AtomicBool::new(false),
             broadcast_on: AtomicBool::new(false),
             roster,
-            owed: Mutex::new(Owed::default()),
+            owed: Mutex::new(members::Owed::default()),
         });
         let refresher = Arc::downgrade(&relay);
         tokio::spawn(async move {
@@ -361,73 +332,6 @@ impl RedisRelay {
 
     async fn tell(&self, t: Transition) {
         tell(&self.transitions, t).await;
-    }
-
-    /// Remembers a forget the other nodes could not be told of (`None`: forget all).
-    fn owe_forget(&self, thread_id: Option<&str>) {
-        self.owed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add(thread_id);
-    }
-
-    /// Publishes the forgets owed to the other nodes, in one round trip; whether none is
-    /// owed any more.
-    async fn pay_forgets(&self, conn: &mut deadpool_redis::Connection) -> bool {
-        let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
-        if !owed.all && owed.threads.is_empty() {
-            return true;
-        }
-        let mut pipe = redis::pipe();
-        if owed.all {
-            pipe.cmd("PUBLISH")
-                .arg(MEMBERS_CHANNEL)
-                .arg(FORGET_ALL)
-                .ignore();
-        }
-        for t in &owed.threads {
-            pipe.cmd("PUBLISH").arg(MEMBERS_CHANNEL).arg(t).ignore();
-        }
-        if self.timed(pipe.query_async::<()>(conn)).await.is_ok() {
-            log::info!(
-                "told the other nodes of membership changes made while redis was away ({})",
-                if owed.all {
-                    "all threads".to_string()
-                } else {
-                    format!("{} thread(s)", owed.threads.len())
-                }
-            );
-            return true;
-        }
-        if owed.all {
-            self.owe_forget(None);
-        } else {
-            for t in &owed.threads {
-                self.owe_forget(Some(t));
-            }
-        }
-        false
-    }
-
-    /// Trusts the membership cache once `sb:members` is subscribed: from then on every
-    /// other node's changes reach it.
-    async fn trust_roster(&self) {
-        if self.roster.is_trusted() {
-            return;
-        }
-        // A disconnection seen while this subscribes means the subscription confirmed may
-        // already be gone: then trust waits for the next tick.
-        let distrusts = self.roster.distrusts();
-        let on = Subscription {
-            channel: MEMBERS_CHANNEL.to_string(),
-            on: true,
-        };
-        match self.ask_subscriber(on).await {
-            Ok(()) => {
-                self.roster.trust_if(distrusts);
-            }
-            Err(e) => self.down(&e),
-        }
     }
 }
 
@@ -603,24 +507,7 @@ impl Relay for RedisRelay {
     }
 
     fn members_changed<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, ()> {
-        async move {
-            let told = match self.up_conn().await {
-                Some(mut conn) => self
-                    .timed(
-                        redis::cmd("PUBLISH")
-                            .arg(MEMBERS_CHANNEL)
-                            .arg(thread_id)
-                            .query_async::<i64>(&mut conn),
-                    )
-                    .await
-                    .is_ok(),
-                None => false,
-            };
-            if !told {
-                self.owe_forget(Some(thread_id));
-            }
-        }
-        .boxed()
+        self.tell_members_changed(thread_id).boxed()
     }
 
     fn leave(&self) -> BoxFuture<'_, ()> {
@@ -661,24 +548,5 @@ impl Relay for RedisRelay {
             }
         }
         .boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{OWED_FORGETS, Owed};
-
-    #[test]
-    fn owed_forgets_are_bounded_and_past_the_bound_become_forget_all() {
-        let mut owed = Owed::default();
-        for i in 0..OWED_FORGETS {
-            owed.add(Some(&format!("t{i}")));
-        }
-        owed.add(Some("t0"));
-        assert!(!owed.all && owed.threads.len() == OWED_FORGETS);
-        owed.add(Some("one-more"));
-        assert!(owed.all && owed.threads.is_empty());
-        owed.add(Some("after"));
-        assert!(owed.threads.is_empty(), "forget all covers it");
     }
 }
