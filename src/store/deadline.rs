@@ -52,14 +52,6 @@ impl Deadline {
     }
 }
 
-/// Fails when the running write task is past its deadline (outside one, never).
-pub(super) fn check() -> Result<(), super::StoreError> {
-    match COMMIT_BY.try_with(|d| Instant::now() >= d.get()) {
-        Ok(true) => Err(expired(Expired)),
-        _ => Ok(()),
-    }
-}
-
 /// How long before the caller gives up a statement must end, for its answer to arrive in
 /// time (part of `TIMEOUT_MARGIN`).
 const REPLY_TRAVEL: Duration = Duration::from_millis(100);

@@ -7,6 +7,7 @@
 
 mod deadline;
 pub mod diagnose;
+mod hop;
 pub mod migrate;
 pub mod models;
 mod pool;
@@ -39,7 +40,8 @@ pub enum StoreError {
     Task(String),
 }
 
-type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// A SQLite connection, its statements run on blocking threads (`hop`).
+type SqliteConn = SyncConnectionWrapper<SqliteConnection, hop::Hop>;
 
 #[derive(Clone)]
 enum Backend {
@@ -80,14 +82,22 @@ macro_rules! with_conn {
                 $body
             }
             $crate::store::Backend::Sqlite { pool, .. } => {
-                let mut $conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
+                let mut lent = $crate::store::hop::Lent::new(
+                    pool.get()
+                        .await
+                        .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?,
+                );
                 #[allow(unused_imports)]
                 use $crate::store::queries::sqlite as $q;
-                let $conn = &mut *$conn;
-                $body
+                // Its own block, so that the connection goes back to the pool after an error
+                // too, and only when no statement of it is left running.
+                let r: Result<_, $crate::store::StoreError> = async {
+                    let $conn = lent.conn()?;
+                    $body
+                }
+                .await;
+                lent.give_back();
+                r
             }
         }
     };
@@ -132,57 +142,82 @@ macro_rules! write {
     }};
 }
 
-/// The task behind `write!`, spawned: on SQLite under the writer gate, with the retry, and
-/// committing nothing past `$by` (`deadline`). The caller decides how long to wait for it,
-/// at most `TIMEOUT_MARGIN` past `$by`.
+/// The task behind `write!`, spawned: on SQLite under the writer gate and on one blocking
+/// thread for all its statements (`hop`), with the retry, and committing nothing past `$by`
+/// (`deadline`). The caller decides how long to wait for it, at most `TIMEOUT_MARGIN` past
+/// `$by`.
 macro_rules! write_task {
     ($self:ident, $by:expr, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
-        let backend = $self.backend.clone();
         let full = $self.timeout;
         let deadline = $self.deadline($by);
         // A retry starts only in the first half of the caller's wait, so it has time to
         // finish before the caller gives up (a commit after that would be unacknowledged).
         let retry_until = std::time::Instant::now() + $self.timeout / 2;
-        tokio::spawn($crate::store::deadline::scope(deadline, async move {
-            let _gate = match &backend {
-                $crate::store::Backend::Sqlite { writer, .. } => {
-                    Some(writer.clone().lock_owned().await)
-                }
-                $crate::store::Backend::Postgres(_) => None,
-            };
-            // Waited for the gate past the deadline: nothing to start.
-            $crate::store::deadline::check()?;
-            let mut attempt = 1;
-            loop {
-                $(#[allow(clippy::redundant_clone)] let $v = $v.clone();)*
-                // Its own block, so that `?` inside ends this attempt, not the loop.
-                let backend = &backend;
-                let r: Result<_, $crate::store::StoreError> = async {
-                    with_conn!(backend, |$conn, $q| {
-                        let lowered = $crate::store::deadline::start_write($conn, full).await?;
-                        let r = $body.await;
-                        if lowered {
-                            $crate::store::deadline::end_write($conn, full).await;
-                        }
-                        Ok(r?)
-                    })
-                }
-                .await;
-                match r {
-                    Err(e)
-                        if attempt < $crate::store::WRITE_ATTEMPTS
-                            && e.is_transient()
-                            && std::time::Instant::now() < retry_until =>
-                    {
-                        log::info!("write rolled back ({e}); attempt {} of {}", attempt + 1,
-                            $crate::store::WRITE_ATTEMPTS);
-                        $crate::store::backoff(attempt).await;
-                        attempt += 1;
-                    }
-                    r => break r,
-                }
+        match $self.backend.clone() {
+            $crate::store::Backend::Postgres(pool) => {
+                tokio::spawn($crate::store::deadline::scope(deadline, async move {
+                    let mut pooled = pool
+                        .get()
+                        .await
+                        .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
+                    #[allow(unused_imports)]
+                    use $crate::store::queries::pg as $q;
+                    attempts!(pooled, full, retry_until, clone($($v),*), |$conn| $body)
+                }))
             }
-        }))
+            $crate::store::Backend::Sqlite { pool, writer } => tokio::spawn(async move {
+                let _gate = writer.lock_owned().await;
+                let mut pooled = pool
+                    .get()
+                    .await
+                    .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
+                $crate::store::hop::whole(move || {
+                    $crate::store::deadline::scope(deadline, async move {
+                        #[allow(unused_imports)]
+                        use $crate::store::queries::sqlite as $q;
+                        attempts!(pooled, full, retry_until, clone($($v),*), |$conn| $body)
+                    })
+                })
+                .await?
+            }),
+        }
+    }};
+}
+
+/// A write's attempts on one connection: the deadline checked (and the database's timeout
+/// lowered to what is left of it) before each, and one that a deadlock or a serialization
+/// failure rolled back run again, up to `WRITE_ATTEMPTS` in all, in the first half of the
+/// caller's wait.
+macro_rules! attempts {
+    ($pooled:ident, $full:expr, $retry_until:expr, clone($($v:ident),*), |$conn:ident| $body:expr) => {{
+        let mut attempt = 1;
+        loop {
+            $(#[allow(clippy::redundant_clone)] let $v = $v.clone();)*
+            // Its own block, so that `?` inside ends this attempt, not the loop.
+            let r: Result<_, $crate::store::StoreError> = async {
+                let $conn = &mut *$pooled;
+                let lowered = $crate::store::deadline::start_write($conn, $full).await?;
+                let r = $body.await;
+                if lowered {
+                    $crate::store::deadline::end_write($conn, $full).await;
+                }
+                Ok(r?)
+            }
+            .await;
+            match r {
+                Err(e)
+                    if attempt < $crate::store::WRITE_ATTEMPTS
+                        && e.is_transient()
+                        && std::time::Instant::now() < $retry_until =>
+                {
+                    log::info!("write rolled back ({e}); attempt {} of {}", attempt + 1,
+                        $crate::store::WRITE_ATTEMPTS);
+                    $crate::store::backoff(attempt).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        }
     }};
 }
 
@@ -371,5 +406,7 @@ mod host;
 mod batch_tests;
 #[cfg(test)]
 mod deadline_tests;
+#[cfg(test)]
+mod hop_tests;
 #[cfg(test)]
 mod retry_tests;

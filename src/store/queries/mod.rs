@@ -127,8 +127,7 @@ mod batch {
     use crate::store::models::MessageRow;
     use crate::store::schema::messages;
 
-    type Sqlite =
-        diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+    type Sqlite = crate::store::SqliteConn;
 
     /// The rows already stored under these `(sender_id, client_id)` pairs: one statement,
     /// one index probe per pair.
@@ -294,7 +293,7 @@ backend!(
 );
 backend!(
     sqlite,
-    diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>,
+    crate::store::SqliteConn,
     crate::store::queries::batch::resent_sqlite,
     crate::store::queries::batch::advance_sqlite,
     crate::store::queries::batch::insert_sqlite
