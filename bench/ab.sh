@@ -40,8 +40,8 @@ r=json.loads(open(f).read().strip().splitlines()[-1])['result']
 def lat(k):
     l=r.get(k) or {}
     return f"{l.get('p50','-')} / {l.get('p99','-')} / {l.get('max','-')}"
-tp=r.get('acked_per_s') or r.get('per_s')
-print(f"{label:4} {tp}/s  ack {lat('ack_latency_ms')}  send->receive {lat('delivery_latency_ms')}  errors {r.get('errors')}  missing {r.get('missing')}  machine {r['machine']['busy_percent']}%")
+tp=r.get('acked_per_s') or r.get('reconnects_per_s') or r.get('per_s')
+print(f"{label:4} {tp}/s  ack {lat('ack_latency_ms')}  send->receive {lat('delivery_latency_ms')}  errors {r.get('errors')}  missing {r.get('missing')}  machine {r.get('machine',{}).get('busy_percent','-')}%  catch-up {lat('catch_up_ms')}")
 PY
   kill $pid; wait $pid 2>/dev/null || true
   [ -n "$db" ] && psql "$PG/postgres" -qc "DROP DATABASE $db WITH (FORCE)"

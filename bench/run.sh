@@ -15,6 +15,8 @@
 #                                # latency; one node at the same half-peak rate (about 2 minutes)
 #   bash bench/run.sh --idle     # RSS per idle socket at 10,000 and 19,000, a fresh SQLite node
 #                                # each (about 2 minutes)
+#   bash bench/run.sh --floor    # send -> receive at 100/s on each backend beside the floors
+#                                # under it: pgbench's lone message, a bare SQLite commit (3 min)
 #
 # BENCH_GATEWAY=<path> runs another build of the gateway (an earlier commit's, say) against
 # the same load generator, and BENCH_LABEL=<text> prefixes the rows' labels: before/after
@@ -29,8 +31,10 @@ SMOKE=0
 SWEEP=0
 HALF=0
 IDLE=0
+FLOOR=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 [ "${1:-}" = "--idle" ] && IDLE=1
+[ "${1:-}" = "--floor" ] && FLOOR=1
 [ "${1:-}" = "--sweep" ] && SWEEP=1
 [ "${1:-}" = "--half-peak" ] && HALF=1
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -40,6 +44,7 @@ OUT="${BENCH_OUT:-bench/results/run-$STAMP.jsonl}"
 [ "$SWEEP" = 1 ] && OUT="${BENCH_OUT:-bench/results/sweep-$STAMP.jsonl}"
 [ "$HALF" = 1 ] && OUT="${BENCH_OUT:-bench/results/half-peak-$STAMP.jsonl}"
 [ "$IDLE" = 1 ] && OUT="${BENCH_OUT:-bench/results/idle-$STAMP.jsonl}"
+[ "$FLOOR" = 1 ] && OUT="${BENCH_OUT:-bench/results/floor-$STAMP.jsonl}"
 [ "$SMOKE" = 1 ] && OUT="${BENCH_OUT:-$(mktemp)}"
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d)
@@ -206,6 +211,46 @@ print(json.dumps({"label": "raw", "scenario": "pgbench-lone-message", "form": sy
   done
 }
 
+# A SQLite commit (WAL, synchronous=FULL, as the gateway sets it) at 100/s: the floor under
+# the SQLite `rate` row.
+sqlite_commit_latency() {
+  rm -f "$WORK/raw.db"*
+  python3 - "$WORK/raw.db" "$S" <<'PY' | tee -a "$OUT"
+import json, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT)")
+took, t0 = [], time.monotonic()
+for i in range(int(sys.argv[2]) * 100):
+    time.sleep(max(0.0, t0 + i / 100 - time.monotonic()))
+    a = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE"); db.execute("INSERT INTO m (body) VALUES ('hello')"); db.execute("COMMIT")
+    took.append(time.perf_counter() - a)
+took.sort()
+q = lambda p: round(took[min(len(took) - 1, int(p * len(took)))] * 1000, 3)
+print(json.dumps({"label": "raw", "scenario": "sqlite-commit", "rate": 100, "transactions": len(took),
+                  "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}))
+PY
+}
+
+# The 100/s rows beside their floors, in one sitting: what Postgres alone takes for a lone
+# message's statements, a bare SQLite commit, then the gateway at 100/s twice on a fresh node
+# of each backend (about 3 minutes).
+if [ "$FLOOR" = 1 ]; then
+  log "raw limits: pgbench latency of a lone message's statements at 100/s"
+  lone_message_latency
+  log "raw limits: a SQLite commit at 100/s"
+  sqlite_commit_latency
+  for backend in sqlite postgres; do
+    for _ in 1 2; do
+      start_nodes "$backend" 1
+      row "$backend-1" rate --seconds $S --pairs 50 --rate 100
+      stop_nodes
+    done
+  done
+  log "results: $OUT"
+  exit 0
+fi
+
 if [ "$SWEEP" = 1 ]; then
   # Open loop: 50 pairs together offer RATE messages/s; the node's p99 against that.
   start_nodes postgres 1
@@ -267,21 +312,7 @@ if [ "$SMOKE" = 0 ]; then
   log "raw limits: pgbench latency of a lone message's statements at 100/s (as sent; as one statement)"
   lone_message_latency
   log "raw limits: a SQLite commit (WAL, synchronous=FULL, as the gateway sets it) at 100/s"
-  python3 - "$WORK/raw.db" "$S" <<'PY' | tee -a "$OUT"
-import json, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT)")
-took, t0 = [], time.monotonic()
-for i in range(int(sys.argv[2]) * 100):
-    time.sleep(max(0.0, t0 + i / 100 - time.monotonic()))
-    a = time.perf_counter()
-    db.execute("BEGIN IMMEDIATE"); db.execute("INSERT INTO m (body) VALUES ('hello')"); db.execute("COMMIT")
-    took.append(time.perf_counter() - a)
-took.sort()
-q = lambda p: round(took[min(len(took) - 1, int(p * len(took)))] * 1000, 3)
-print(json.dumps({"label": "raw", "scenario": "sqlite-commit", "rate": 100, "transactions": len(took),
-                  "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0)}))
-PY
+  sqlite_commit_latency
   log "raw limits: redis-benchmark PUBLISH"
   for p in 1 16; do
     rps=$(redis-benchmark -p "$RPORT" -n 200000 -c 16 -P "$p" -q publish ch hello 2>/dev/null | awk '{for(i=1;i<=NF;i++) if ($i ~ /requests/) {print $(i-1); exit}}')
