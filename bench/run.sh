@@ -392,11 +392,19 @@ stop_nodes
 start_nodes sqlite 2
 if [ "$SMOKE" = 1 ]; then
   row "sqlite-2" direct --seconds $S --pairs 5
+  row "sqlite-2" group --seconds $S --groups 2 --members 10 --senders 2
   row "sqlite-2" rate --seconds $S --pairs 5 --rate 50
+  row "sqlite-2" mixed --seconds $S --groups 2 --members 10 --senders 2 --rate 50
+  row "sqlite-2" reconnect --seconds $S --pairs 2 --sockets 4 --rate 20
 else
   row "sqlite-2" direct --seconds $S --pairs 50 --window 4
   row "sqlite-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
+  gpeak=$(last_rate)
+  row "sqlite-2" group --seconds $S --groups 1 --members 300 --senders 4 --window 2
   row "sqlite-2" rate --seconds $S --pairs 50 --rate 100
+  mixed_rows "sqlite-2" "$gpeak"
+  row "sqlite-2" reconnect --seconds $S --pairs 10 --sockets 50 --rate 100
+  row "sqlite-2" idle --sockets 10000
 fi
 stop_nodes
 log "results: $OUT"
