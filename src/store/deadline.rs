@@ -44,6 +44,14 @@ impl Deadline {
         }
     }
 
+    /// Fails once the deadline has passed.
+    pub(super) fn check(&self) -> Result<(), super::StoreError> {
+        if Instant::now() >= self.get() {
+            return Err(expired(Expired));
+        }
+        Ok(())
+    }
+
     fn get(&self) -> Instant {
         if let Some(cap) = *self.cap.borrow() {
             self.by.set(self.by.get().min(super::Store::commit_by(cap)));

@@ -37,10 +37,17 @@ impl SpawnBlocking for Hop {
         R: Send + 'static,
     {
         if INLINE.get() {
+            // Runs here and now, as the statement's future is made (diesel-async makes it
+            // only to await it).
             return futures_util::future::ready(Ok(task())).boxed();
         }
-        // Dropping the handle leaves the statement running to its end ([`Lent`]).
-        let handle = self.0.spawn_blocking(task);
+        // The caller's runtime, when there is one: a connection made on one actix worker is
+        // used from others, and its maker's runtime may be gone. Dropping the handle leaves
+        // the statement running to its end ([`Lent`]).
+        let handle = match tokio::runtime::Handle::try_current() {
+            Ok(here) => here.spawn_blocking(task),
+            Err(_) => self.0.spawn_blocking(task),
+        };
         async move { handle.await.map_err(Into::into) }.boxed()
     }
 
@@ -50,11 +57,12 @@ impl SpawnBlocking for Hop {
     }
 }
 
-/// A pooled SQLite connection lent to a read. It goes back to the pool when the read ends;
-/// if the read is dropped mid-statement (its client went away, its caller timed out), the
-/// statement runs on to its end on its blocking thread, so the connection is closed then
-/// instead: handed out meanwhile, diesel-async would panic on it ("Cannot access shared
-/// transaction state").
+/// A pooled SQLite connection lent to a read or a write. It goes back to the pool when the
+/// call ends; if a read is dropped mid-statement (its client went away, its caller timed
+/// out), the statement runs on to its end on its blocking thread, so the connection is
+/// closed then instead: handed out meanwhile, diesel-async would panic on it ("Cannot access
+/// shared transaction state"). A write that panicked leaves the connection's lock poisoned:
+/// out of the pool too.
 pub(super) struct Lent(Option<Object<SqliteConn>>);
 
 impl Lent {
@@ -79,6 +87,9 @@ impl Drop for Lent {
     fn drop(&mut self) {
         if let Some(conn) = self.0.take() {
             // Out of the pool; its statement's task holds the connection until it ends.
+            // (Bounded like every read: reads are pages and keyed lookups, and the pool
+            // opens a replacement.)
+            log::info!("a SQLite call ended mid-statement; its connection closes when the statement does");
             drop(Object::take(conn));
         }
     }

@@ -115,3 +115,26 @@ async fn a_read_dropped_mid_statement_leaves_every_pooled_connection_usable() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A call that ends normally gives its connection back: a temporary table (which lives only
+/// on the connection that made it) made by a write is still there for the reads after it.
+#[tokio::test]
+async fn reads_and_writes_that_end_give_their_connection_back_to_the_pool() {
+    let (store, dir) = sqlite_store("back").await;
+    write_task!(store, Instant::now() + FULL, clone(), |c, _q| c
+        .batch_execute("CREATE TEMP TABLE mark (x INT); INSERT INTO mark VALUES (7)"))
+    .await
+    .unwrap()
+    .unwrap();
+    for _ in 0..3 {
+        let x: i64 = read!(store, |c, _q| diesel::select(diesel::dsl::sql::<BigInt>(
+            "(SELECT x FROM temp.mark)"
+        ))
+        .get_result::<i64>(c))
+        .unwrap();
+        assert_eq!(x, 7);
+    }
+    assert_eq!(store.pool_size(), 1);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

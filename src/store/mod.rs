@@ -162,20 +162,28 @@ macro_rules! write_task {
                         .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
                     #[allow(unused_imports)]
                     use $crate::store::queries::pg as $q;
-                    attempts!(pooled, full, retry_until, clone($($v),*), |$conn| $body)
+                    attempts!(full, retry_until, clone($($v),*), |$conn = (&mut *pooled)| $body)
                 }))
             }
             $crate::store::Backend::Sqlite { pool, writer } => tokio::spawn(async move {
                 let _gate = writer.lock_owned().await;
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
+                // Waited for the gate past the deadline: nothing to start, and the gate goes
+                // to the next writer at once.
+                deadline.check()?;
+                // Lent, so that a panic on the blocking thread (leaving the connection's
+                // lock poisoned) takes the connection out of the pool.
+                let mut lent = $crate::store::hop::Lent::new(
+                    pool.get()
+                        .await
+                        .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?,
+                );
                 $crate::store::hop::whole(move || {
                     $crate::store::deadline::scope(deadline, async move {
                         #[allow(unused_imports)]
                         use $crate::store::queries::sqlite as $q;
-                        attempts!(pooled, full, retry_until, clone($($v),*), |$conn| $body)
+                        let r = attempts!(full, retry_until, clone($($v),*), |$conn = (lent.conn()?)| $body);
+                        lent.give_back();
+                        r
                     })
                 })
                 .await?
@@ -184,18 +192,19 @@ macro_rules! write_task {
     }};
 }
 
-/// A write's attempts on one connection: the deadline checked (and the database's timeout
-/// lowered to what is left of it) before each, and one that a deadlock or a serialization
-/// failure rolled back run again, up to `WRITE_ATTEMPTS` in all, in the first half of the
-/// caller's wait.
+/// A write's attempts on one connection (`$get`): the deadline checked (and the database's
+/// timeout lowered to what is left of it) before each, and one that a deadlock or a
+/// serialization failure rolled back run again, up to `WRITE_ATTEMPTS` in all, in the first
+/// half of the caller's wait. Only Postgres reports those two; a SQLite write is tried once
+/// (its backoff's timer would then run on the blocking thread, `hop::whole`).
 macro_rules! attempts {
-    ($pooled:ident, $full:expr, $retry_until:expr, clone($($v:ident),*), |$conn:ident| $body:expr) => {{
+    ($full:expr, $retry_until:expr, clone($($v:ident),*), |$conn:ident = ($get:expr)| $body:expr) => {{
         let mut attempt = 1;
         loop {
             $(#[allow(clippy::redundant_clone)] let $v = $v.clone();)*
             // Its own block, so that `?` inside ends this attempt, not the loop.
             let r: Result<_, $crate::store::StoreError> = async {
-                let $conn = &mut *$pooled;
+                let $conn = $get;
                 let lowered = $crate::store::deadline::start_write($conn, $full).await?;
                 let r = $body.await;
                 if lowered {
