@@ -6,7 +6,8 @@
 # bench/results/run-<time>.jsonl (and stdout).
 #
 #   bash bench/run.sh            # the full run, about 15 minutes on 2 cores
-#   bash bench/run.sh --smoke    # every scenario for 2 s at small sizes: zero loss or exit 1
+#   bash bench/run.sh --smoke    # every scenario for 2 s at small sizes, on every setup: exit 1
+#                                # on a lost or duplicated delivery, a gateway error, or no work done
 #   bash bench/run.sh --sweep    # one Postgres node: send -> receive latency against offered
 #                                # load, and RSS against idle sockets (about 5 minutes); then
 #                                # python3 bench/plot.py bench/results/sweep-<time>.jsonl
@@ -373,6 +374,9 @@ if [ "$SMOKE" = 1 ]; then
   row "postgres-2" direct --seconds $S --pairs 5
   row "postgres-2" group --seconds $S --groups 2 --members 10 --senders 2
   metered_row "postgres-2" rate --seconds $S --pairs 5 --rate 50
+  row "postgres-2" mixed --seconds $S --groups 2 --members 10 --senders 2 --rate 50
+  row "postgres-2" reconnect --seconds $S --pairs 2 --sockets 4 --rate 20
+  row "postgres-2" idle --sockets 200
 else
   row "postgres-2" direct --seconds $S --pairs 50 --window 4
   # The target's row: send -> receive across the nodes at half of the peak just measured.
@@ -396,6 +400,7 @@ if [ "$SMOKE" = 1 ]; then
   row "sqlite-2" rate --seconds $S --pairs 5 --rate 50
   row "sqlite-2" mixed --seconds $S --groups 2 --members 10 --senders 2 --rate 50
   row "sqlite-2" reconnect --seconds $S --pairs 2 --sockets 4 --rate 20
+  row "sqlite-2" idle --sockets 200
 else
   row "sqlite-2" direct --seconds $S --pairs 50 --window 4
   row "sqlite-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2

@@ -107,7 +107,45 @@ fn main() {
     // Sessions still open are dropped with the runtime; the exit code says whether anything
     // was lost.
     rt.shutdown_timeout(Duration::from_secs(1));
-    let lost = summary["result"]["missing"].as_u64().unwrap_or(0)
-        + summary["result"]["duplicate"].as_u64().unwrap_or(0);
-    std::process::exit(if lost == 0 { 0 } else { 1 });
+    let problems = problems(&scenario, &params, &summary["result"]);
+    for p in &problems {
+        eprintln!("loadgen {scenario}: {p}");
+    }
+    std::process::exit(if problems.is_empty() { 0 } else { 1 });
+}
+
+/// What makes a run fail (exit 1), so that a smoke run cannot pass on a gateway that lost,
+/// refused or did nothing: a missing or duplicate delivery, an error the gateway sent (only
+/// `overrun`, the generator's own lateness, is allowed), or nothing done at all.
+fn problems(scenario: &str, params: &Params, r: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["missing", "duplicate"] {
+        let n = r[key].as_u64().unwrap_or(0);
+        if n > 0 {
+            out.push(format!("{n} {key}"));
+        }
+    }
+    if let Some(errors) = r["errors"].as_object() {
+        for (code, n) in errors.iter().filter(|(code, _)| *code != "overrun") {
+            out.push(format!("{n} errors `{code}`"));
+        }
+    }
+    let done = |key: &str| r[key].as_u64().unwrap_or(0);
+    match scenario {
+        "idle" => {
+            let opened = done("sockets");
+            if opened < params.sockets as u64 {
+                out.push(format!("{opened} of {} sockets opened", params.sockets));
+            }
+            if done("pinged_ok_of_100") < opened.min(100) {
+                out.push(format!("{} of the sampled sockets answered a ping", done("pinged_ok_of_100")));
+            }
+        }
+        "reconnect" if done("reconnects") == 0 => out.push("no reconnect".into()),
+        "direct" | "group" | "rate" | "mixed" if done("acked") == 0 => {
+            out.push("no send acknowledged".into())
+        }
+        _ => {}
+    }
+    out
 }
