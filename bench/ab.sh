@@ -17,7 +17,8 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 SECRET="bench-secret-bench-secret-bench-secret-0123"
 LG=target/release/loadgen
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+GWPID=""
+trap '[ -n "$GWPID" ] && kill "$GWPID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 run() { # label binary
   local label=$1 gw=$2 url db=""; shift 2
@@ -31,6 +32,7 @@ run() { # label binary
   env -i PATH="$PATH" BIND_ADDR=127.0.0.1:$port DATABASE_URL=$url JWT_SECRET=$SECRET RUST_LOG=warn \
     RATE_PER_S=1000000 RATE_BURST=1000000 MAX_SESSIONS_PER_USER=1000 "$gw" serve >"$WORK/gw.log" 2>&1 &
   local pid=$!
+  GWPID=$pid
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   "$LG" "$@" --nodes "http://127.0.0.1:$port" --secret $SECRET --pids $pid --label "$label" > "$WORK/lg.json"
   python3 - "$label" "$WORK/lg.json" <<'PY'
@@ -44,6 +46,7 @@ tp=r.get('acked_per_s') or r.get('reconnects_per_s') or r.get('per_s')
 print(f"{label:4} {tp}/s  ack {lat('ack_latency_ms')}  send->receive {lat('delivery_latency_ms')}  errors {r.get('errors')}  missing {r.get('missing')}  machine {r.get('machine',{}).get('busy_percent','-')}%  catch-up {lat('catch_up_ms')}")
 PY
   kill $pid; wait $pid 2>/dev/null || true
+  GWPID=""
   [ -n "$db" ] && psql "$PG/postgres" -qc "DROP DATABASE $db WITH (FORCE)"
   return 0
 }
