@@ -89,7 +89,9 @@ impl Drop for Lent {
             // Out of the pool; its statement's task holds the connection until it ends.
             // (Bounded like every read: reads are pages and keyed lookups, and the pool
             // opens a replacement.)
-            log::info!("a SQLite call ended mid-statement; its connection closes when the statement does");
+            log::info!(
+                "a SQLite call ended mid-statement; its connection closes when the statement does"
+            );
             drop(Object::take(conn));
         }
     }

@@ -59,7 +59,8 @@ async fn a_sqlite_write_runs_all_its_statements_on_one_thread_off_the_runtime() 
     let runtime_thread = format!("{:?}", std::thread::current().id());
     let threads: Vec<String> = write_task!(store, Instant::now() + FULL, clone(), |c, _q| c
         .transaction(async |c| {
-            c.batch_execute("CREATE TABLE t (thread TEXT NOT NULL)").await?;
+            c.batch_execute("CREATE TABLE t (thread TEXT NOT NULL)")
+                .await?;
             let mut seen = Vec::new();
             for _ in 0..4 {
                 // Where the transaction's own code runs, and where its statement runs.
@@ -122,7 +123,9 @@ async fn a_read_dropped_mid_statement_leaves_every_pooled_connection_usable() {
 async fn reads_and_writes_that_end_give_their_connection_back_to_the_pool() {
     let (store, dir) = sqlite_store("back").await;
     write_task!(store, Instant::now() + FULL, clone(), |c, _q| c
-        .batch_execute("CREATE TEMP TABLE mark (x INT); INSERT INTO mark VALUES (7)"))
+        .batch_execute(
+            "CREATE TEMP TABLE mark (x INT); INSERT INTO mark VALUES (7)"
+        ))
     .await
     .unwrap()
     .unwrap();

@@ -138,7 +138,10 @@ fn problems(scenario: &str, params: &Params, r: &serde_json::Value) -> Vec<Strin
                 out.push(format!("{opened} of {} sockets opened", params.sockets));
             }
             if done("pinged_ok_of_100") < opened.min(100) {
-                out.push(format!("{} of the sampled sockets answered a ping", done("pinged_ok_of_100")));
+                out.push(format!(
+                    "{} of the sampled sockets answered a ping",
+                    done("pinged_ok_of_100")
+                ));
             }
         }
         "reconnect" if done("reconnects") == 0 => out.push("no reconnect".into()),
