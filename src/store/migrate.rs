@@ -98,11 +98,11 @@ pub fn embedded_counts() -> (usize, usize) {
 
 fn pg_connection(url: &str) -> Result<AsyncConnectionWrapper<AsyncPgConnection>, StoreError> {
     <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+        .map_err(StoreError::unavailable)
 }
 
 fn sqlite_connection(path: &str) -> Result<SqliteConnection, StoreError> {
-    SqliteConnection::establish(path).map_err(|e| StoreError::Unavailable(e.to_string()))
+    SqliteConnection::establish(path).map_err(StoreError::unavailable)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -75,7 +75,7 @@ macro_rules! with_conn {
                 let mut $conn = pool
                     .get()
                     .await
-                    .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
+                    .map_err($crate::store::StoreError::unavailable)?;
                 #[allow(unused_imports)]
                 use $crate::store::queries::pg as $q;
                 let $conn = &mut *$conn;
@@ -85,7 +85,7 @@ macro_rules! with_conn {
                 let mut lent = $crate::store::hop::Lent::new(
                     pool.get()
                         .await
-                        .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?,
+                        .map_err($crate::store::StoreError::unavailable)?,
                 );
                 #[allow(unused_imports)]
                 use $crate::store::queries::sqlite as $q;
@@ -159,7 +159,7 @@ macro_rules! write_task {
                     let mut pooled = pool
                         .get()
                         .await
-                        .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?;
+                        .map_err($crate::store::StoreError::unavailable)?;
                     #[allow(unused_imports)]
                     use $crate::store::queries::pg as $q;
                     attempts!(full, retry_until, clone($($v),*), |$conn = (&mut *pooled)| $body)
@@ -175,7 +175,7 @@ macro_rules! write_task {
                 let mut lent = $crate::store::hop::Lent::new(
                     pool.get()
                         .await
-                        .map_err(|e| $crate::store::StoreError::Unavailable(e.to_string()))?,
+                        .map_err($crate::store::StoreError::unavailable)?,
                 );
                 $crate::store::hop::whole(move || {
                     $crate::store::deadline::scope(deadline, async move {
@@ -245,6 +245,11 @@ async fn backoff(attempt: u32) {
 }
 
 impl StoreError {
+    /// The database could not be reached: no connection, or none made in time.
+    pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Unavailable(e.to_string())
+    }
+
     /// Whether the database, not the request, is at fault: no connection, a connection lost,
     /// a statement stopped by `statement_timeout`, or a SQLite file another process held
     /// locked past `busy_timeout` (`unavailable` to the client).

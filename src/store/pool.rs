@@ -99,5 +99,5 @@ fn build<M: Manager>(
         .recycle_timeout(Some(timeout))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+        .map_err(StoreError::unavailable)
 }
