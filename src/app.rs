@@ -124,7 +124,7 @@ pub async fn start(config: Config) -> Result<(AppContext, mpsc::Sender<Transitio
         auth,
         metrics,
         roster,
-    });
+    })?;
     tokio::spawn(presence::run(app.clone(), rx));
     tokio::spawn(idempotency::sweep_forever(app.clone()));
     tokio::spawn(webhooks::send_forever(app.clone()));

@@ -61,22 +61,30 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts `shards` writers on the runtime, each publishing through `relay` as `node_id`.
-    pub fn start(store: Store, relay: Arc<dyn Relay>, node_id: String, shards: usize) -> Self {
+    /// Starts `shards` writers, each publishing through `relay` as `node_id`: the publishers
+    /// on the caller's runtime, the writers where the store says writes cost least
+    /// (`Store::spawn_writer`).
+    pub fn start(
+        store: Store,
+        relay: Arc<dyn Relay>,
+        node_id: String,
+        shards: usize,
+    ) -> std::io::Result<Self> {
         let timeout = store.timeout();
         let senders = (0..shards.max(1))
-            .map(|_| {
+            .map(|i| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let (ptx, prx) = mpsc::channel(PUBLISH_QUEUE);
-                tokio::spawn(write(store.clone(), node_id.clone(), rx, ptx));
+                let writer = write(store.clone(), node_id.clone(), rx, ptx);
+                store.spawn_writer(&format!("writer-{i}"), writer)?;
                 tokio::spawn(publish(relay.clone(), prx));
-                tx
+                Ok(tx)
             })
-            .collect();
-        Committer {
+            .collect::<std::io::Result<_>>()?;
+        Ok(Committer {
             shards: Arc::new(senders),
             timeout,
-        }
+        })
     }
 
     /// Queues a message for the next batch of its thread's shard; the receiver resolves

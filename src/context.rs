@@ -96,7 +96,7 @@ pub struct Parts {
 
 impl AppContext {
     /// Builds the context; the session hub is made from the relay and registry given.
-    pub fn new(p: Parts) -> AppContext {
+    pub fn new(p: Parts) -> std::io::Result<AppContext> {
         let hub = Hub::new(
             p.relay.clone(),
             p.registry.clone(),
@@ -122,8 +122,8 @@ impl AppContext {
             p.relay.clone(),
             p.config.node_id.clone(),
             shards,
-        );
-        AppContext {
+        )?;
+        Ok(AppContext {
             inner: Arc::new(Inner {
                 hub,
                 config: p.config,
@@ -142,7 +142,7 @@ impl AppContext {
                 late_announces: Arc::new(tokio::sync::Semaphore::new(LATE_ANNOUNCES)),
                 roster: p.roster,
             }),
-        }
+        })
     }
 
     /// The validated configuration.

@@ -123,6 +123,10 @@ where
     Fut: Future,
     Fut::Output: Send + 'static,
 {
+    if INLINE.get() {
+        // Already off the runtime's threads ([`resident`]): no hand-off at all.
+        return Ok(make().await);
+    }
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _inline = Inline::enter();
@@ -130,6 +134,26 @@ where
     })
     .await
     .map_err(|e| StoreError::Task(e.to_string()))
+}
+
+/// Runs `task` to its end on a thread of its own, with a runtime of its own (timers only),
+/// where every SQLite statement runs inline. For the message writer: a batch's transaction
+/// then takes no hand-off at all, where [`whole`] costs two thread wake-ups (to a blocking
+/// thread and back), and the writer's runtime hosts nothing that its statements could stall.
+pub(super) fn resident<F>(name: &str, task: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            INLINE.set(true);
+            runtime.block_on(task);
+        })
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! SQLite's hand-offs to blocking threads, on a real file: a write's statements share one
-//! thread, and a read abandoned mid-statement never comes back to the pool half-done.
+//! thread (the message writer's own, when it makes the write), and a read abandoned mid-statement never comes back to the pool half-done.
 
 use std::time::Duration;
 
@@ -82,6 +82,34 @@ async fn a_sqlite_write_runs_all_its_statements_on_one_thread_off_the_runtime() 
     assert_eq!(threads.len(), 4);
     assert!(threads.iter().all(|t| *t == threads[0]), "{threads:?}");
     assert_ne!(threads[0], runtime_thread);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The message writer's thread (`Store::spawn_writer`) runs its writes' statements itself:
+/// no hand-off to a blocking thread and back.
+#[tokio::test]
+async fn a_sqlite_write_made_by_the_resident_writer_runs_on_the_writer_thread() {
+    let (store, dir) = sqlite_store("resident").await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let writer_store = store.clone();
+    store
+        .spawn_writer("writer-test", async move {
+            let statement = write_task!(writer_store, Instant::now() + FULL, clone(), |c, _q| c
+                .statement_thread())
+            .await;
+            let me = std::thread::current();
+            let _ = tx.send((
+                statement,
+                format!("{:?}", me.id()),
+                me.name().map(String::from),
+            ));
+        })
+        .unwrap();
+    let (statement, writer, name) = rx.await.unwrap();
+    assert_eq!(statement.unwrap().unwrap(), writer);
+    assert_eq!(name.as_deref(), Some("writer-test"));
+    assert_ne!(writer, format!("{:?}", std::thread::current().id()));
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -349,6 +349,23 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// Starts a task that makes writes for its whole life (the message writer) where they
+    /// cost least: on the runtime for Postgres, whose statements are network round trips;
+    /// for SQLite, whose statements are blocking file calls, on a thread of its own where
+    /// they run inline, with no hand-off to a blocking thread and back per write.
+    pub fn spawn_writer<F>(&self, name: &str, task: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match self.backend {
+            Backend::Postgres(_) => {
+                tokio::spawn(task);
+                Ok(())
+            }
+            Backend::Sqlite { .. } => hop::resident(name, task),
+        }
+    }
+
     /// A cheap round trip, for `/readyz` and `check`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(async {
