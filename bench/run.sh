@@ -8,14 +8,16 @@
 #   bash bench/run.sh            # the full run, about 15 minutes on 2 cores
 #   bash bench/run.sh --smoke    # every scenario for 2 s at small sizes, on every setup: exit 1
 #                                # on a lost or duplicated delivery, a gateway error, or no work done
-#   bash bench/run.sh --sweep    # one Postgres node: send -> receive latency against offered
-#                                # load, and RSS against idle sockets (about 5 minutes); then
-#                                # python3 bench/plot.py bench/results/sweep-<time>.jsonl
+#   bash bench/run.sh --sweep    # send -> receive latency against offered load, and RSS
+#                                # against idle sockets, on one Postgres node, one SQLite node,
+#                                # two Postgres nodes and two SQLite nodes over Redis (about 10
+#                                # minutes); then python3 bench/plot.py bench/results/sweep-<time>.jsonl
 #   bash bench/run.sh --half-peak  # two Postgres nodes: the peak, then send -> receive at half
 #                                # of it and at 100/s, each with the nodes' own commit and ack
 #                                # latency; one node at the same half-peak rate (about 2 minutes)
-#   bash bench/run.sh --idle     # RSS per idle socket at 10,000 and 19,000, a fresh SQLite node
-#                                # each (about 2 minutes)
+#   bash bench/run.sh --idle     # RSS per idle socket at 10,000 and 19,000 per node, fresh
+#                                # nodes each: one SQLite, one Postgres, two SQLite, two Postgres
+#                                # (two nodes: one load generator per node; about 5 minutes)
 #   bash bench/run.sh --floor    # send -> receive at 100/s on each backend beside the floors
 #                                # under it: pgbench's lone message, a bare SQLite commit (3 min)
 #
@@ -143,6 +145,47 @@ metered_row() {
   python3 bench/node_metrics.py diff "$WORK/before.json" "$NODES" --label "${BENCH_LABEL:-}$1" | tee -a "$OUT"
 }
 
+# idle_split <label> <sockets per node>: `idle` on every running node at once, one load
+# generator per node, each given only its node and that node's pid. Why not one generator
+# over all nodes: the file limit is 20,000 per process here, hard, so one cannot hold 20,000
+# or more sockets; and with several nodes it divides each node's RSS growth by all the
+# sockets, not by that node's share. Each generator binds its own loopback source addresses
+# (127.0.0.1-8, .9-16, ...: --source-base) so that they draw on no common ephemeral ports.
+# Each prints its own line, labelled <label>-node<i>, with the same "split" id and
+# "split_nodes", which bench/table.py and bench/plot.py add into one row.
+SPLITS=0
+idle_split() {
+  local label="${BENCH_LABEL:-}$1" n=$2 i p rc=0 nodes=() pids=() lgs=()
+  IFS=, read -ra nodes <<<"$NODES"
+  IFS=, read -ra pids <<<"$GPIDS"
+  SPLITS=$((SPLITS + 1))
+  local split="$label idle $n per node #$SPLITS"
+  log "$label: idle --sockets $n on each of ${#nodes[@]} nodes, one load generator each"
+  for i in "${!nodes[@]}"; do
+    "$LG" idle --nodes "${nodes[$i]}" --secret "$SECRET" --pids "${pids[$i]}" \
+      --label "$label-node$i" --sockets "$n" --sources 8 --source-base $((1 + 8 * i)) \
+      >"$WORK/split-$i.json" &
+    lgs+=("$!")
+    PIDS+=("$!")
+  done
+  for p in "${lgs[@]}"; do wait "$p" || rc=1; done
+  # Every line that was printed goes to the results, even when a generator failed (exit 1
+  # below, as row's pipeline would).
+  for i in "${!nodes[@]}"; do
+    if [ -s "$WORK/split-$i.json" ]; then
+      python3 -c '
+import json, sys
+d = json.loads(sys.stdin.readline())
+d.update(split=sys.argv[1], split_node=int(sys.argv[2]), split_nodes=int(sys.argv[3]))
+print(json.dumps(d, separators=(",", ":")))
+' "$split" "$i" "${#nodes[@]}" <"$WORK/split-$i.json" | tee -a "$OUT"
+    else
+      rc=1
+    fi
+  done
+  return "$rc"
+}
+
 S=10
 [ "$SMOKE" = 1 ] && S=2
 
@@ -252,29 +295,58 @@ if [ "$FLOOR" = 1 ]; then
   exit 0
 fi
 
-if [ "$SWEEP" = 1 ]; then
-  # Open loop: 50 pairs together offer RATE messages/s; the node's p99 against that.
-  start_nodes postgres 1
-  for rate in 100 1000 3000 6000 10000 15000 20000; do
-    row "sweep-rate" rate --seconds $S --pairs 50 --rate "$rate"
+# sweep_series <sqlite|postgres> <nodes> <rate...>: one series of the sweep, its rows
+# labelled sweep-rate-<backend>-<nodes> and sweep-idle-<backend>-<nodes> so that
+# bench/plot.py draws one line per series. (Until the four-series sweep the rows were
+# "sweep-rate" and "sweep-idle", one Postgres node; plot.py reads those as postgres-1.)
+sweep_series() {
+  local backend=$1 n=$2 rate size; shift 2
+  # Open loop: 50 pairs together offer RATE messages/s; the nodes' p99 against that. On two
+  # nodes a pair's sender and receiver are on different nodes (session i goes to node
+  # i % nodes), so every message crosses Redis.
+  start_nodes "$backend" "$n"
+  for rate in "$@"; do
+    row "sweep-rate-$backend-$n" rate --seconds $S --pairs 50 --rate "$rate"
   done
   stop_nodes
-  # RSS per idle socket as the count grows, each size on a fresh node.
-  for n in 1000 5000 10000 15000; do
-    start_nodes postgres 1
-    row "sweep-idle" idle --sockets "$n"
+  # RSS per idle socket as the count grows, each size on fresh nodes. On two nodes one load
+  # generator puts half the sockets on each (15,000 in all is within its file limit), and
+  # each node's kib_per_socket is its growth over all the sockets: the two add up to the
+  # figure per socket over both nodes.
+  for size in 1000 5000 10000 15000; do
+    start_nodes "$backend" "$n"
+    row "sweep-idle-$backend-$n" idle --sockets "$size"
     stop_nodes
   done
+}
+
+if [ "$SWEEP" = 1 ]; then
+  # One Postgres node at the rates it always had (its rows compare with earlier sweeps'),
+  # then the other three with 20,000/s left out: about 40 s less each, and two nodes peaked
+  # at 10,781 (Postgres) and 13,053/s (SQLite) in run-20261204-131844, so 15,000 already
+  # shows them past it.
+  sweep_series postgres 1 100 1000 3000 6000 10000 15000 20000
+  sweep_series sqlite 1 100 1000 3000 6000 10000 15000
+  sweep_series postgres 2 100 1000 3000 6000 10000 15000
+  sweep_series sqlite 2 100 1000 3000 6000 10000 15000
   log "results: $OUT (plot: python3 bench/plot.py $OUT)"
   exit 0
 fi
 
 if [ "$IDLE" = 1 ]; then
   # The file limit is 20,000 per process here, hard: 19,000 leaves the node room for its own.
-  for n in 10000 19000; do
-    start_nodes sqlite 1
-    row "sqlite-1" idle --sockets "$n"
-    stop_nodes
+  # It binds the load generator as well, so on two nodes each node gets its own generator
+  # (idle_split): 10,000 and 19,000 per node, 20,000 and 38,000 in all.
+  for setup in sqlite-1 postgres-1 sqlite-2 postgres-2; do
+    for n in 10000 19000; do
+      start_nodes "${setup%-*}" "${setup#*-}"
+      if [ "${setup#*-}" = 1 ]; then
+        row "$setup" idle --sockets "$n"
+      else
+        idle_split "$setup" "$n"
+      fi
+      stop_nodes
+    done
   done
   log "results: $OUT"
   exit 0
@@ -377,6 +449,8 @@ if [ "$SMOKE" = 1 ]; then
   row "postgres-2" mixed --seconds $S --groups 2 --members 10 --senders 2 --rate 50
   row "postgres-2" reconnect --seconds $S --pairs 2 --sockets 4 --rate 20
   row "postgres-2" idle --sockets 200
+  # The full run's two-node idle rows: one load generator per node.
+  idle_split "postgres-2" 100
 else
   row "postgres-2" direct --seconds $S --pairs 50 --window 4
   # The target's row: send -> receive across the nodes at half of the peak just measured.
@@ -388,7 +462,8 @@ else
   row "postgres-2" rate --seconds $S --pairs 50 --rate 100
   mixed_rows "postgres-2" "$gpeak"
   row "postgres-2" reconnect --seconds $S --pairs 10 --sockets 50 --rate 100
-  row "postgres-2" idle --sockets 10000
+  # 10,000 per node, one load generator each (idle_split): RSS per socket on each node.
+  idle_split "postgres-2" 10000
 fi
 stop_nodes
 
@@ -401,15 +476,19 @@ if [ "$SMOKE" = 1 ]; then
   row "sqlite-2" mixed --seconds $S --groups 2 --members 10 --senders 2 --rate 50
   row "sqlite-2" reconnect --seconds $S --pairs 2 --sockets 4 --rate 20
   row "sqlite-2" idle --sockets 200
+  idle_split "sqlite-2" 100
 else
   row "sqlite-2" direct --seconds $S --pairs 50 --window 4
+  # As on Postgres: send -> receive across the nodes at half of the peak just measured.
+  half=$(tail -1 "$OUT" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"]["acked_per_s"]) // 2)')
+  metered_row "sqlite-2-half-peak" rate --seconds $S --pairs 50 --rate "$half"
   row "sqlite-2" group --seconds $S --groups 20 --members 10 --senders 4 --window 2
   gpeak=$(last_rate)
   row "sqlite-2" group --seconds $S --groups 1 --members 300 --senders 4 --window 2
   row "sqlite-2" rate --seconds $S --pairs 50 --rate 100
   mixed_rows "sqlite-2" "$gpeak"
   row "sqlite-2" reconnect --seconds $S --pairs 10 --sockets 50 --rate 100
-  row "sqlite-2" idle --sockets 10000
+  idle_split "sqlite-2" 10000
 fi
 stop_nodes
 log "results: $OUT"

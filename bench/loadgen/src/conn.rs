@@ -26,6 +26,9 @@ pub struct Target {
     pub secret: String,
     /// How many loopback source addresses to spread connections over (127.0.0.1 ..).
     pub sources: u8,
+    /// The last byte of the first of them (`--source-base`, 1 unless given): two load
+    /// generators running at once take disjoint ranges, so they share no ephemeral ports.
+    pub source_base: u8,
 }
 
 impl Target {
@@ -52,7 +55,8 @@ impl Target {
             .trim_start_matches("http://")
             .parse()
             .map_err(|e| format!("{base}: {e}"))?;
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(self.sources.max(1))) as u8);
+        let offset = (i % usize::from(self.sources.max(1))) as u8;
+        let source = Ipv4Addr::new(127, 0, 0, self.source_base + offset);
         let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
         socket
             .bind(SocketAddr::new(IpAddr::V4(source), 0))

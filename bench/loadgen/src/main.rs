@@ -4,7 +4,8 @@
 //! ```text
 //! loadgen <scenario> --nodes http://127.0.0.1:8080[,http://...] --secret S [--pids 123,456]
 //!         [--seconds 10] [--pairs 50] [--window 4] [--groups 20] [--members 10]
-//!         [--senders 4] [--rate 100] [--sockets 10000] [--sources 8] [--label text]
+//!         [--senders 4] [--rate 100] [--sockets 10000] [--sources 8] [--source-base 1]
+//!         [--label text]
 //! ```
 //!
 //! Scenarios: `direct`, `group`, `rate`, `idle`, `reconnect`, `mixed`. bench/run.sh starts
@@ -27,7 +28,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: loadgen <direct|group|rate|idle|reconnect|mixed> --nodes URL[,URL] --secret S \
          [--pids P[,P]] [--seconds N] [--pairs N] [--window N] [--groups N] [--members N] \
-         [--senders N] [--rate N] [--sockets N] [--sources N] [--label TEXT]"
+         [--senders N] [--rate N] [--sockets N] [--sources N] [--source-base N] [--label TEXT]"
     );
     std::process::exit(2)
 }
@@ -48,6 +49,8 @@ fn main() {
             .map(|v| v.parse().unwrap_or_else(|_| usage()))
             .unwrap_or(d)
     };
+    // Source addresses 127.0.0.<base> .. 127.0.0.<base + sources - 1>, at most .254.
+    let source_base = num("source-base", 1).clamp(1, 254);
     let target = Target {
         nodes: opts
             .get("nodes")
@@ -56,7 +59,8 @@ fn main() {
             .map(|s| s.trim_end_matches('/').to_string())
             .collect(),
         secret: opts.get("secret").cloned().unwrap_or_else(|| usage()),
-        sources: num("sources", 8).clamp(1, 250) as u8,
+        sources: num("sources", 8).clamp(1, (255 - source_base).min(250)) as u8,
+        source_base: source_base as u8,
     };
     let params = Params {
         seconds: num("seconds", 10),
