@@ -100,7 +100,9 @@ start_nodes() {
     db="sb_bench_$$_$RANDOM"
     psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
     DBS+=("$db")
-    url="$PG/$db"
+    # BENCH_PG_QUERY: connection options for the nodes only (an experiment such as
+    # ?options=-c%20synchronous_commit%3Doff, which takes the flush out of every commit).
+    url="$PG/$db${BENCH_PG_QUERY:-}"
   fi
   NODES=""
   GPIDS=""
