@@ -5,13 +5,14 @@ use std::future::IntoFuture;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::{Caller, ServiceError, bad, fits, member_of, page_limit, rate, tell_members};
 use crate::commit::Answer;
 use crate::context::AppContext;
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
 use crate::store::models::{MessageRow, NewMessage, naive};
-use crate::store::{Inserted, Pending, StoreError};
+use crate::store::{Inserted, Pending, Store, StoreError};
 
 /// Default history page.
 const HISTORY_DEFAULT: i64 = 50;
@@ -112,8 +113,12 @@ pub async fn queue(
 
 /// A message on its way to the database.
 pub enum Committing {
-    /// Queued for a batch.
-    Queued(oneshot::Receiver<Answer>),
+    /// Queued for a batch, at `queued`.
+    Queued {
+        rx: oneshot::Receiver<Answer>,
+        store: Store,
+        queued: Instant,
+    },
     /// Answered without a write (the original of a resend).
     Done(Box<Message>),
 }
@@ -126,9 +131,17 @@ impl IntoFuture for Committing {
         async move {
             let answer = match self {
                 Committing::Done(m) => return Ok(*m),
-                Committing::Queued(rx) => rx.await.map_err(|_| {
-                    ServiceError::Unavailable("the message writer stopped".into())
-                })??,
+                // Bounded here, not only by the writer: a SQLite transaction runs on the
+                // writer's own thread to its end, and a stalled flush there must not hang
+                // the sender past its wait (or the drain's deadline).
+                Committing::Queued { rx, store, queued } => {
+                    match store.until(store.wait_until(queued), rx).await {
+                        Some(answer) => answer.map_err(|_| {
+                            ServiceError::Unavailable("the message writer stopped".into())
+                        })??,
+                        None => return Err(store.no_answer().into()),
+                    }
+                }
             };
             match answer {
                 Inserted::New(stored, _) => Ok(stored.into()),
@@ -215,9 +228,12 @@ async fn commit(
         hook,
         member_only,
     };
-    Ok(Committing::Queued(
-        app.committer().submit(item, except_session).await?,
-    ))
+    let queued = Instant::now();
+    Ok(Committing::Queued {
+        rx: app.committer().submit(item, except_session).await?,
+        store: app.store().clone(),
+        queued,
+    })
 }
 
 async fn own_message(
