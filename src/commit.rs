@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either, Ready, ready};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -75,7 +75,13 @@ impl Committer {
             .map(|i| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let (ptx, prx) = mpsc::channel(PUBLISH_QUEUE);
-                let writer = write(store.clone(), node_id.clone(), rx, ptx);
+                let mut state = (store.clone(), node_id.clone(), rx, ptx);
+                let writer = async move {
+                    restarting("message writer", &mut state, |(store, node_id, rx, ptx)| {
+                        write(store, node_id, rx, ptx).boxed()
+                    })
+                    .await;
+                };
                 store.spawn_writer(&format!("writer-{i}"), writer)?;
                 tokio::spawn(publish(relay.clone(), prx));
                 Ok(tx)
@@ -89,13 +95,18 @@ impl Committer {
 
     /// Queues a message for the next batch of its thread's shard; the receiver resolves
     /// once it has committed and its event is handed on (or it was refused). Messages of
-    /// one shard are stored in the order they were queued, so one caller's messages to a
-    /// thread get seqs in that order.
-    pub async fn submit(
+    /// one shard are stored in the order they were queued (when this is called, if there is
+    /// room), so one caller's messages to a thread get seqs in that order.
+    ///
+    /// Not an `async fn`: there is room at once almost always, and a send's future (which
+    /// holds this one, and is copied on every send: `ws::dispatch`'s size test) then holds
+    /// only the answer, not the job and a timer. A waiting sender is not overtaken: the
+    /// queue's permits go to waiters first.
+    pub fn submit(
         &self,
         item: Pending,
         except_session: Option<String>,
-    ) -> Result<oneshot::Receiver<Answer>, StoreError> {
+    ) -> Either<Ready<Submitted>, BoxFuture<'static, Submitted>> {
         let (done, rx) = oneshot::channel();
         let shard = &self.shards[shard_of(&item.row.thread_id, self.shards.len())];
         let job = Job {
@@ -104,13 +115,30 @@ impl Committer {
             done,
             queued: Instant::now(),
         };
-        shard
-            .send_timeout(job, self.timeout)
-            .await
-            .map_err(|_| StoreError::Unavailable("the message writer is backed up".into()))?;
-        Ok(rx)
+        let backed_up = || StoreError::Unavailable("the message writer is backed up".into());
+        match shard.try_send(job) {
+            Ok(()) => Either::Left(ready(Ok(rx))),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let (shard, timeout) = (shard.clone(), self.timeout);
+                Either::Right(
+                    async move {
+                        shard
+                            .send_timeout(job, timeout)
+                            .await
+                            .map_err(|_| backed_up())?;
+                        Ok(rx)
+                    }
+                    .boxed(),
+                )
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Either::Left(ready(Err(backed_up()))),
+        }
     }
 }
+
+/// What [`Committer::submit`] resolves to: the receiver of the store's answer, or why the
+/// message was not queued.
+pub type Submitted = Result<oneshot::Receiver<Answer>, StoreError>;
 
 /// A thread's shard: stable across nodes and restarts.
 fn shard_of(thread_id: &str, shards: usize) -> usize {
@@ -120,10 +148,10 @@ fn shard_of(thread_id: &str, shards: usize) -> usize {
 /// A shard's writer: takes everything queued (up to `MAX_BATCH`), stores it in one
 /// transaction, and hands the events and answers to the shard's publisher.
 async fn write(
-    store: Store,
-    node_id: String,
-    mut rx: mpsc::Receiver<Job>,
-    publisher: mpsc::Sender<Committed>,
+    store: &Store,
+    node_id: &str,
+    rx: &mut mpsc::Receiver<Job>,
+    publisher: &mpsc::Sender<Committed>,
 ) {
     // What the byte budget left over from the last batch: it leads the next one.
     let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -155,7 +183,10 @@ async fn write(
             continue;
         };
         metrics::commit_batch();
-        // No sender waits longer than the write wait in all, queue included.
+        // Nothing of the batch commits past its oldest sender's write wait, queue included.
+        // On Postgres the answers come by then too; on SQLite's writer thread a statement
+        // runs inline and cannot be cut short, so each sender also bounds its own wait
+        // (`service::messages::Committing`).
         let deadline = store.wait_until(oldest);
         let mut senders = Vec::with_capacity(batch.len());
         let mut items = Vec::with_capacity(batch.len());
@@ -166,7 +197,7 @@ async fn write(
             except.push(job.except_session);
         }
         let mut late = Vec::new();
-        let answers = store_batch(&store, items.into(), &except, deadline, &mut late).await;
+        let answers = store_batch(store, items.into(), &except, deadline, &mut late).await;
         let mut done = Committed {
             envelopes: Vec::new(),
             answers: Vec::with_capacity(senders.len()),
@@ -174,7 +205,7 @@ async fn write(
         for ((tx, answer), except) in senders.into_iter().zip(answers).zip(except) {
             match &answer {
                 Ok(a) => {
-                    if let Some(env) = event(&node_id, a, except) {
+                    if let Some(env) = event(node_id, a, except) {
                         metrics::message_stored();
                         done.envelopes.push(env);
                     }
@@ -196,8 +227,26 @@ async fn write(
         // (they ran after the parts above, so their seqs are higher): published before the
         // writer takes its next batch, so a thread's events still leave in seq order.
         for task in late {
-            forward_late(task, &store, &node_id, &publisher).await;
+            forward_late(task, store, node_id, publisher).await;
         }
+    }
+}
+
+/// Runs `run` until it returns, again each time it panics. A panic is a bug (the panic
+/// hook has logged it), but without this it would stop a shard's writer for good and fail
+/// every later send to its threads; the panicking batch's senders are told `unavailable`
+/// (their answers were dropped).
+async fn restarting<S>(
+    what: &str,
+    state: &mut S,
+    mut run: impl FnMut(&mut S) -> BoxFuture<'_, ()>,
+) {
+    while std::panic::AssertUnwindSafe(run(&mut *state))
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        log::error!("{what} panicked; restarting it");
     }
 }
 
@@ -226,7 +275,9 @@ fn text_bytes(item: &Pending) -> usize {
         + r.client_id.as_deref().map_or(0, str::len)
 }
 
-/// A batch whose senders were told `unavailable` while it was still running.
+/// A batch whose senders were told `unavailable` while it was still running. Only on
+/// Postgres: on SQLite's writer thread the batch runs inline, and the writer's wait for it
+/// ends when it does.
 struct Late {
     task: JoinHandle<Result<Vec<Inserted>, StoreError>>,
     except: Vec<Option<String>>,
@@ -283,7 +334,9 @@ async fn forward_late(
 ///
 /// Past `deadline` the senders are told `unavailable` (the outcome is unknown: a resend with
 /// the same `client_id` settles it); the still-running transaction goes to `late`, to be
-/// published if it commits, so members are not left without its events.
+/// published if it commits, so members are not left without its events. On SQLite's writer
+/// thread the transaction runs inline, so this wait ends only with it and its answer is the
+/// truth; a sender that stopped waiting first was told `unavailable` by its own bound.
 fn store_batch<'a>(
     store: &'a Store,
     items: Arc<[Pending]>,
@@ -379,7 +432,7 @@ async fn publish(relay: Arc<dyn Relay>, mut rx: mpsc::Receiver<Committed>) {
 mod tests {
     use tokio::time::Instant;
 
-    use super::{Job, MAX_BATCH_BYTES, shard_of, within_budget};
+    use super::{Job, MAX_BATCH_BYTES, restarting, shard_of, within_budget};
     use crate::store::Pending;
     use crate::store::models::MessageRow;
 
@@ -431,5 +484,29 @@ mod tests {
         assert!(a < 4);
         assert_eq!(a, shard_of("0193-thread-a", 4));
         assert_eq!(shard_of("anything", 1), 0);
+    }
+
+    /// A writer that panics is run again, with its queue, and serves what comes next.
+    #[tokio::test]
+    async fn a_panicking_writer_is_restarted_on_its_queue() {
+        use futures_util::FutureExt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
+        for n in [1, 2, 3] {
+            tx.send(n).await.unwrap();
+        }
+        drop(tx);
+        let mut state = (rx, Vec::new());
+        restarting("test writer", &mut state, |(rx, served)| {
+            async move {
+                while let Some(n) = rx.recv().await {
+                    assert_ne!(n, 2, "a bug on one job");
+                    served.push(n);
+                }
+            }
+            .boxed()
+        })
+        .await;
+        let served = state.1;
+        assert_eq!(served, [1, 3]);
     }
 }

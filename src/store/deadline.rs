@@ -1,6 +1,8 @@
 //! A write's deadline: the instant after which no statement of it may commit.
 //!
-//! The caller of a write stops waiting `TIMEOUT_MARGIN` after it and answers `unavailable`.
+//! The caller of a write stops waiting `TIMEOUT_MARGIN` after it and answers `unavailable`
+//! (a message's sender bounds its own wait: on SQLite's writer thread the write runs inline
+//! and its writer cannot stop waiting for it).
 //! A commit after that would be a change the caller was told failed, and whose event nobody
 //! sends. So the write task checks the deadline before its first statement and before its
 //! `COMMIT` (which is what keeps a late transaction from committing), and when a wait for a
@@ -107,7 +109,8 @@ fn budget(full: Duration) -> Result<Option<Duration>, Expired> {
         return Err(Expired);
     }
     // The caller waits until `by + TIMEOUT_MARGIN`; the statement must end before that,
-    // less the time its answer takes to come back.
+    // less the time its answer takes to come back. (On SQLite this bounds the wait for a
+    // lock; a flush the disk stalls is bounded only by the caller's own wait.)
     let left = (by + super::TIMEOUT_MARGIN - REPLY_TRAVEL).saturating_duration_since(now);
     Ok((left < full).then_some(left.max(Duration::from_millis(1))))
 }

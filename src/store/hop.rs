@@ -5,7 +5,9 @@
 //! for it: two thread wake-ups per statement, five statements for a lone send. A write
 //! instead moves to one blocking thread for its whole transaction ([`whole`]), and every
 //! statement it makes there runs inline: one hand-off per write, not one per statement
-//! (docs/performance.md, "Session 17").
+//! (docs/performance.md, "Session 17"). The message writer goes further: it lives on a
+//! thread of its own ([`resident`]) where every statement runs inline, with no hand-off at
+//! all (docs/performance.md, "Session 18").
 
 use std::cell::Cell;
 use std::error::Error;
@@ -20,12 +22,13 @@ use diesel_async::pooled_connection::deadpool::Object;
 use super::{SqliteConn, StoreError};
 
 thread_local! {
-    /// Set while this blocking thread runs a whole write: statements run right here.
+    /// Set on a thread that runs SQLite statements itself: a blocking thread while it runs a
+    /// whole write, or the message writer's own thread for its life.
     static INLINE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The blocking runtime of SQLite connections: tokio's blocking pool, or inline on a thread
-/// that [`whole`] already moved to.
+/// that [`whole`] moved to or that [`resident`] made.
 pub struct Hop(tokio::runtime::Handle);
 
 impl SpawnBlocking for Hop {
@@ -52,7 +55,9 @@ impl SpawnBlocking for Hop {
     }
 
     fn get_runtime() -> Self {
-        // Connections are made by the pool, inside the runtime.
+        // Connections are made by the pool inside a runtime: the main one, or the message
+        // writer's. A connection made on the writer's thread and used later from the main
+        // runtime hands off through the caller's runtime (above), not this one.
         Hop(tokio::runtime::Handle::current())
     }
 }
@@ -144,6 +149,8 @@ pub(super) fn resident<F>(name: &str, task: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    // Timers only, no IO driver: the writer awaits its queue, its timers and its inline
+    // statements, never a socket.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;

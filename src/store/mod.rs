@@ -40,7 +40,7 @@ pub enum StoreError {
     Task(String),
 }
 
-/// A SQLite connection, its statements run on blocking threads (`hop`).
+/// A SQLite connection, its statements run off the runtime's threads (`hop`).
 type SqliteConn = SyncConnectionWrapper<SqliteConnection, hop::Hop>;
 
 #[derive(Clone)]
@@ -143,9 +143,10 @@ macro_rules! write {
 }
 
 /// The task behind `write!`, spawned: on SQLite under the writer gate and on one blocking
-/// thread for all its statements (`hop`), with the retry, and committing nothing past `$by`
-/// (`deadline`). The caller decides how long to wait for it, at most `TIMEOUT_MARGIN` past
-/// `$by`.
+/// thread for all its statements (`hop`; inline when spawned on the message writer's own
+/// thread), with the retry, and committing nothing past `$by` (`deadline`). The caller
+/// decides how long to wait for it, at most `TIMEOUT_MARGIN` past `$by`; on the writer's
+/// thread a statement cannot be cut short, so its callers bound their own waits.
 macro_rules! write_task {
     ($self:ident, $by:expr, clone($($v:ident),*), |$conn:ident, $q:ident| $body:expr) => {{
         let full = $self.timeout;
