@@ -84,10 +84,11 @@ pub async fn queue(
         // A resend of something already stored is answered, never refused: retrying after
         // a lost ack must work whatever the rate. (The commit finds other resends itself.)
         if let Some(cid) = &req.client_id {
-            if let Some(original) = app
-                .store()
-                .message_by_client_id(&caller.user_id, cid)
-                .await?
+            // Boxed, here and below, where a step is rare or slow: inline, its future would
+            // make every send's future larger, and a send's future is copied on every send
+            // (`ws::dispatch`'s size test).
+            if let Some(original) =
+                Box::pin(app.store().message_by_client_id(&caller.user_id, cid)).await?
             {
                 return Ok(Committing::Done(Box::new(original.into())));
             }
@@ -195,31 +196,10 @@ async fn commit(
         }
     }
     if let Some(r) = &row.reply_to {
-        // Who may send here is answered before anything about the message replied to, so a
-        // non-member learns nothing about message ids (and gets the codes a send without
-        // `reply_to` would get).
-        if member_only {
-            member_of(app, &row.thread_id, &row.sender_id).await?;
-        }
-        match app.store().message(r).await? {
-            Some(m) if m.thread_id == row.thread_id => {}
-            _ => return Err(bad("reply_to must be a message in the same thread")),
-        }
+        Box::pin(check_reply_to(app, &row, r, member_only)).await?;
     }
-    // For `message.created`, who is online just before the commit: its `offline_user_ids`
-    // are the members to push to.
     let hook = if super::webhooks::wants(app, "message.created") {
-        let members = super::members::of(app, &row.thread_id).await?;
-        let online = app.relay().online(&members).await;
-        Some(
-            members
-                .iter()
-                .cloned()
-                .zip(online)
-                .filter(|(_, on)| *on)
-                .map(|(m, _)| m)
-                .collect(),
-        )
+        Some(Box::pin(online_members(app, &row.thread_id)).await?)
     } else {
         None
     };
@@ -234,6 +214,38 @@ async fn commit(
         store: app.store().clone(),
         queued,
     })
+}
+
+/// Checks that `reply_to` is a message of the same thread. Who may send there is answered
+/// first, so a non-member learns nothing about message ids (and gets the codes a send
+/// without `reply_to` would get).
+async fn check_reply_to(
+    app: &AppContext,
+    row: &MessageRow,
+    reply_to: &str,
+    member_only: bool,
+) -> Result<(), ServiceError> {
+    if member_only {
+        member_of(app, &row.thread_id, &row.sender_id).await?;
+    }
+    match app.store().message(reply_to).await? {
+        Some(m) if m.thread_id == row.thread_id => Ok(()),
+        _ => Err(bad("reply_to must be a message in the same thread")),
+    }
+}
+
+/// For `message.created`: the thread's members online just before the commit (the rest are
+/// its `offline_user_ids`, the members to push to).
+async fn online_members(app: &AppContext, thread_id: &str) -> Result<Vec<String>, ServiceError> {
+    let members = super::members::of(app, thread_id).await?;
+    let online = app.relay().online(&members).await;
+    Ok(members
+        .iter()
+        .cloned()
+        .zip(online)
+        .filter(|(_, on)| *on)
+        .map(|(m, _)| m)
+        .collect())
 }
 
 async fn own_message(

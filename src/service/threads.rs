@@ -87,7 +87,8 @@ pub async fn direct_id(
     if let Some(id) = app.directs().get(&key) {
         return Ok(id);
     }
-    let id = direct_with(app, caller, other).await?.id;
+    // Boxed: the first send to a partner only, and inline it would enlarge every send.
+    let id = Box::pin(direct_with(app, caller, other)).await?.id;
     app.directs().put(key, id.clone());
     Ok(id)
 }

@@ -324,7 +324,7 @@ async fn work(
             reply(outbox, &session, &done);
             outbox.end();
         }
-        if let Some(frame) = Box::pin(dispatch::handle(&app, &caller, *frame)).await {
+        if let Some(frame) = dispatch::handle(&app, &caller, *frame).await {
             reply(outbox, &session, &frame);
         }
         outbox.end();
