@@ -368,3 +368,37 @@ pub async fn history(
     }
     Ok(HistoryPage { messages, has_more })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    /// A sender whose batch never answers (on SQLite's writer thread, a flush the disk
+    /// stalls) is told `unavailable` once its write wait is over: it never hangs.
+    #[tokio::test]
+    async fn a_sender_whose_commit_never_answers_is_told_unavailable_in_its_wait() {
+        let dir = std::env::temp_dir().join(format!("sb-wait-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let timeout = Duration::from_millis(300);
+        let store = Store::connect(&DatabaseUrl::Sqlite(dir.join("db.sqlite")), timeout)
+            .await
+            .unwrap();
+        // The writer holds the job and never answers it.
+        let (_stalled, rx) = oneshot::channel();
+        let queued = Instant::now();
+        let wait = store.write_wait();
+        let committing = Committing::Queued { rx, store, queued };
+        let answer = tokio::time::timeout(wait + Duration::from_secs(2), committing)
+            .await
+            .expect("the sender hung past its write wait");
+        match answer {
+            Err(ServiceError::Store(e)) => assert!(e.is_unavailable(), "{e}"),
+            other => panic!("not unavailable: {:?}", other.map(|m| m.id)),
+        }
+        assert!(queued.elapsed() >= wait);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
