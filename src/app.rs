@@ -137,6 +137,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
     let (app, transitions) = start(config).await?;
     let addr = listener.local_addr()?;
     let max_json = app.config().max_frame_bytes;
+    let workers = app.config().workers;
     let data = web::Data::new(app.clone());
     let auth = web::Data::new(app.auth().clone());
     let server = HttpServer::new(move || {
@@ -147,6 +148,7 @@ pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartError
             .configure(|cfg| crate::api::configure(cfg, max_json))
     })
     .disable_signals()
+    .workers(workers)
     .max_connections(MAX_CONNECTIONS_PER_WORKER)
     // A client that closes its side is gone: end its response (an SSE stream) at once rather
     // than at the next write.

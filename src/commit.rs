@@ -83,7 +83,13 @@ impl Committer {
                     .await;
                 };
                 store.spawn_writer(&format!("writer-{i}"), writer)?;
-                tokio::spawn(publish(relay.clone(), prx));
+                let mut outlet = (relay.clone(), prx);
+                tokio::spawn(async move {
+                    restarting("event publisher", &mut outlet, |(relay, prx)| {
+                        publish(relay, prx).boxed()
+                    })
+                    .await;
+                });
                 Ok(tx)
             })
             .collect::<std::io::Result<_>>()?;
@@ -184,9 +190,9 @@ async fn write(
         };
         metrics::commit_batch();
         // Nothing of the batch commits past its oldest sender's write wait, queue included.
-        // On Postgres the answers come by then too; on SQLite's writer thread a statement
-        // runs inline and cannot be cut short, so each sender also bounds its own wait
-        // (`service::messages::Committing`).
+        // Each sender also bounds its own wait (`service::messages::Committing`), on either
+        // backend: on SQLite's writer thread a statement runs inline and cannot be cut
+        // short, and an answer goes out only after the batch's events are published.
         let deadline = store.wait_until(oldest);
         let mut senders = Vec::with_capacity(batch.len());
         let mut items = Vec::with_capacity(batch.len());
@@ -233,9 +239,12 @@ async fn write(
 }
 
 /// Runs `run` until it returns, again each time it panics. A panic is a bug (the panic
-/// hook has logged it), but without this it would stop a shard's writer for good and fail
-/// every later send to its threads; the panicking batch's senders are told `unavailable`
-/// (their answers were dropped).
+/// hook has logged it), but without this it would stop a shard's writer or publisher for
+/// good: every later send to its threads would fail, or be acknowledged with no event. The
+/// batch in hand when it panicked is answered `unavailable` (its answers were dropped); it
+/// may have committed, and then its events are lost (members see the `seq` gap, a resend
+/// with the same `client_id` returns the stored message), as are a running late batch's.
+/// Each run takes at least one batch before it can panic, so this never spins.
 async fn restarting<S>(
     what: &str,
     state: &mut S,
@@ -275,9 +284,10 @@ fn text_bytes(item: &Pending) -> usize {
         + r.client_id.as_deref().map_or(0, str::len)
 }
 
-/// A batch whose senders were told `unavailable` while it was still running. Only on
-/// Postgres: on SQLite's writer thread the batch runs inline, and the writer's wait for it
-/// ends when it does.
+/// A batch whose senders were told `unavailable` while it was still running. On SQLite's
+/// writer thread a batch can be late only while it waits for the writer gate or a
+/// connection, before any statement: its deadline check then stops it, and it never
+/// commits. Once its statements run, they run inline, and the wait ends with them.
 struct Late {
     task: JoinHandle<Result<Vec<Inserted>, StoreError>>,
     except: Vec<Option<String>>,
@@ -335,8 +345,9 @@ async fn forward_late(
 /// Past `deadline` the senders are told `unavailable` (the outcome is unknown: a resend with
 /// the same `client_id` settles it); the still-running transaction goes to `late`, to be
 /// published if it commits, so members are not left without its events. On SQLite's writer
-/// thread the transaction runs inline, so this wait ends only with it and its answer is the
-/// truth; a sender that stopped waiting first was told `unavailable` by its own bound.
+/// thread, once the transaction's statements run they run inline, so this wait ends only
+/// with them and the answer is the truth; a sender that stopped waiting first was told
+/// `unavailable` by its own bound.
 fn store_batch<'a>(
     store: &'a Store,
     items: Arc<[Pending]>,
@@ -415,7 +426,7 @@ fn event(node_id: &str, answer: &Inserted, except_session: Option<String>) -> Op
 /// A shard's publisher: hands each batch's events to the relay in order, then answers its
 /// senders, so a thread's `message` events leave the node in seq order, and anything a
 /// sender does after its ack (an edit, a member removed) comes after its message.
-async fn publish(relay: Arc<dyn Relay>, mut rx: mpsc::Receiver<Committed>) {
+async fn publish(relay: &Arc<dyn Relay>, rx: &mut mpsc::Receiver<Committed>) {
     while let Some(batch) = rx.recv().await {
         if !batch.envelopes.is_empty() {
             if let Err(e) = relay.publish_all(batch.envelopes).await {

@@ -77,6 +77,8 @@ pub struct Config {
     pub outbox_bytes: usize,
     /// `RELAY_QUEUE`: events from other nodes waiting for this node before they are dropped.
     pub relay_queue: usize,
+    /// `WORKERS`: threads that serve sockets and requests (actix workers).
+    pub workers: usize,
     /// `SHUTDOWN_GRACE_S`: how long SIGTERM waits for sessions to close.
     pub shutdown_grace: Duration,
     /// `TYPING_TIMEOUT_MS` (not in the contract; for tests): typing auto-stop delay.
@@ -252,6 +254,12 @@ impl Config {
                 "RELAY_QUEUE",
                 16_384,
                 "put a whole number of events, e.g. 16384",
+            )?,
+            workers: positive(
+                env,
+                "WORKERS",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                "put a whole number of threads, e.g. 2",
             )?,
             shutdown_grace: Duration::from_secs(grace_s),
             typing_timeout: Duration::from_millis(typing_ms),

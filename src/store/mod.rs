@@ -40,7 +40,7 @@ pub enum StoreError {
     Task(String),
 }
 
-/// A SQLite connection, its statements run off the runtime's threads (`hop`).
+/// A SQLite connection, its statements run off the main runtime's threads (`hop`).
 type SqliteConn = SyncConnectionWrapper<SqliteConnection, hop::Hop>;
 
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::harness::{Backend, SECRET, TempDir, command, fresh_database};
+use crate::harness::{Backend, SECRET, Server, TempDir, command, fresh_database};
 
 fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let mut cmd = command(dir);
@@ -52,6 +52,7 @@ fn bad_configuration_exits_with_one_line_naming_the_variable() {
         ("DATABASE_URL", "mysql://localhost/x"),
         ("JWT_PUBLIC_KEY", "/nonexistent/key.pem"),
         ("HEARTBEAT_S", "soon"),
+        ("WORKERS", "0"),
     ] {
         let (code, _, err) = run(&dir.0, &[(var, value)], &["serve"]);
         assert_ne!(code, 0, "{var}");
@@ -165,4 +166,31 @@ async fn migrate_gives_up_on_a_migration_lock_held_elsewhere() {
         .unwrap();
     let (code, out, err) = run(&dir.0, &env, &["migrate"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `WORKERS` sets how many threads serve sockets and requests (actix names them
+/// `actix-rt|system`), and the node serves with it.
+#[tokio::test]
+async fn workers_sets_the_threads_that_serve() {
+    for workers in [1, 3] {
+        let n = workers.to_string();
+        let server = Server::start_with(Backend::Sqlite, &[("WORKERS", n.as_str())]).await;
+        let (status, body) = server.http("ann").get("/threads").await;
+        assert_eq!(status, 200, "{body}");
+        let serving = || {
+            std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|comm| comm.trim_end() == "actix-rt|system")
+                .count()
+        };
+        // The workers start beside the first one to serve: give them a moment.
+        for _ in 0..50 {
+            if serving() >= workers {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(serving(), workers);
+    }
 }
