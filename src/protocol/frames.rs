@@ -487,4 +487,37 @@ mod tests {
             FrameError::RefTooLong
         );
     }
+
+    /// Every known `type` reads as its own frame, wherever `type` stands among the fields.
+    #[test]
+    fn every_known_type_parses_to_its_frame() {
+        let cases = [
+            ("send", r#""to":"bob","body":"hi""#),
+            ("typing", r#""thread_id":"t","is_typing":true"#),
+            ("read", r#""thread_id":"t","seq":3"#),
+            ("delivered", r#""thread_id":"t","seq":3"#),
+            ("history", r#""thread_id":"t","before_seq":9,"limit":5"#),
+            ("threads", r#""limit":5"#),
+            ("watch_presence", r#""user_ids":["a"]"#),
+            ("unwatch_presence", r#""user_ids":["a"]"#),
+            ("ping", r#""x":1"#),
+        ];
+        assert_eq!(cases.len(), KNOWN_TYPES.len());
+        for (kind, fields) in cases {
+            for text in [
+                format!(r#"{{"type":"{kind}","ref":"r",{fields}}}"#),
+                format!(r#"{{{fields},"ref":"r","type":"{kind}"}}"#),
+            ] {
+                let frame = ClientFrame::parse(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+                assert_eq!(frame.reference().map(String::as_str), Some("r"), "{text}");
+                let name = format!("{frame:?}");
+                let variant = name.split('(').next().unwrap();
+                assert_eq!(variant.to_lowercase(), kind.replace('_', ""), "{text}");
+            }
+        }
+        match ClientFrame::parse(r#"{"type":"history","thread_id":"t","before_seq":9}"#) {
+            Ok(ClientFrame::History(h)) => assert_eq!(h.query.before_seq, Some(9)),
+            other => panic!("{other:?}"),
+        }
+    }
 }
