@@ -98,6 +98,27 @@ pub enum PresenceScope {
     All,
 }
 
+/// Most `WORKERS`: actix refuses more (it panics past 512).
+const MAX_WORKERS: usize = 512;
+
+/// `WORKERS`, 1 to [`MAX_WORKERS`]; by default actix's own choice: the CPUs this process may
+/// use (2 when that cannot be read), at most [`MAX_WORKERS`].
+fn workers(env: Env) -> Result<usize, ConfigError> {
+    const HINT: &str = "put a whole number of threads from 1 to 512, e.g. 2";
+    let default = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZero::get)
+        .min(MAX_WORKERS);
+    let n = positive(env, "WORKERS", default, HINT)?;
+    if n > MAX_WORKERS {
+        return Err(ConfigError {
+            var: "WORKERS",
+            problem: format!("must be at most {MAX_WORKERS}"),
+            hint: HINT,
+        });
+    }
+    Ok(n)
+}
+
 impl Config {
     /// Reads the process environment (after `.env`, loaded by the caller).
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -255,12 +276,7 @@ impl Config {
                 16_384,
                 "put a whole number of events, e.g. 16384",
             )?,
-            workers: positive(
-                env,
-                "WORKERS",
-                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-                "put a whole number of threads, e.g. 2",
-            )?,
+            workers: workers(env)?,
             shutdown_grace: Duration::from_secs(grace_s),
             typing_timeout: Duration::from_millis(typing_ms),
             metrics_token: get(env, "METRICS_TOKEN"),

@@ -53,6 +53,7 @@ fn bad_configuration_exits_with_one_line_naming_the_variable() {
         ("JWT_PUBLIC_KEY", "/nonexistent/key.pem"),
         ("HEARTBEAT_S", "soon"),
         ("WORKERS", "0"),
+        ("WORKERS", "513"),
     ] {
         let (code, _, err) = run(&dir.0, &[(var, value)], &["serve"]);
         assert_ne!(code, 0, "{var}");

@@ -158,6 +158,7 @@ pub fn command(dir: &std::path::Path) -> Command {
         "WEBHOOK_MAX_AGE_S",
         "OUTBOX_BYTES",
         "RELAY_QUEUE",
+        "WORKERS",
         "MAX_GROUP_MEMBERS",
         "PRESENCE_SCOPE",
         "DB_TIMEOUT_MS",
