@@ -54,8 +54,9 @@ pub fn handle<'a>(
     let reference = frame.reference().cloned();
     let has_ref = reference.is_some();
     match frame {
-        ClientFrame::Send(f) => async move { Some(send(app, caller, f, Instant::now()).await.await) }
-            .boxed(),
+        ClientFrame::Send(f) => {
+            async move { Some(send(app, caller, f, Instant::now()).await.await) }.boxed()
+        }
         ClientFrame::Typing(f) => answer(reference, async move {
             typing::set(app, caller, &f.thread_id, f.is_typing).await?;
             // `typing` is fire-and-forget unless the client asked for a reply.
@@ -74,7 +75,9 @@ pub fn handle<'a>(
             Ok(Some(Reply::History(page)))
         }),
         ClientFrame::Threads(f) => answer(reference, async move {
-            Ok(Some(Reply::Threads(threads::list(app, caller, f.query).await?)))
+            Ok(Some(Reply::Threads(
+                threads::list(app, caller, f.query).await?,
+            )))
         }),
         ClientFrame::WatchPresence(f) => answer(reference, async move {
             let presence = presence::watch(app, caller, f.user_ids, true).await?;
