@@ -9,16 +9,16 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::ServerFrame;
 
 /// The envelope format; a node drops envelopes of a version it does not know.
-pub const ENVELOPE_VERSION: u8 = 1;
+pub const ENVELOPE_VERSION: u8 = 2;
 
-/// One event on its way to sessions, on any node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One event on its way to sessions, on any node. Between nodes it travels in the form
+/// `relay::redis::routing` gives it: a JSON header, then the frame as written to clients.
+#[derive(Debug, Clone)]
 pub struct Envelope {
     /// Envelope format version.
     pub v: u8,
     /// Set when the audience may reach one session along two paths (a user's channel and a
     /// watched user's channel): the registry delivers an id once per session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The node that published it.
     pub origin: String,
@@ -27,7 +27,6 @@ pub struct Envelope {
     /// What they get.
     pub payload: Payload,
     /// For message events: the thread and seq, so every node hands them on in seq order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<Order>,
 }
 
@@ -79,17 +78,23 @@ impl Audience {
     }
 }
 
-/// What an envelope carries.
+/// What an envelope carries. Serialised, it is the header's part: a frame's `json` is left
+/// out, because between nodes it travels after the header, unescaped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Payload {
     /// A server frame, serialised once at the origin and written as-is to every session.
-    Frame { lane: Lane, json: String },
+    Frame {
+        lane: Lane,
+        #[serde(skip)]
+        json: String,
+    },
     /// A frame that differs between recipients in one number (each member's own `unread` in
     /// a `thread` event), still serialised once: `json` lacks the number at byte `at`, where
     /// each recipient's value from `values` goes (0 when absent).
     PerUser {
         lane: Lane,
+        #[serde(skip)]
         json: String,
         at: usize,
         values: HashMap<String, i64>,

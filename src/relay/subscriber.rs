@@ -20,6 +20,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
 use super::RelayError;
+use super::redis::routing::OwnParts;
 use crate::envelope::Envelope;
 use crate::metrics::{self, DropReason};
 use crate::registry::{DeliverAll, SessionRegistry};
@@ -67,9 +68,14 @@ impl RedisSubscriber {
         let (control_tx, control_rx) = mpsc::channel::<PushInfo>(CONTROL_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
+        let own = OwnParts::new(&node_id);
         let config = ConnectionManagerConfig::new()
             .set_push_sender(move |info: PushInfo| {
                 if apply_to_roster(&roster, &info) {
+                    return Ok::<(), ()>(());
+                }
+                // Delivered here when it was published; dropped before it takes a queue slot.
+                if bulk(info.data.get(1)).is_some_and(|part| own.is_own(part)) {
                     return Ok::<(), ()>(());
                 }
                 // A close (a revocation, a replaced session) or an unwatch (the presence
@@ -181,7 +187,7 @@ async fn hand_on(
 /// delivered those locally when it published them).
 fn envelope_of(info: &PushInfo, node_id: &str) -> Option<Envelope> {
     let payload = bulk(info.data.get(1))?;
-    let envelope: Envelope = match serde_json::from_slice(payload) {
+    let envelope = match super::redis::routing::decode(payload) {
         Ok(e) => e,
         Err(e) => {
             log::warn!("redis: dropping an unreadable envelope: {e}");
@@ -229,12 +235,15 @@ fn apply_to_roster(roster: &Roster, info: &PushInfo) -> bool {
     true
 }
 
-/// Whether a push carries a close or an unwatch envelope. Only the envelope's own tag can
-/// appear unescaped: a frame inside it is a JSON string, its quotes escaped.
+/// Whether a push carries a close or an unwatch envelope. Only the header is searched (a
+/// frame follows its first newline), and in it only the payload's own tag can appear
+/// unescaped: any string that quotes one has its quotes escaped.
 fn is_control(info: &PushInfo) -> bool {
     let has = |p: &[u8], needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
-    bulk(info.data.get(1))
-        .is_some_and(|p| has(p, br#""kind":"close""#) || has(p, br#""kind":"unwatch""#))
+    bulk(info.data.get(1)).is_some_and(|p| {
+        let header = p.split(|&b| b == b'\n').next().unwrap_or_default();
+        has(header, br#""kind":"close""#) || has(header, br#""kind":"unwatch""#)
+    })
 }
 
 fn bulk(v: Option<&Value>) -> Option<&[u8]> {
@@ -299,7 +308,7 @@ mod tests {
             kind: PushKind::Message,
             data: vec![
                 Value::BulkString(b"sb:u:bob".to_vec()),
-                Value::BulkString(serde_json::to_vec(env).unwrap()),
+                Value::BulkString(super::super::redis::routing::whole(env).into_bytes()),
             ],
         }
     }

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 mod liveness;
 mod members;
-mod routing;
+pub(crate) mod routing;
 mod scripts;
 mod sessions;
 

@@ -172,7 +172,7 @@ impl RedisRelay {
                     .await;
             } else {
                 crate::metrics::relay_published();
-                let json = serde_json::to_string(&env).unwrap_or_default();
+                let json = super::routing::whole(&env);
                 let _ = self
                     .timed(
                         redis::cmd("PUBLISH")
