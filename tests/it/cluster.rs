@@ -317,3 +317,48 @@ async fn socket_cap_and_send_rate_hold_across_nodes() {
         assert_eq!(r["code"], "rate_limited", "{r}");
     }
 }
+
+/// Checks of the shared send rate travel to Redis in batches: a burst of concurrent sends by
+/// one user from four sockets on two nodes (many checks of one key in one batch) is admitted
+/// up to the budget and no further, and every refused send is told when to retry.
+#[tokio::test]
+async fn concurrent_sends_on_two_nodes_share_one_budget() {
+    let c = Cluster::start(2, &[("RATE_PER_S", "1"), ("RATE_BURST", "11")]).await;
+    // Creating the thread takes one of the eleven: ten are left for the sends.
+    let tid = c.node(0).http("alice").direct("bob").await;
+    let mut sockets = vec![
+        c.node(0).ws("alice").await,
+        c.node(1).ws("alice").await,
+        c.node(0).ws("alice").await,
+        c.node(1).ws("alice").await,
+    ];
+    let started = Instant::now();
+    // Ten sends queued on each socket before any reply is read.
+    for (s, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..10 {
+            socket
+                .send(json!({"type":"send","thread_id":tid,"body":"b","ref":format!("s{s}-{i}")}))
+                .await;
+        }
+    }
+    let (mut acked, mut limited) = (0u64, 0u64);
+    for (s, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..10 {
+            let r = socket.reply_to(&format!("s{s}-{i}")).await;
+            match r["type"].as_str() {
+                Some("ack") => acked += 1,
+                _ => {
+                    assert_eq!(r["code"], "rate_limited", "{r}");
+                    assert!(r["retry_after_ms"].as_u64().unwrap() > 0, "{r}");
+                    limited += 1;
+                }
+            }
+        }
+    }
+    let refills = started.elapsed().as_secs();
+    assert_eq!(acked + limited, 40);
+    assert!(
+        (10..=10 + refills).contains(&acked),
+        "{acked} of 40 concurrent sends accepted in {refills}s on a budget of 10 + 1/s"
+    );
+}

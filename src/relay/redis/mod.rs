@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 
 mod liveness;
 mod members;
+mod rate;
 pub(crate) mod routing;
 mod scripts;
 mod sessions;
@@ -85,6 +86,8 @@ pub struct RedisRelay {
     fallback: RateLimiter,
     rate_interval_ms: f64,
     rate_burst: u32,
+    /// Send-rate checks waiting for their batch's round trip (`rate`).
+    rate_checks: mpsc::Sender<rate::RateCheck>,
     max_sessions: usize,
     transitions: mpsc::Sender<Transition>,
     scripts: Scripts,
@@ -154,6 +157,7 @@ impl RedisRelay {
             unwatched,
             roster.clone(),
         )?;
+        let (rate_checks, rate_queue) = mpsc::channel(rate::RATE_QUEUE);
         let relay = Arc::new(RedisRelay {
             node_id: opts.node_id,
             pool,
@@ -167,6 +171,7 @@ impl RedisRelay {
             fallback: RateLimiter::new(opts.rate_per_s, opts.rate_burst),
             rate_interval_ms: 1000.0 / f64::from(opts.rate_per_s.max(1)),
             rate_burst: opts.rate_burst.max(1),
+            rate_checks,
             max_sessions: opts.max_sessions,
             transitions,
             scripts: Scripts::new(),
@@ -181,6 +186,7 @@ impl RedisRelay {
             roster,
             owed: Mutex::new(members::Owed::default()),
         });
+        tokio::spawn(rate::check_rates(Arc::downgrade(&relay), rate_queue));
         let refresher = Arc::downgrade(&relay);
         tokio::spawn(async move {
             loop {
@@ -480,25 +486,12 @@ impl Relay for RedisRelay {
     fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>> {
         async move {
             if self.is_up() {
-                if let Ok(mut conn) = self.conn().await {
-                    let wait: Result<i64, _> = self
-                        .timed(
-                            self.scripts
-                                .rate
-                                .key(format!("sb:rate:{user}"))
-                                .arg(chrono::Utc::now().timestamp_millis())
-                                .arg(self.rate_interval_ms)
-                                .arg(self.rate_burst)
-                                .invoke_async(&mut conn),
-                        )
-                        .await;
-                    if let Ok(ms) = wait {
-                        return if ms <= 0 {
-                            Ok(())
-                        } else {
-                            Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
-                        };
-                    }
+                if let Some(ms) = self.rate_wait(user).await {
+                    return if ms <= 0 {
+                        Ok(())
+                    } else {
+                        Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
+                    };
                 }
             }
             self.fallback.check(user)

@@ -34,16 +34,24 @@ local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
 for _, m in ipairs(old) do redis.call('ZREM', KEYS[1], m) end
 return old";
 
-/// GCRA: 0 when a send may go now, else the milliseconds until one may.
+/// GCRA over a batch of sends: for each key in order (a user may appear more than once),
+/// 0 when that send may go now, else the milliseconds until one may.
 pub const RATE: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local tau = interval * (tonumber(ARGV[3]) - 1)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if now < tat - tau then return math.ceil(tat - tau - now) end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tau + interval) + 1000)
-return 0";
+local out = {}
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  if now < tat - tau then
+    out[i] = math.ceil(tat - tau - now)
+  else
+    redis.call('SET', key, tostring(tat + interval), 'PX', math.ceil(tau + interval) + 1000)
+    out[i] = 0
+  end
+end
+return out";
 
 /// Removes a dead node from a user's sets; 1 when the user has no node left, -1 (and nothing
 /// done) when the node's liveness key is back, so a slow node is never reaped by mistake.
