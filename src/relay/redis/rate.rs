@@ -6,6 +6,8 @@
 
 use std::sync::Weak;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::RedisRelay;
@@ -18,6 +20,9 @@ pub(super) const RATE_QUEUE: usize = 4096;
 /// Checks in one script call, so one call stays short for Redis (it runs scripts one at a
 /// time) and its reply small.
 const RATE_BATCH: usize = 256;
+
+/// Batches on their way to Redis at once.
+const ROUNDS_IN_FLIGHT: usize = 4;
 
 /// One send's check: its user, and where its answer goes (`None`: Redis did not answer).
 pub(super) struct RateCheck {
@@ -59,15 +64,33 @@ impl RedisRelay {
     }
 }
 
-/// Answers queued checks a batch at a time until the relay is gone.
+/// Answers queued checks a batch at a time until the relay is gone, with up to
+/// `ROUNDS_IN_FLIGHT` batches on their way at once: one at a time, a batch also waited for
+/// the round trip ahead of it.
 pub(super) async fn check_rates(relay: Weak<RedisRelay>, mut queue: mpsc::Receiver<RateCheck>) {
-    let mut batch = Vec::with_capacity(RATE_BATCH);
-    while queue.recv_many(&mut batch, RATE_BATCH).await > 0 {
-        let Some(r) = relay.upgrade() else { return };
-        let waits = r.rate_round(&batch).await;
-        drop(r);
-        for (i, check) in batch.drain(..).enumerate() {
-            let _ = check.reply.send(waits.as_ref().map(|w| w[i]));
+    let mut rounds = FuturesUnordered::new();
+    loop {
+        let mut batch = Vec::with_capacity(RATE_BATCH);
+        tokio::select! {
+            n = queue.recv_many(&mut batch, RATE_BATCH), if rounds.len() < ROUNDS_IN_FLIGHT => {
+                if n == 0 {
+                    break;
+                }
+                rounds.push(answer(relay.clone(), batch));
+            }
+            Some(()) = rounds.next(), if !rounds.is_empty() => {}
         }
+    }
+    while rounds.next().await.is_some() {}
+}
+
+/// Asks Redis about one batch and answers each of its checks.
+async fn answer(relay: Weak<RedisRelay>, batch: Vec<RateCheck>) {
+    let waits = match relay.upgrade() {
+        Some(r) => r.rate_round(&batch).await,
+        None => None,
+    };
+    for (i, check) in batch.into_iter().enumerate() {
+        let _ = check.reply.send(waits.as_ref().map(|w| w[i]));
     }
 }
