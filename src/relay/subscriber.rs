@@ -308,7 +308,7 @@ mod tests {
             kind: PushKind::Message,
             data: vec![
                 Value::BulkString(b"sb:u:bob".to_vec()),
-                Value::BulkString(super::super::redis::routing::whole(env).into_bytes()),
+                Value::BulkString(crate::relay::redis::routing::whole(env).into_bytes()),
             ],
         }
     }
