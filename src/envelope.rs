@@ -42,8 +42,9 @@ pub struct Order {
 }
 
 /// The sessions an envelope is for: the union of `users`' sessions and the sessions watching
-/// `watchers_of`, less `except_session`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `watchers_of`, less `except_session`. Read back from a part's header; written by the Redis
+/// relay's own borrowed form of it.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Audience {
     /// Every session of these users.
     #[serde(default)]
@@ -55,7 +56,7 @@ pub struct Audience {
     #[serde(default)]
     pub except_session: Option<String>,
     /// These sessions by id, whoever their user (closing replaced sessions).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub sessions: Vec<String>,
 }
 

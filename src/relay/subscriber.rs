@@ -239,9 +239,9 @@ fn apply_to_roster(roster: &Roster, info: &PushInfo) -> bool {
 /// frame follows its first newline), and in it only the payload's own tag can appear
 /// unescaped: any string that quotes one has its quotes escaped.
 fn is_control(info: &PushInfo) -> bool {
-    let has = |p: &[u8], needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
+    let has = |p: &[u8], needle: &[u8]| memchr::memmem::find(p, needle).is_some();
     bulk(info.data.get(1)).is_some_and(|p| {
-        let header = p.split(|&b| b == b'\n').next().unwrap_or_default();
+        let header = memchr::memchr(b'\n', p).map_or(p, |at| &p[..at]);
         has(header, br#""kind":"close""#) || has(header, br#""kind":"unwatch""#)
     })
 }

@@ -324,6 +324,8 @@ async fn socket_cap_and_send_rate_hold_across_nodes() {
 #[tokio::test]
 async fn concurrent_sends_on_two_nodes_share_one_budget() {
     let c = Cluster::start(2, &[("RATE_PER_S", "1"), ("RATE_BURST", "11")]).await;
+    // From the first token taken: every second since may add one.
+    let started = Instant::now();
     // Creating the thread takes one of the eleven: ten are left for the sends.
     let tid = c.node(0).http("alice").direct("bob").await;
     let mut sockets = vec![
@@ -332,7 +334,6 @@ async fn concurrent_sends_on_two_nodes_share_one_budget() {
         c.node(0).ws("alice").await,
         c.node(1).ws("alice").await,
     ];
-    let started = Instant::now();
     // Ten sends queued on each socket before any reply is read.
     for (s, socket) in sockets.iter_mut().enumerate() {
         for i in 0..10 {

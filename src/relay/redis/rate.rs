@@ -1,8 +1,9 @@
 //! The cluster-wide send rate, checked in batches. A check waits in a queue; one task takes
-//! everything queued when its previous round trip ends and asks Redis about all of it in one
-//! script call. One call per send, each on a pooled connection, capped two nodes at the pool
-//! size over the round trip: with the check local instead, the two-node `direct` row went from
-//! 12,600 to 27,300 acked sends/s (docs/performance.md, "Session 20").
+//! everything queued and asks Redis about all of it in one script call, with up to
+//! `ROUNDS_IN_FLIGHT` calls on their way at once. One call per send, each on a pooled
+//! connection, capped two nodes at the pool size over the round trip: with the check local
+//! instead, the two-node `direct` row went from 12,600 to 27,300 acked sends/s
+//! (docs/performance.md, "Session 20").
 
 use std::sync::Weak;
 
@@ -13,8 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::RedisRelay;
 use crate::relay::subscriber::REDIS_TIMEOUT;
 
-/// Checks waiting for their round trip; past it a sender waits for room (at most the Redis
-/// timeout, then its node's own limiter decides).
+/// Checks waiting for their round trip; past it a sender waits for room.
 pub(super) const RATE_QUEUE: usize = 4096;
 
 /// Checks in one script call, so one call stays short for Redis (it runs scripts one at a
@@ -32,26 +32,27 @@ pub(super) struct RateCheck {
 
 impl RedisRelay {
     /// 0 when `user` may send now, else the milliseconds until they may; `None` when Redis
-    /// did not answer (the caller falls back to this node's own limiter).
+    /// did not answer within its timeout, queueing included (the caller falls back to this
+    /// node's own limiter).
     pub(super) async fn rate_wait(&self, user: &str) -> Option<i64> {
         let (reply, answer) = oneshot::channel();
         let check = RateCheck {
             user: user.to_string(),
             reply,
         };
-        tokio::time::timeout(REDIS_TIMEOUT, self.rate_checks.send(check))
+        let asked = async {
+            self.rate_checks.send(check).await.ok()?;
+            answer.await.ok().flatten()
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, asked)
             .await
-            .ok()?
-            .ok()?;
-        answer.await.ok().flatten()
+            .ok()
+            .flatten()
     }
 
     /// One round trip for a batch: each check's wait, in order; `None` if Redis failed.
     async fn rate_round(&self, batch: &[RateCheck]) -> Option<Vec<i64>> {
-        if !self.is_up() {
-            return None;
-        }
-        let mut conn = self.conn().await.ok()?;
+        let mut conn = self.up_conn().await?;
         let mut call = self.scripts.rate.prepare_invoke();
         for check in batch {
             call.key(format!("sb:rate:{}", check.user));
@@ -69,14 +70,15 @@ impl RedisRelay {
 /// the round trip ahead of it.
 pub(super) async fn check_rates(relay: Weak<RedisRelay>, mut queue: mpsc::Receiver<RateCheck>) {
     let mut rounds = FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(RATE_BATCH);
     loop {
-        let mut batch = Vec::with_capacity(RATE_BATCH);
         tokio::select! {
             n = queue.recv_many(&mut batch, RATE_BATCH), if rounds.len() < ROUNDS_IN_FLIGHT => {
                 if n == 0 {
                     break;
                 }
-                rounds.push(answer(relay.clone(), batch));
+                let taken = std::mem::replace(&mut batch, Vec::with_capacity(RATE_BATCH));
+                rounds.push(answer(relay.clone(), taken));
             }
             Some(()) = rounds.next(), if !rounds.is_empty() => {}
         }

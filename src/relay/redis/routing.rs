@@ -60,10 +60,13 @@ struct Header {
 /// Why a part could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BadPart {
+    /// The header is not the JSON of an envelope.
     #[error("unreadable header: {0}")]
     Header(#[from] serde_json::Error),
+    /// The bytes after the header are not UTF-8.
     #[error("the frame is not UTF-8")]
     NotUtf8,
+    /// A frame payload with nothing after its header.
     #[error("a frame envelope without its frame")]
     NoFrame,
 }
@@ -76,16 +79,37 @@ fn frame_of(payload: &Payload) -> Option<&str> {
     }
 }
 
+impl<'a> Shell<'a> {
+    /// The shell of `env`, borrowed.
+    fn of(env: &'a Envelope) -> Shell<'a> {
+        Shell {
+            v: env.v,
+            id: env.id.as_ref(),
+            origin: &env.origin,
+            payload: &env.payload,
+            order: env.order.as_ref(),
+        }
+    }
+}
+
+/// A part from its header (a JSON object, `}` included) and the envelope's frame.
+fn part(header: &[&str], frame: Option<&str>) -> String {
+    let len = header.iter().map(|h| h.len()).sum::<usize>() + frame.map_or(0, |f| f.len() + 1);
+    let mut part = String::with_capacity(len);
+    for h in header {
+        part.push_str(h);
+    }
+    if let Some(frame) = frame {
+        // serde_json writes no raw newline: the first one ends the header.
+        part.push('\n');
+        part.push_str(frame);
+    }
+    part
+}
+
 /// The parts of an envelope: the channel to publish on, and the bytes to publish.
 pub fn parts(env: &Envelope) -> Vec<(String, String)> {
-    let shell = serde_json::to_string(&Shell {
-        v: env.v,
-        id: env.id.as_ref(),
-        origin: &env.origin,
-        payload: &env.payload,
-        order: env.order.as_ref(),
-    })
-    .unwrap_or_default();
+    let shell = serde_json::to_string(&Shell::of(env)).unwrap_or_default();
     // `shell` is an object: reopen it to add the audience.
     let Some(open) = shell.strip_suffix('}') else {
         log::error!("an envelope could not be serialised; not sent to other nodes");
@@ -150,31 +174,23 @@ pub fn parts(env: &Envelope) -> Vec<(String, String)> {
 /// The envelope as one part with its whole audience, for a caller that picks the channel
 /// itself (closing one session on the node that holds it).
 pub fn whole(env: &Envelope) -> String {
-    let shell = Shell {
-        v: env.v,
-        id: env.id.as_ref(),
-        origin: &env.origin,
-        payload: &env.payload,
-        order: env.order.as_ref(),
-    };
-    let audience = PartAudience {
-        users: &env.audience.users,
-        watchers_of: env.audience.watchers_of.as_deref(),
-        except_session: env.audience.except_session.as_deref(),
-        sessions: &env.audience.sessions,
-    };
     #[derive(Serialize)]
     struct Whole<'a> {
         #[serde(flatten)]
         shell: Shell<'a>,
         audience: PartAudience<'a>,
     }
-    let mut part = serde_json::to_string(&Whole { shell, audience }).unwrap_or_default();
-    if let Some(frame) = frame_of(&env.payload) {
-        part.push('\n');
-        part.push_str(frame);
-    }
-    part
+    let header = serde_json::to_string(&Whole {
+        shell: Shell::of(env),
+        audience: PartAudience {
+            users: &env.audience.users,
+            watchers_of: env.audience.watchers_of.as_deref(),
+            except_session: env.audience.except_session.as_deref(),
+            sessions: &env.audience.sessions,
+        },
+    })
+    .unwrap_or_default();
+    part(&[&header], frame_of(&env.payload))
 }
 
 /// Recognises a node's own parts from their header's bytes, unparsed. A node hears its own
