@@ -328,7 +328,7 @@ async fn concurrent_sends_on_two_nodes_share_one_budget() {
     let started = Instant::now();
     // Creating the thread takes one of the eleven: ten are left for the sends.
     let tid = c.node(0).http("alice").direct("bob").await;
-    let mut sockets = vec![
+    let mut sockets = [
         c.node(0).ws("alice").await,
         c.node(1).ws("alice").await,
         c.node(0).ws("alice").await,
