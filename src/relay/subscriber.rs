@@ -241,7 +241,7 @@ fn apply_to_roster(roster: &Roster, info: &PushInfo) -> bool {
 fn is_control(info: &PushInfo) -> bool {
     let has = |p: &[u8], needle: &[u8]| memchr::memmem::find(p, needle).is_some();
     bulk(info.data.get(1)).is_some_and(|p| {
-        let header = memchr::memchr(b'\n', p).map_or(p, |at| &p[..at]);
+        let header = super::redis::routing::header_of(p);
         has(header, br#""kind":"close""#) || has(header, br#""kind":"unwatch""#)
     })
 }

@@ -118,18 +118,7 @@ pub fn parts(env: &Envelope) -> Vec<(String, String)> {
     let frame = frame_of(&env.payload);
     let with = |audience: PartAudience| {
         let audience = serde_json::to_string(&audience).unwrap_or_default();
-        let mut part =
-            String::with_capacity(open.len() + audience.len() + frame.map_or(0, str::len) + 16);
-        part.push_str(open);
-        part.push_str(",\"audience\":");
-        part.push_str(&audience);
-        part.push('}');
-        if let Some(frame) = frame {
-            // serde_json writes no raw newline: the first one ends the header.
-            part.push('\n');
-            part.push_str(frame);
-        }
-        part
+        part(&[open, ",\"audience\":", &audience, "}"], frame)
     };
     let except = env.audience.except_session.as_deref();
     let users = env.audience.users.as_slice();
@@ -193,6 +182,12 @@ pub fn whole(env: &Envelope) -> String {
     part(&[&header], frame_of(&env.payload))
 }
 
+/// A part's header: its bytes up to the first newline (the whole part when it carries no
+/// frame).
+pub fn header_of(part: &[u8]) -> &[u8] {
+    memchr::memchr(b'\n', part).map_or(part, |at| &part[..at])
+}
+
 /// Recognises a node's own parts from their header's bytes, unparsed. A node hears its own
 /// publishes on its users' channels (a sender's channel carries the send to the sender's
 /// other sessions), and it delivered them locally already: in `direct` across two nodes the
@@ -214,17 +209,14 @@ impl OwnParts {
     /// `payload`, and any string in a header that quotes the pair has its quotes escaped, so
     /// only the field itself matches.
     pub fn is_own(&self, part: &[u8]) -> bool {
-        let header = memchr::memchr(b'\n', part).map_or(part, |at| &part[..at]);
-        memchr::memmem::find(header, &self.needle).is_some()
+        memchr::memmem::find(header_of(part), &self.needle).is_some()
     }
 }
 
 /// Reads a part back into its envelope.
 pub fn decode(part: &[u8]) -> Result<Envelope, BadPart> {
-    let (head, frame) = match memchr::memchr(b'\n', part) {
-        Some(at) => (&part[..at], Some(&part[at + 1..])),
-        None => (part, None),
-    };
+    let head = header_of(part);
+    let frame = part.get(head.len() + 1..);
     let header: Header = serde_json::from_slice(head)?;
     let mut payload = header.payload;
     match &mut payload {
@@ -378,12 +370,20 @@ mod tests {
                 values,
                 lane,
             },
-            Payload::PerUser { json: sent, .. },
+            Payload::PerUser {
+                json: sent,
+                at: sent_at,
+                ..
+            },
         ) = (&back.payload, &per_user.payload)
         else {
             panic!("not per user");
         };
-        assert_eq!((json, *at, values["a"]), (sent, *at, 3));
+        assert_eq!((json, *at, values["a"]), (sent, *sent_at, 3));
+        // The slot is still where the number goes.
+        let filled = crate::envelope::per_user_frame(json, *at, 3).unwrap();
+        let filled: serde_json::Value = serde_json::from_str(&filled).unwrap();
+        assert_eq!(filled["seq"], 3);
         assert_eq!(lane, &Lane::Lossy { key: "k".into() });
     }
 
