@@ -12,14 +12,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Either, Ready, ready};
+use futures_util::future::{BoxFuture, Either, Ready, join_all, ready};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::envelope::{Audience, Envelope, Lane};
 use crate::metrics;
 use crate::protocol::ServerFrame;
-use crate::relay::Relay;
+use crate::relay::{Relay, Verdict};
 use crate::store::{Inserted, Pending, Store, StoreError};
 
 /// Most messages in one transaction.
@@ -35,22 +35,38 @@ const QUEUE: usize = 4096;
 /// next while the last is published, and no further ahead.
 const PUBLISH_QUEUE: usize = 2;
 
-/// What a sender gets back: the store's answer for its message.
+/// The store's answer for a message.
 pub type Answer = Result<Inserted, StoreError>;
+
+/// What a sender gets back: the store's answer, or its rate check's refusal.
+pub type Reply = Result<Answer, Limited>;
+
+/// A message its sender's rate check refused once it was queued: nothing was stored.
+#[derive(Debug)]
+pub struct Limited {
+    /// How long until the sender may send again.
+    pub wait: Duration,
+    /// The sender and the message's `client_id`, if it had one: a resend of a stored
+    /// message is answered with the original, whatever the rate.
+    pub resend: Option<(String, String)>,
+}
 
 /// One message on its way to a batch.
 struct Job {
     item: Pending,
     /// Left out of the `message` event (the sending session).
     except_session: Option<String>,
-    done: oneshot::Sender<Answer>,
+    /// The sender's rate check, when it had not come back by the time the message was
+    /// queued: the writer waits for it before the message joins a transaction.
+    verdict: Option<Verdict>,
+    done: oneshot::Sender<Reply>,
     queued: Instant,
 }
 
 /// A committed batch: its events, then its answers, in batch order.
 struct Committed {
     envelopes: Vec<Envelope>,
-    answers: Vec<(oneshot::Sender<Answer>, Answer)>,
+    answers: Vec<(oneshot::Sender<Reply>, Answer)>,
 }
 
 /// The handle senders queue messages through. Cheap to clone.
@@ -108,16 +124,22 @@ impl Committer {
     /// holds this one, and is copied on every send: `ws::dispatch`'s size test) then holds
     /// only the answer, not the job and a timer. A waiting sender is not overtaken: the
     /// queue's permits go to waiters first.
+    ///
+    /// `verdict`: the sender's rate check, still on its way. The message is queued now, in
+    /// its place, and stored only if the check lets it through; the check's round trip
+    /// overlaps the wait for the batch ahead instead of adding to it.
     pub fn submit(
         &self,
         item: Pending,
         except_session: Option<String>,
+        verdict: Option<Verdict>,
     ) -> Either<Ready<Submitted>, BoxFuture<'static, Submitted>> {
         let (done, rx) = oneshot::channel();
         let shard = &self.shards[shard_of(&item.row.thread_id, self.shards.len())];
         let job = Job {
             item,
             except_session,
+            verdict,
             done,
             queued: Instant::now(),
         };
@@ -144,7 +166,7 @@ impl Committer {
 
 /// What [`Committer::submit`] resolves to: the receiver of the store's answer, or why the
 /// message was not queued.
-pub type Submitted = Result<oneshot::Receiver<Answer>, StoreError>;
+pub type Submitted = Result<oneshot::Receiver<Reply>, StoreError>;
 
 /// A thread's shard: stable across nodes and restarts.
 fn shard_of(thread_id: &str, shards: usize) -> usize {
@@ -181,10 +203,11 @@ async fn write(
         // Waited past DB_TIMEOUT_MS (the database is slow or down): answered, not stored,
         // so no caller is told `unavailable` about a message that later commits.
         for job in expired {
-            let _ = job.done.send(Err(StoreError::Unavailable(
+            let _ = job.done.send(Ok(Err(StoreError::Unavailable(
                 "queued past DB_TIMEOUT_MS".into(),
-            )));
+            ))));
         }
+        let batch = admitted(batch).await;
         let Some(oldest) = batch.iter().map(|j| j.queued).min() else {
             continue;
         };
@@ -219,14 +242,14 @@ async fn write(
                 }
                 // A failure has no event to wait for: answered now, not after a late batch.
                 Err(_) => {
-                    let _ = tx.send(answer);
+                    let _ = tx.send(Ok(answer));
                 }
             }
         }
         if let Err(mpsc::error::SendError(lost)) = publisher.send(done).await {
             log::warn!("message writer: publisher gone; events not sent");
             for (tx, answer) in lost.answers {
-                let _ = tx.send(answer);
+                let _ = tx.send(Ok(answer));
             }
         }
         // Parts of this batch that committed after their senders were told `unavailable`
@@ -236,6 +259,40 @@ async fn write(
             forward_late(task, store, node_id, publisher).await;
         }
     }
+}
+
+/// The jobs of `batch` whose rate checks let them through, in order; the rest are
+/// answered with their wait. Every check was asked when its job was queued, and each
+/// resolves within the Redis timeout (then this node's own limiter decides), so this
+/// waits at most that long, and under load not at all: the checks came back while the
+/// batch ahead committed.
+async fn admitted(mut batch: Vec<Job>) -> Vec<Job> {
+    if batch.iter().all(|j| j.verdict.is_none()) {
+        return batch;
+    }
+    let verdicts = join_all(batch.iter_mut().map(|j| {
+        let verdict = j.verdict.take();
+        async move {
+            match verdict {
+                Some(v) => v.await,
+                None => Ok(()),
+            }
+        }
+    }))
+    .await;
+    batch
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(job, verdict)| match verdict {
+            Ok(()) => Some(job),
+            Err(wait) => {
+                let row = job.item.row;
+                let resend = row.client_id.map(|cid| (row.sender_id, cid));
+                let _ = job.done.send(Err(Limited { wait, resend }));
+                None
+            }
+        })
+        .collect()
 }
 
 /// Runs `run` until it returns, again each time it panics. A panic is a bug (the panic
@@ -434,7 +491,7 @@ async fn publish(relay: &Arc<dyn Relay>, rx: &mut mpsc::Receiver<Committed>) {
             }
         }
         for (tx, answer) in batch.answers {
-            let _ = tx.send(answer);
+            let _ = tx.send(Ok(answer));
         }
     }
 }
@@ -443,7 +500,14 @@ async fn publish(relay: &Arc<dyn Relay>, rx: &mut mpsc::Receiver<Committed>) {
 mod tests {
     use tokio::time::Instant;
 
-    use super::{Job, MAX_BATCH_BYTES, restarting, shard_of, within_budget};
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+    use futures_util::future::ready;
+    use tokio::sync::oneshot;
+
+    use super::{Job, MAX_BATCH_BYTES, admitted, restarting, shard_of, within_budget};
+    use crate::relay::Verdict;
     use crate::store::Pending;
     use crate::store::models::MessageRow;
 
@@ -469,6 +533,7 @@ mod tests {
                 member_only: false,
             },
             except_session: None,
+            verdict: None,
             done: tokio::sync::oneshot::channel().0,
             queued: Instant::now(),
         }
@@ -489,6 +554,49 @@ mod tests {
         assert_eq!(within_budget(&[]), 0);
     }
 
+    /// Jobs whose rate checks refused them leave the batch, answered with their wait; the
+    /// rest keep their order, a check still on its way included.
+    #[tokio::test]
+    async fn a_batch_keeps_only_what_its_rate_checks_let_through() {
+        let late = tokio::time::sleep(Duration::from_millis(50));
+        let verdicts: [Option<Verdict>; 4] = [
+            None,
+            Some(ready(Err(Duration::from_millis(40))).boxed()),
+            Some(late.map(|()| Ok(())).boxed()),
+            Some(ready(Ok(())).boxed()),
+        ];
+        let mut answers = Vec::new();
+        let batch: Vec<Job> = verdicts
+            .into_iter()
+            .enumerate()
+            .map(|(i, verdict)| {
+                let (done, rx) = oneshot::channel();
+                answers.push(rx);
+                let mut job = Job {
+                    verdict,
+                    done,
+                    ..job(i + 1)
+                };
+                job.item.row.sender_id = "alice".into();
+                job.item.row.client_id = Some(format!("c{i}"));
+                job
+            })
+            .collect();
+        let kept: Vec<usize> = admitted(batch)
+            .await
+            .iter()
+            .map(|j| j.item.row.body.len())
+            .collect();
+        assert_eq!(kept, [1, 3, 4]);
+        let refused = answers.remove(1).await.unwrap().unwrap_err();
+        assert_eq!(refused.wait, Duration::from_millis(40));
+        // What a resend of a stored message is looked up by.
+        assert_eq!(refused.resend, Some(("alice".into(), "c1".into())));
+        for mut rx in answers {
+            assert!(rx.try_recv().is_err(), "a kept job was answered");
+        }
+    }
+
     #[test]
     fn a_thread_always_takes_the_same_shard() {
         let a = shard_of("0193-thread-a", 4);
@@ -500,7 +608,6 @@ mod tests {
     /// A writer that panics is run again, with its queue, and serves what comes next.
     #[tokio::test]
     async fn a_panicking_writer_is_restarted_on_its_queue() {
-        use futures_util::FutureExt;
         let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
         for n in [1, 2, 3] {
             tx.send(n).await.unwrap();

@@ -5,14 +5,13 @@
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use actix::Addr;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, ready};
 use tokio::sync::mpsc;
 
-use super::{Relay, RelayError, Transition, tell};
+use super::{Relay, RelayError, Transition, Verdict, tell};
 use crate::envelope::Envelope;
 use crate::limits::RateLimiter;
 use crate::metrics;
@@ -140,8 +139,8 @@ impl Relay for MemoryRelay {
         crate::registry::online_here(&self.registry, users).boxed()
     }
 
-    fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>> {
-        async move { self.limiter.check(user) }.boxed()
+    fn take_send(&self, user: &str) -> Verdict {
+        ready(self.limiter.check(user)).boxed()
     }
 
     fn members_changed<'a>(&'a self, _thread_id: &'a str) -> BoxFuture<'a, ()> {

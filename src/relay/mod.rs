@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 use crate::envelope::Envelope;
 use crate::protocol::Ts;
 
+/// A rate check on its way: `Ok` when the send may go, else how long until it may.
+pub type Verdict = BoxFuture<'static, Result<(), Duration>>;
+
 /// Transitions queued for the presence task; senders wait when it is full (nothing is
 /// dropped, and the wait slows only session opens and closes).
 pub const TRANSITION_QUEUE: usize = 16_384;
@@ -86,8 +89,10 @@ pub trait Relay: Send + Sync + 'static {
     fn watch<'a>(&'a self, user: &'a str, on: bool) -> BoxFuture<'a, ()>;
     /// Whether each user has a session on any node.
     fn online<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<bool>>;
-    /// Takes one send from the user's rate budget, or says how long until one is free.
-    fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>>;
+    /// Takes one send from the user's rate budget, or says how long until one is free. The
+    /// check is asked when this is called (checks take tokens in call order); the answer
+    /// may be awaited later, so its round trip can overlap other waits (`commit.rs`).
+    fn take_send(&self, user: &str) -> Verdict;
     /// A thread's membership changed and has committed: every other node forgets its
     /// cached members (`roster`). One that cannot be told now is told once the relay is
     /// back, and until then its cache is bounded by `roster::TTL`.

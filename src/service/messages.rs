@@ -8,9 +8,10 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Caller, ServiceError, bad, fits, member_of, page_limit, rate, tell_members};
-use crate::commit::Answer;
+use crate::commit::{Limited, Reply};
 use crate::context::AppContext;
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
+use crate::relay::Verdict;
 use crate::store::models::{MessageRow, NewMessage, naive};
 use crate::store::{Inserted, Pending, Store, StoreError};
 
@@ -80,20 +81,20 @@ pub async fn queue(
         .metadata
         .map(|m| super::check_json_size("metadata", serde_json::Value::Object(m)))
         .transpose()?;
-    if let Err(limited) = rate(app, &caller.user_id).await {
-        // A resend of something already stored is answered, never refused: retrying after
-        // a lost ack must work whatever the rate. (The commit finds other resends itself.)
-        if let Some(cid) = &req.client_id {
-            // Boxed, here and below, where a step is rare or slow: inline, its future would
-            // make every send's future larger, and a send's future is copied on every send
-            // (`ws::dispatch`'s size test).
-            if let Some(original) =
-                Box::pin(app.store().message_by_client_id(&caller.user_id, cid)).await?
-            {
-                return Ok(Committing::Done(Box::new(original.into())));
-            }
-        }
-        return Err(limited);
+    // Asked now, answered later: with Redis the check is a round trip, and a send into a
+    // known thread lets it run while the message waits for its batch (`commit.rs`). A send
+    // that would first create a thread or look up `reply_to` waits for it here.
+    let mut verdict = app.relay().take_send(&caller.user_id);
+    let (pending, now) = match (&mut verdict).now_or_never() {
+        Some(now) => (None, now),
+        None if req.thread_id.is_some() && req.reply_to.is_none() => (Some(verdict), Ok(())),
+        None => (None, verdict.await),
+    };
+    if let Err(wait) = now {
+        // Boxed, here and below, where a step is rare or slow: inline, its future would make
+        // every send's future larger, and a send's future is copied on every send
+        // (`ws::dispatch`'s size test).
+        return Box::pin(refused(app, caller, req.client_id.as_deref(), wait)).await;
     }
     let thread_id = match (req.thread_id, &req.to) {
         (Some(t), _) => t,
@@ -109,14 +110,35 @@ pub async fn queue(
         reply_to: req.reply_to,
         client_id: req.client_id,
     };
-    commit(app, row.into(), caller.session_id.clone(), true).await
+    commit(app, row.into(), caller.session_id.clone(), true, pending).await
+}
+
+/// A send its rate refused: `rate_limited`, unless it resends a stored message, which is
+/// answered, never refused: retrying after a lost ack must work whatever the rate. (The
+/// commit finds other resends itself.)
+async fn refused(
+    app: &AppContext,
+    caller: &Caller,
+    client_id: Option<&str>,
+    wait: std::time::Duration,
+) -> Result<Committing, ServiceError> {
+    if let Some(cid) = client_id {
+        if let Some(original) = app
+            .store()
+            .message_by_client_id(&caller.user_id, cid)
+            .await?
+        {
+            return Ok(Committing::Done(Box::new(original.into())));
+        }
+    }
+    Err(super::limited(wait))
 }
 
 /// A message on its way to the database.
 pub enum Committing {
     /// Queued for a batch, at `queued`.
     Queued {
-        rx: oneshot::Receiver<Answer>,
+        rx: oneshot::Receiver<Reply>,
         store: Store,
         queued: Instant,
     },
@@ -137,9 +159,23 @@ impl IntoFuture for Committing {
                 // the sender past its wait (or the drain's deadline).
                 Committing::Queued { rx, store, queued } => {
                     match store.until(store.wait_until(queued), rx).await {
-                        Some(answer) => answer.map_err(|_| {
-                            ServiceError::Unavailable("the message writer stopped".into())
-                        })??,
+                        Some(Ok(Ok(answer))) => answer?,
+                        // Refused by a rate check that came back after it was queued.
+                        Some(Ok(Err(Limited { wait, resend }))) => {
+                            if let Some((user, cid)) = &resend {
+                                if let Some(original) =
+                                    store.message_by_client_id(user, cid).await?
+                                {
+                                    return Ok(original.into());
+                                }
+                            }
+                            return Err(super::limited(wait));
+                        }
+                        Some(Err(_)) => {
+                            return Err(ServiceError::Unavailable(
+                                "the message writer stopped".into(),
+                            ));
+                        }
                         None => return Err(store.no_answer().into()),
                     }
                 }
@@ -174,15 +210,20 @@ pub async fn store_and_publish(
     except_session: Option<String>,
     member_only: bool,
 ) -> Result<Message, ServiceError> {
-    commit(app, row, except_session, member_only).await?.await
+    commit(app, row, except_session, member_only, None)
+        .await?
+        .await
 }
 
 /// Checks `reply_to`, gathers what a `message.created` webhook needs, and queues the row.
+///
+/// `verdict`: the sender's rate check, if it has not come back yet (the writer waits for it).
 async fn commit(
     app: &AppContext,
     row: MessageRow,
     except_session: Option<String>,
     member_only: bool,
+    verdict: Option<Verdict>,
 ) -> Result<Committing, ServiceError> {
     // Postgres stores no NUL in text; one in a batch would fail every message beside it.
     for (field, v) in [
@@ -210,7 +251,10 @@ async fn commit(
     };
     let queued = Instant::now();
     Ok(Committing::Queued {
-        rx: app.committer().submit(item, except_session).await?,
+        rx: app
+            .committer()
+            .submit(item, except_session, verdict)
+            .await?,
         store: app.store().clone(),
         queued,
     })
@@ -399,6 +443,36 @@ mod tests {
             other => panic!("not unavailable: {:?}", other.map(|m| m.id)),
         }
         assert!(queued.elapsed() >= wait);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A message queued before its rate check came back, then refused by it, is answered
+    /// `rate_limited` with the check's wait, not `unavailable` or an error of the store.
+    #[tokio::test]
+    async fn a_send_its_late_rate_check_refuses_is_rate_limited() {
+        let dir = std::env::temp_dir().join(format!("sb-late-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(
+            &DatabaseUrl::Sqlite(dir.join("db.sqlite")),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        let (tx, rx) = oneshot::channel();
+        tx.send(Err(Limited {
+            wait: Duration::from_millis(730),
+            resend: None,
+        }))
+        .unwrap();
+        let committing = Committing::Queued {
+            rx,
+            store,
+            queued: Instant::now(),
+        };
+        match committing.await {
+            Err(ServiceError::RateLimited { retry_after_ms }) => assert_eq!(retry_after_ms, 730),
+            other => panic!("not rate_limited: {:?}", other.map(|m| m.id)),
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -363,3 +363,58 @@ async fn concurrent_sends_on_two_nodes_share_one_budget() {
         "{acked} of 40 concurrent sends accepted in {refills}s on a budget of 10 + 1/s"
     );
 }
+
+/// With Redis a send is queued before its rate check comes back, and the commit waits for
+/// it: a send it refuses stores nothing and leaves no gap in `seq`, and a resend of a stored
+/// message, refused by the rate, is still answered with the original.
+#[tokio::test]
+async fn a_send_refused_after_it_was_queued_stores_nothing_and_a_resend_gets_its_original() {
+    let c = Cluster::start(2, &[("RATE_PER_S", "1"), ("RATE_BURST", "4")]).await;
+    let started = Instant::now();
+    // Creating the thread takes one token, the first send another: two are left.
+    let tid = c.node(0).http("alice").direct("bob").await;
+    let mut alice = c.node(0).ws("alice").await;
+    let first = alice
+        .ok(json!({"type":"send","thread_id":tid,"body":"once","client_id":"keep"}))
+        .await;
+    // A burst past the budget, and the resend behind it, before any reply is read.
+    for i in 0..8 {
+        alice
+            .send(json!({"type":"send","thread_id":tid,"body":"more","ref":format!("m{i}")}))
+            .await;
+    }
+    alice
+        .send(json!({"type":"send","thread_id":tid,"body":"once","client_id":"keep","ref":"again"}))
+        .await;
+    let mut acked = 1;
+    for i in 0..8 {
+        let r = alice.reply_to(&format!("m{i}")).await;
+        if r["type"] == "ack" {
+            acked += 1;
+        } else {
+            assert_eq!(r["code"], "rate_limited", "{r}");
+            assert!(r["retry_after_ms"].as_u64().unwrap() > 0, "{r}");
+        }
+    }
+    let refills = started.elapsed().as_secs();
+    assert!(
+        (3..=3 + refills).contains(&acked),
+        "{acked} of 9 sends accepted in {refills}s on a budget of 3 + 1/s"
+    );
+    let again = alice.reply_to("again").await;
+    assert_eq!(again["type"], "ack", "{again}");
+    assert_eq!(again["message"]["id"], first["message"]["id"]);
+    // Stored: exactly the acknowledged messages, seqs without a gap, read on the other node.
+    let (_, h) = c
+        .node(1)
+        .http("alice")
+        .get(&format!("/threads/{tid}/messages?after_seq=0"))
+        .await;
+    let seqs: Vec<u64> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=acked).collect::<Vec<_>>(), "{h}");
+}

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use deadpool_redis::{Config as PoolConfig, Pool, PoolConfig as PoolSize, Runtime, Timeouts};
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, ready};
 use redis::Script;
 use tokio::sync::mpsc;
 
@@ -45,7 +45,7 @@ use crate::metrics;
 use crate::protocol::Ts;
 use crate::registry::{DeliverAll, SessionRegistry};
 use crate::relay::subscriber::{REDIS_TIMEOUT, RedisSubscriber, Subscription};
-use crate::relay::{Relay, RelayError};
+use crate::relay::{Relay, RelayError, Verdict};
 use crate::relay::{Transition, tell};
 use crate::roster::Roster;
 use crate::stripes::Stripes;
@@ -83,7 +83,8 @@ pub struct RedisRelay {
     local: Mutex<Local>,
     up: AtomicBool,
     last_error: Mutex<String>,
-    fallback: RateLimiter,
+    /// This node's own limiter, for checks Redis does not answer.
+    fallback: Arc<RateLimiter>,
     rate_interval_ms: f64,
     rate_burst: u32,
     /// Send-rate checks waiting for their batch's round trip (`rate`).
@@ -168,7 +169,7 @@ impl RedisRelay {
             // outage that never happened.
             up: AtomicBool::new(true),
             last_error: Mutex::new(String::new()),
-            fallback: RateLimiter::new(opts.rate_per_s, opts.rate_burst),
+            fallback: Arc::new(RateLimiter::new(opts.rate_per_s, opts.rate_burst)),
             rate_interval_ms: 1000.0 / f64::from(opts.rate_per_s.max(1)),
             rate_burst: opts.rate_burst.max(1),
             rate_checks,
@@ -483,18 +484,18 @@ impl Relay for RedisRelay {
         .boxed()
     }
 
-    fn take_send<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), Duration>> {
+    fn take_send(&self, user: &str) -> Verdict {
+        if !self.is_up() {
+            return ready(self.fallback.check(user)).boxed();
+        }
+        let asked = self.ask_rate(user);
+        let (fallback, user) = (self.fallback.clone(), user.to_string());
         async move {
-            if self.is_up() {
-                if let Some(ms) = self.rate_wait(user).await {
-                    return if ms <= 0 {
-                        Ok(())
-                    } else {
-                        Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
-                    };
-                }
+            match asked.await {
+                Some(ms) if ms <= 0 => Ok(()),
+                Some(ms) => Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
+                None => fallback.check(&user),
             }
-            self.fallback.check(user)
         }
         .boxed()
     }

@@ -7,8 +7,10 @@
 
 use std::sync::Weak;
 
-use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, ready};
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::RedisRelay;
@@ -31,23 +33,31 @@ pub(super) struct RateCheck {
 }
 
 impl RedisRelay {
-    /// 0 when `user` may send now, else the milliseconds until they may; `None` when Redis
-    /// did not answer within its timeout, queueing included (the caller falls back to this
-    /// node's own limiter).
-    pub(super) async fn rate_wait(&self, user: &str) -> Option<i64> {
+    /// Queues `user`'s check now; the future gives 0 when they may send, else the
+    /// milliseconds until they may, or `None` when Redis did not answer within its
+    /// timeout from this call, queueing included (the caller falls back to this node's own
+    /// limiter).
+    pub(super) fn ask_rate(&self, user: &str) -> BoxFuture<'static, Option<i64>> {
         let (reply, answer) = oneshot::channel();
         let check = RateCheck {
             user: user.to_string(),
             reply,
         };
-        let asked = async {
-            self.rate_checks.send(check).await.ok()?;
+        // Queued at once when there is room, so checks keep their callers' order.
+        let waiting = match self.rate_checks.try_send(check) {
+            Ok(()) => None,
+            Err(TrySendError::Full(check)) => Some((self.rate_checks.clone(), check)),
+            Err(TrySendError::Closed(_)) => return ready(None).boxed(),
+        };
+        let asked = async move {
+            if let Some((queue, check)) = waiting {
+                queue.send(check).await.ok()?;
+            }
             answer.await.ok().flatten()
         };
         tokio::time::timeout(REDIS_TIMEOUT, asked)
-            .await
-            .ok()
-            .flatten()
+            .map(|r| r.ok().flatten())
+            .boxed()
     }
 
     /// One round trip for a batch: each check's wait, in order; `None` if Redis failed.
