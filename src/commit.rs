@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::envelope::{Audience, Envelope, Lane};
 use crate::metrics;
 use crate::protocol::ServerFrame;
-use crate::relay::{Relay, Verdict};
+use crate::relay::{Asked, Relay};
 use crate::store::{Inserted, Pending, Store, StoreError};
 
 /// Most messages in one transaction.
@@ -58,7 +58,7 @@ struct Job {
     except_session: Option<String>,
     /// The sender's rate check, when it had not come back by the time the message was
     /// queued: the writer waits for it before the message joins a transaction.
-    verdict: Option<Verdict>,
+    verdict: Option<Asked>,
     done: oneshot::Sender<Reply>,
     queued: Instant,
 }
@@ -132,7 +132,7 @@ impl Committer {
         &self,
         item: Pending,
         except_session: Option<String>,
-        verdict: Option<Verdict>,
+        verdict: Option<Asked>,
     ) -> Either<Ready<Submitted>, BoxFuture<'static, Submitted>> {
         let (done, rx) = oneshot::channel();
         let shard = &self.shards[shard_of(&item.row.thread_id, self.shards.len())];
@@ -507,7 +507,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::{Job, MAX_BATCH_BYTES, admitted, restarting, shard_of, within_budget};
-    use crate::relay::Verdict;
+    use crate::relay::Asked;
     use crate::store::Pending;
     use crate::store::models::MessageRow;
 
@@ -559,7 +559,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_keeps_only_what_its_rate_checks_let_through() {
         let late = tokio::time::sleep(Duration::from_millis(50));
-        let verdicts: [Option<Verdict>; 4] = [
+        let verdicts: [Option<Asked>; 4] = [
             None,
             Some(ready(Err(Duration::from_millis(40))).boxed()),
             Some(late.map(|()| Ok(())).boxed()),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::Addr;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, ready};
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::{Relay, RelayError, Transition, Verdict, tell};
@@ -140,7 +140,7 @@ impl Relay for MemoryRelay {
     }
 
     fn take_send(&self, user: &str) -> Verdict {
-        ready(self.limiter.check(user)).boxed()
+        Verdict::Now(self.limiter.check(user))
     }
 
     fn members_changed<'a>(&'a self, _thread_id: &'a str) -> BoxFuture<'a, ()> {

@@ -10,14 +10,36 @@ pub mod subscriber;
 
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either, Ready, ready};
 use tokio::sync::mpsc;
 
 use crate::envelope::Envelope;
 use crate::protocol::Ts;
 
 /// A rate check on its way: `Ok` when the send may go, else how long until it may.
-pub type Verdict = BoxFuture<'static, Result<(), Duration>>;
+pub type Asked = BoxFuture<'static, Result<(), Duration>>;
+
+/// A rate check's answer: given at once, or on its way (with Redis, a round trip). A
+/// check on its way starts its timer at its first poll, so it may be awaited on another
+/// runtime than the one that asked (the message writer's), even one that outlives it.
+pub enum Verdict {
+    /// `Ok` when the send may go, else how long until it may.
+    Now(Result<(), Duration>),
+    /// Still on its way.
+    Later(Asked),
+}
+
+impl std::future::IntoFuture for Verdict {
+    type Output = Result<(), Duration>;
+    type IntoFuture = Either<Ready<Self::Output>, Asked>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        match self {
+            Verdict::Now(now) => Either::Left(ready(now)),
+            Verdict::Later(asked) => Either::Right(asked),
+        }
+    }
+}
 
 /// Transitions queued for the presence task; senders wait when it is full (nothing is
 /// dropped, and the wait slows only session opens and closes).

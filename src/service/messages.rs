@@ -11,7 +11,7 @@ use super::{Caller, ServiceError, bad, fits, member_of, page_limit, rate, tell_m
 use crate::commit::{Limited, Reply};
 use crate::context::AppContext;
 use crate::protocol::{HistoryPage, HistoryQuery, Message, SendRequest, ServerFrame, Ts};
-use crate::relay::Verdict;
+use crate::relay::{Asked, Verdict};
 use crate::store::models::{MessageRow, NewMessage, naive};
 use crate::store::{Inserted, Pending, Store, StoreError};
 
@@ -84,11 +84,12 @@ pub async fn queue(
     // Asked now, answered later: with Redis the check is a round trip, and a send into a
     // known thread lets it run while the message waits for its batch (`commit.rs`). A send
     // that would first create a thread or look up `reply_to` waits for it here.
-    let mut verdict = app.relay().take_send(&caller.user_id);
-    let (pending, now) = match (&mut verdict).now_or_never() {
-        Some(now) => (None, now),
-        None if req.thread_id.is_some() && req.reply_to.is_none() => (Some(verdict), Ok(())),
-        None => (None, verdict.await),
+    let (pending, now) = match app.relay().take_send(&caller.user_id) {
+        Verdict::Now(now) => (None, now),
+        Verdict::Later(asked) if req.thread_id.is_some() && req.reply_to.is_none() => {
+            (Some(asked), Ok(()))
+        }
+        Verdict::Later(asked) => (None, asked.await),
     };
     if let Err(wait) = now {
         // Boxed, here and below, where a step is rare or slow: inline, its future would make
@@ -223,7 +224,7 @@ async fn commit(
     row: MessageRow,
     except_session: Option<String>,
     member_only: bool,
-    verdict: Option<Verdict>,
+    verdict: Option<Asked>,
 ) -> Result<Committing, ServiceError> {
     // Postgres stores no NUL in text; one in a batch would fail every message beside it.
     for (field, v) in [

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use deadpool_redis::{Config as PoolConfig, Pool, PoolConfig as PoolSize, Runtime, Timeouts};
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, ready};
+use futures_util::future::BoxFuture;
 use redis::Script;
 use tokio::sync::mpsc;
 
@@ -486,18 +486,20 @@ impl Relay for RedisRelay {
 
     fn take_send(&self, user: &str) -> Verdict {
         if !self.is_up() {
-            return ready(self.fallback.check(user)).boxed();
+            return Verdict::Now(self.fallback.check(user));
         }
         let asked = self.ask_rate(user);
         let (fallback, user) = (self.fallback.clone(), user.to_string());
-        async move {
-            match asked.await {
-                Some(ms) if ms <= 0 => Ok(()),
-                Some(ms) => Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
-                None => fallback.check(&user),
+        Verdict::Later(
+            async move {
+                match asked.await {
+                    Some(ms) if ms <= 0 => Ok(()),
+                    Some(ms) => Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
+                    None => fallback.check(&user),
+                }
             }
-        }
-        .boxed()
+            .boxed(),
+        )
     }
 
     fn members_changed<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, ()> {

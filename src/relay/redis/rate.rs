@@ -35,8 +35,9 @@ pub(super) struct RateCheck {
 impl RedisRelay {
     /// Queues `user`'s check now; the future gives 0 when they may send, else the
     /// milliseconds until they may, or `None` when Redis did not answer within its
-    /// timeout from this call, queueing included (the caller falls back to this node's own
-    /// limiter).
+    /// timeout, queueing included (the caller falls back to this node's own limiter). The
+    /// timeout starts at the future's first poll, on the runtime that polls it: a timer
+    /// made here would belong to the asking session's runtime, which may stop first.
     pub(super) fn ask_rate(&self, user: &str) -> BoxFuture<'static, Option<i64>> {
         let (reply, answer) = oneshot::channel();
         let check = RateCheck {
@@ -55,9 +56,13 @@ impl RedisRelay {
             }
             answer.await.ok().flatten()
         };
-        tokio::time::timeout(REDIS_TIMEOUT, asked)
-            .map(|r| r.ok().flatten())
-            .boxed()
+        async move {
+            tokio::time::timeout(REDIS_TIMEOUT, asked)
+                .await
+                .ok()
+                .flatten()
+        }
+        .boxed()
     }
 
     /// One round trip for a batch: each check's wait, in order; `None` if Redis failed.
