@@ -7,12 +7,14 @@
 //! spread over shards by id, so a thread's messages always take the same shard: per-thread
 //! order needs no lock, and the shards' batches never touch the same thread row.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Either, Ready, join_all, ready};
+use futures_util::future::{BoxFuture, Either, Ready, ready};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -56,11 +58,34 @@ struct Job {
     item: Pending,
     /// Left out of the `message` event (the sending session).
     except_session: Option<String>,
-    /// The sender's rate check, when it had not come back by the time the message was
-    /// queued: the writer waits for it before the message joins a transaction.
-    verdict: Option<Asked>,
+    /// The sender's rate check: the message joins a transaction only once it has passed.
+    check: Check,
     done: oneshot::Sender<Reply>,
     queued: Instant,
+}
+
+/// Where a job's rate check stands.
+enum Check {
+    /// It let the message through (or there was none to wait for).
+    Passed,
+    /// Still on its way (with Redis, a round trip asked when the message was queued).
+    Waiting(Asked),
+    /// It refused the message, with the sender's wait.
+    Refused(Duration),
+}
+
+impl Job {
+    /// Polls the job's rate check if it is still on its way; whether it has an answer.
+    fn poll_check(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Check::Waiting(asked) = &mut self.check {
+            match asked.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => self.check = Check::Passed,
+                Poll::Ready(Err(wait)) => self.check = Check::Refused(wait),
+                Poll::Pending => return false,
+            }
+        }
+        true
+    }
 }
 
 /// A committed batch: its events, then its answers, in batch order.
@@ -139,7 +164,7 @@ impl Committer {
         let job = Job {
             item,
             except_session,
-            verdict,
+            check: verdict.map_or(Check::Passed, Check::Waiting),
             done,
             queued: Instant::now(),
         };
@@ -173,15 +198,17 @@ fn shard_of(thread_id: &str, shards: usize) -> usize {
     crate::stripes::slot(thread_id, shards)
 }
 
-/// A shard's writer: takes everything queued (up to `MAX_BATCH`), stores it in one
-/// transaction, and hands the events and answers to the shard's publisher.
+/// A shard's writer: takes everything queued (up to `MAX_BATCH`), stores what its rate
+/// checks let through in one transaction, and hands the events and answers to the shard's
+/// publisher.
 async fn write(
     store: &Store,
     node_id: &str,
     rx: &mut mpsc::Receiver<Job>,
     publisher: &mpsc::Sender<Committed>,
 ) {
-    // What the byte budget left over from the last batch: it leads the next one.
+    // Jobs carried over from the last round (their checks were still out, or the byte
+    // budget was spent): they lead the next one.
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     loop {
         if jobs.is_empty() {
@@ -196,18 +223,32 @@ async fn write(
                 }
             }
         }
-        let rest = jobs.split_off(within_budget(&jobs));
-        let (batch, expired): (Vec<Job>, Vec<Job>) = std::mem::replace(&mut jobs, rest)
+        let (mut batch, held) =
+            poll_fn(|cx| Poll::Ready(admit(std::mem::take(&mut jobs), cx))).await;
+        jobs = held;
+        if batch.is_empty() {
+            // Every job waits for its rate check: wake for the first to come back, or for a
+            // new message, which may be for a thread nobody waits on.
+            if !jobs.is_empty() {
+                tokio::select! {
+                    () = any_check_back(&mut jobs) => {}
+                    Some(job) = rx.recv(), if jobs.len() < MAX_BATCH => jobs.push(job),
+                }
+            }
+            continue;
+        }
+        jobs.extend(batch.split_off(within_budget(&batch)));
+        // Waited past DB_TIMEOUT_MS (the database is slow or down, or Redis was slow to
+        // answer the rate check): answered, not stored, so no caller is told `unavailable`
+        // about a message that later commits.
+        let (batch, expired): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
             .partition(|j| j.queued.elapsed() < store.timeout());
-        // Waited past DB_TIMEOUT_MS (the database is slow or down): answered, not stored,
-        // so no caller is told `unavailable` about a message that later commits.
         for job in expired {
             let _ = job.done.send(Ok(Err(StoreError::Unavailable(
                 "queued past DB_TIMEOUT_MS".into(),
             ))));
         }
-        let batch = admitted(batch).await;
         let Some(oldest) = batch.iter().map(|j| j.queued).min() else {
             continue;
         };
@@ -261,38 +302,47 @@ async fn write(
     }
 }
 
-/// The jobs of `batch` whose rate checks let them through, in order; the rest are
-/// answered with their wait. Every check was asked when its job was queued, and each
-/// resolves within the Redis timeout (then this node's own limiter decides), so this
-/// waits at most that long, and under load not at all: the checks came back while the
-/// batch ahead committed.
-async fn admitted(mut batch: Vec<Job>) -> Vec<Job> {
-    if batch.iter().all(|j| j.verdict.is_none()) {
-        return batch;
-    }
-    let verdicts = join_all(batch.iter_mut().map(|j| {
-        let verdict = j.verdict.take();
-        async move {
-            match verdict {
-                Some(v) => v.await,
-                None => Ok(()),
-            }
+/// Splits `jobs` into what may commit now and what waits, polling each rate check still
+/// out: a job waits while its check is out, and so does every later job of its thread, so a
+/// thread's messages keep their queue order. A job its check refused is answered with its
+/// wait and dropped. Nothing else waits for a slow check: a shard's other threads, and
+/// messages with no check out (the server API's, a send that had to wait for its check
+/// before it was queued), commit meanwhile.
+fn admit(jobs: Vec<Job>, cx: &mut Context<'_>) -> (Vec<Job>, Vec<Job>) {
+    let mut now = Vec::with_capacity(jobs.len());
+    let mut held: Vec<Job> = Vec::new();
+    for mut job in jobs {
+        let back = job.poll_check(cx);
+        if let Check::Refused(wait) = job.check {
+            let row = job.item.row;
+            let resend = row.client_id.map(|cid| (row.sender_id, cid));
+            let _ = job.done.send(Err(Limited { wait, resend }));
+            continue;
         }
-    }))
-    .await;
-    batch
-        .into_iter()
-        .zip(verdicts)
-        .filter_map(|(job, verdict)| match verdict {
-            Ok(()) => Some(job),
-            Err(wait) => {
-                let row = job.item.row;
-                let resend = row.client_id.map(|cid| (row.sender_id, cid));
-                let _ = job.done.send(Err(Limited { wait, resend }));
-                None
-            }
-        })
-        .collect()
+        let thread = &job.item.row.thread_id;
+        if back && !held.iter().any(|h| &h.item.row.thread_id == thread) {
+            now.push(job);
+        } else {
+            held.push(job);
+        }
+    }
+    (now, held)
+}
+
+/// Resolves once any of `jobs`' rate checks has come back. Each is bounded by the Redis
+/// timeout, counted from its first poll (then this node's own limiter decides), so this
+/// never waits longer.
+async fn any_check_back(jobs: &mut [Job]) {
+    poll_fn(|cx| {
+        // Every check still out is polled, so each one's answer wakes this. (A held job
+        // whose check has passed waits for an earlier job of its thread: not a wake-up.)
+        let back = jobs
+            .iter_mut()
+            .filter(|j| matches!(j.check, Check::Waiting(_)))
+            .fold(false, |any, j| j.poll_check(cx) | any);
+        if back { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await
 }
 
 /// Runs `run` until it returns, again each time it panics. A panic is a bug (the panic
@@ -506,7 +556,11 @@ mod tests {
     use futures_util::future::ready;
     use tokio::sync::oneshot;
 
-    use super::{Job, MAX_BATCH_BYTES, admitted, restarting, shard_of, within_budget};
+    use std::task::{Context, Waker};
+
+    use super::{
+        Check, Job, MAX_BATCH_BYTES, admit, any_check_back, restarting, shard_of, within_budget,
+    };
     use crate::relay::Asked;
     use crate::store::Pending;
     use crate::store::models::MessageRow;
@@ -533,7 +587,7 @@ mod tests {
                 member_only: false,
             },
             except_session: None,
-            verdict: None,
+            check: Check::Passed,
             done: tokio::sync::oneshot::channel().0,
             queued: Instant::now(),
         }
@@ -554,47 +608,73 @@ mod tests {
         assert_eq!(within_budget(&[]), 0);
     }
 
-    /// Jobs whose rate checks refused them leave the batch, answered with their wait; the
-    /// rest keep their order, a check still on its way included.
+    fn noop() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    /// What may commit now: jobs whose checks passed, on threads where no earlier job
+    /// waits for its check. A refused job is answered with its wait; a job whose check is
+    /// out waits, and so do later jobs of its thread, in order; other threads do not.
     #[tokio::test]
-    async fn a_batch_keeps_only_what_its_rate_checks_let_through() {
-        let late = tokio::time::sleep(Duration::from_millis(50));
-        let verdicts: [Option<Asked>; 4] = [
-            None,
-            Some(ready(Err(Duration::from_millis(40))).boxed()),
-            Some(late.map(|()| Ok(())).boxed()),
-            Some(ready(Ok(())).boxed()),
+    async fn a_check_still_out_holds_back_only_its_own_thread() {
+        let (tell, told) = oneshot::channel::<()>();
+        let out: Asked = told.map(|_| Ok(())).boxed();
+        let checks: [(&str, Check); 5] = [
+            ("x", Check::Waiting(out)),
+            ("y", Check::Passed),
+            ("x", Check::Passed),
+            (
+                "y",
+                Check::Waiting(ready(Err(Duration::from_millis(40))).boxed()),
+            ),
+            ("z", Check::Waiting(ready(Ok(())).boxed())),
         ];
         let mut answers = Vec::new();
-        let batch: Vec<Job> = verdicts
+        let jobs: Vec<Job> = checks
             .into_iter()
             .enumerate()
-            .map(|(i, verdict)| {
+            .map(|(i, (thread, check))| {
                 let (done, rx) = oneshot::channel();
                 answers.push(rx);
                 let mut job = Job {
-                    verdict,
+                    check,
                     done,
                     ..job(i + 1)
                 };
+                job.item.row.thread_id = thread.into();
                 job.item.row.sender_id = "alice".into();
                 job.item.row.client_id = Some(format!("c{i}"));
                 job
             })
             .collect();
-        let kept: Vec<usize> = admitted(batch)
-            .await
-            .iter()
-            .map(|j| j.item.row.body.len())
-            .collect();
-        assert_eq!(kept, [1, 3, 4]);
-        let refused = answers.remove(1).await.unwrap().unwrap_err();
+        let bodies = |jobs: &[Job]| {
+            jobs.iter()
+                .map(|j| j.item.row.body.len())
+                .collect::<Vec<_>>()
+        };
+        let (now, mut held) = admit(jobs, &mut noop());
+        assert_eq!(bodies(&now), [2, 5]);
+        assert_eq!(
+            bodies(&held),
+            [1, 3],
+            "x's later job waits behind its first"
+        );
+        let refused = answers.remove(3).await.unwrap().unwrap_err();
         assert_eq!(refused.wait, Duration::from_millis(40));
         // What a resend of a stored message is looked up by.
-        assert_eq!(refused.resend, Some(("alice".into(), "c1".into())));
-        for mut rx in answers {
+        assert_eq!(refused.resend, Some(("alice".into(), "c3".into())));
+        for rx in &mut answers {
             assert!(rx.try_recv().is_err(), "a kept job was answered");
         }
+
+        // Nothing is back yet; once x's check is, both of x's jobs go, in order.
+        let waiting = tokio::time::timeout(Duration::from_millis(20), any_check_back(&mut held));
+        assert!(waiting.await.is_err(), "woke with no check back");
+        tell.send(()).unwrap();
+        any_check_back(&mut held).await;
+        let (now, held) = admit(held, &mut noop());
+        assert_eq!(bodies(&now), [1, 3]);
+        assert!(held.is_empty());
     }
 
     #[test]

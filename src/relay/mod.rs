@@ -27,6 +27,11 @@ pub enum Verdict {
     Now(Result<(), Duration>),
     /// Still on its way.
     Later(Asked),
+    /// Not asked yet: the node's queue of checks is full, and the check is queued when the
+    /// future is first polled. The caller awaits it where it is, so a node that cannot keep
+    /// up with its checks slows its senders instead of queueing messages behind checks that
+    /// have not been sent.
+    Backlogged(Asked),
 }
 
 impl std::future::IntoFuture for Verdict {
@@ -36,7 +41,7 @@ impl std::future::IntoFuture for Verdict {
     fn into_future(self) -> Self::IntoFuture {
         match self {
             Verdict::Now(now) => Either::Left(ready(now)),
-            Verdict::Later(asked) => Either::Right(asked),
+            Verdict::Later(asked) | Verdict::Backlogged(asked) => Either::Right(asked),
         }
     }
 }

@@ -83,13 +83,14 @@ pub async fn queue(
         .transpose()?;
     // Asked now, answered later: with Redis the check is a round trip, and a send into a
     // known thread lets it run while the message waits for its batch (`commit.rs`). A send
-    // that would first create a thread or look up `reply_to` waits for it here.
+    // that would first create a thread or look up `reply_to` waits for it here, and so does
+    // one whose check could not be queued yet (`Verdict::Backlogged`).
     let (pending, now) = match app.relay().take_send(&caller.user_id) {
         Verdict::Now(now) => (None, now),
         Verdict::Later(asked) if req.thread_id.is_some() && req.reply_to.is_none() => {
             (Some(asked), Ok(()))
         }
-        Verdict::Later(asked) => (None, asked.await),
+        Verdict::Later(asked) | Verdict::Backlogged(asked) => (None, asked.await),
     };
     if let Err(wait) = now {
         // Boxed, here and below, where a step is rare or slow: inline, its future would make

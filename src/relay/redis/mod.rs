@@ -488,18 +488,21 @@ impl Relay for RedisRelay {
         if !self.is_up() {
             return Verdict::Now(self.fallback.check(user));
         }
-        let asked = self.ask_rate(user);
+        let (asked, queued) = self.ask_rate(user);
         let (fallback, user) = (self.fallback.clone(), user.to_string());
-        Verdict::Later(
-            async move {
-                match asked.await {
-                    Some(ms) if ms <= 0 => Ok(()),
-                    Some(ms) => Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
-                    None => fallback.check(&user),
-                }
+        let verdict = async move {
+            match asked.await {
+                Some(ms) if ms <= 0 => Ok(()),
+                Some(ms) => Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
+                None => fallback.check(&user),
             }
-            .boxed(),
-        )
+        }
+        .boxed();
+        if queued {
+            Verdict::Later(verdict)
+        } else {
+            Verdict::Backlogged(verdict)
+        }
     }
 
     fn members_changed<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, ()> {

@@ -1,12 +1,15 @@
 //! The cluster-wide send rate, checked in batches. A check waits in a queue; one task takes
 //! everything queued and asks Redis about all of it in one script call, with up to
-//! `ROUNDS_IN_FLIGHT` calls on their way at once. One call per send, each on a pooled
+//! `ROUNDS_IN_FLIGHT` calls on their way at once, all on one connection: Redis runs one
+//! connection's calls in the order they were sent, so checks take tokens in the order they
+//! were asked, whichever round carries them. One call per send, each on a pooled
 //! connection, capped two nodes at the pool size over the round trip: with the check local
 //! instead, the two-node `direct` row went from 12,600 to 27,300 acked sends/s
 //! (docs/performance.md, "Session 20").
 
 use std::sync::Weak;
 
+use ::redis::aio::MultiplexedConnection;
 use futures_util::future::{BoxFuture, ready};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -32,13 +35,16 @@ pub(super) struct RateCheck {
     reply: oneshot::Sender<Option<i64>>,
 }
 
+/// A check's answer on its way: 0 when the user may send, else the milliseconds until they
+/// may, or `None` when Redis did not answer within its timeout, queueing included.
+pub(super) type RateAnswer = BoxFuture<'static, Option<i64>>;
+
 impl RedisRelay {
-    /// Queues `user`'s check now; the future gives 0 when they may send, else the
-    /// milliseconds until they may, or `None` when Redis did not answer within its
-    /// timeout, queueing included (the caller falls back to this node's own limiter). The
-    /// timeout starts at the future's first poll, on the runtime that polls it: a timer
-    /// made here would belong to the asking session's runtime, which may stop first.
-    pub(super) fn ask_rate(&self, user: &str) -> BoxFuture<'static, Option<i64>> {
+    /// Queues `user`'s check now, when there is room (`true`); otherwise it is queued when
+    /// the future is first polled. The timeout starts at that first poll, on the runtime
+    /// that polls it: a timer made here would belong to the asking session's runtime, which
+    /// may stop first.
+    pub(super) fn ask_rate(&self, user: &str) -> (RateAnswer, bool) {
         let (reply, answer) = oneshot::channel();
         let check = RateCheck {
             user: user.to_string(),
@@ -48,26 +54,31 @@ impl RedisRelay {
         let waiting = match self.rate_checks.try_send(check) {
             Ok(()) => None,
             Err(TrySendError::Full(check)) => Some((self.rate_checks.clone(), check)),
-            Err(TrySendError::Closed(_)) => return ready(None).boxed(),
+            Err(TrySendError::Closed(_)) => return (ready(None).boxed(), true),
         };
+        let queued = waiting.is_none();
         let asked = async move {
             if let Some((queue, check)) = waiting {
                 queue.send(check).await.ok()?;
             }
             answer.await.ok().flatten()
         };
-        async move {
+        let answer = async move {
             tokio::time::timeout(REDIS_TIMEOUT, asked)
                 .await
                 .ok()
                 .flatten()
-        }
-        .boxed()
+        };
+        (answer.boxed(), queued)
     }
 
-    /// One round trip for a batch: each check's wait, in order; `None` if Redis failed.
-    async fn rate_round(&self, batch: &[RateCheck]) -> Option<Vec<i64>> {
-        let mut conn = self.up_conn().await?;
+    /// One round trip for a batch on `conn`: each check's wait, in order; `None` if Redis
+    /// failed. The call is sent at the first poll, before anything here waits.
+    async fn rate_round(
+        &self,
+        mut conn: MultiplexedConnection,
+        batch: &[RateCheck],
+    ) -> Option<Vec<i64>> {
         let mut call = self.scripts.rate.prepare_invoke();
         for check in batch {
             call.key(format!("sb:rate:{}", check.user));
@@ -82,10 +93,13 @@ impl RedisRelay {
 
 /// Answers queued checks a batch at a time until the relay is gone, with up to
 /// `ROUNDS_IN_FLIGHT` batches on their way at once: one at a time, a batch also waited for
-/// the round trip ahead of it.
+/// the round trip ahead of it. Every round goes out on one connection, held from the pool
+/// until a round on it fails, and each round's call is written before the next batch is
+/// taken, so Redis judges the checks in queue order.
 pub(super) async fn check_rates(relay: Weak<RedisRelay>, mut queue: mpsc::Receiver<RateCheck>) {
     let mut rounds = FuturesUnordered::new();
     let mut batch = Vec::with_capacity(RATE_BATCH);
+    let mut held: Option<deadpool_redis::Connection> = None;
     loop {
         tokio::select! {
             n = queue.recv_many(&mut batch, RATE_BATCH), if rounds.len() < ROUNDS_IN_FLIGHT => {
@@ -93,21 +107,45 @@ pub(super) async fn check_rates(relay: Weak<RedisRelay>, mut queue: mpsc::Receiv
                     break;
                 }
                 let taken = std::mem::replace(&mut batch, Vec::with_capacity(RATE_BATCH));
-                rounds.push(answer(relay.clone(), taken));
+                let strong = relay.upgrade();
+                if held.is_none() {
+                    if let Some(r) = &strong {
+                        held = r.up_conn().await;
+                    }
+                }
+                let conn = held.as_ref().map(|c| MultiplexedConnection::clone(c));
+                let mut round = answer(strong, conn, taken).boxed();
+                // Polled once now: its call is on the connection before the next round's.
+                match (&mut round).now_or_never() {
+                    None => rounds.push(round),
+                    Some(false) => held = None,
+                    Some(true) => {}
+                }
             }
-            Some(()) = rounds.next(), if !rounds.is_empty() => {}
+            Some(answered) = rounds.next(), if !rounds.is_empty() => {
+                if !answered {
+                    held = None;
+                }
+            }
         }
     }
     while rounds.next().await.is_some() {}
 }
 
-/// Asks Redis about one batch and answers each of its checks.
-async fn answer(relay: Weak<RedisRelay>, batch: Vec<RateCheck>) {
-    let waits = match relay.upgrade() {
-        Some(r) => r.rate_round(&batch).await,
-        None => None,
+/// Asks Redis about one batch on `conn` and answers each of its checks (`None` for each
+/// when Redis did not answer, or there was no relay or connection); whether Redis answered.
+async fn answer(
+    relay: Option<std::sync::Arc<RedisRelay>>,
+    conn: Option<MultiplexedConnection>,
+    batch: Vec<RateCheck>,
+) -> bool {
+    let waits = match (relay, conn) {
+        (Some(r), Some(conn)) => r.rate_round(conn, &batch).await,
+        _ => None,
     };
+    let answered = waits.is_some();
     for (i, check) in batch.into_iter().enumerate() {
         let _ = check.reply.send(waits.as_ref().map(|w| w[i]));
     }
+    answered
 }

@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
@@ -254,6 +254,19 @@ impl Server {
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The log once `done` holds for it, or as it stands after 10 s. A line logged right
+    /// after an event went out can reach the log after the client saw the event.
+    pub async fn log_once(&self, done: impl Fn(&str) -> bool) -> String {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if done(&log) || Instant::now() > give_up {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The process id.
