@@ -387,16 +387,24 @@ async fn a_send_refused_after_it_was_queued_stores_nothing_and_a_resend_gets_its
         .send(json!({"type":"send","thread_id":tid,"body":"once","client_id":"keep","ref":"again"}))
         .await;
     let mut acked = 1;
+    let mut outcomes = String::new();
     for i in 0..8 {
         let r = alice.reply_to(&format!("m{i}")).await;
         if r["type"] == "ack" {
             acked += 1;
+            outcomes.push('a');
         } else {
             assert_eq!(r["code"], "rate_limited", "{r}");
             assert!(r["retry_after_ms"].as_u64().unwrap() > 0, "{r}");
+            outcomes.push('r');
         }
     }
     let refills = started.elapsed().as_secs();
+    if refills == 0 {
+        // Checks take tokens in the order they were asked: the first sends of the burst
+        // get the last tokens, never a later one ahead of an earlier one.
+        assert_eq!(outcomes, "aarrrrrr", "acked (a) and refused (r), in send order");
+    }
     assert!(
         (3..=3 + refills).contains(&acked),
         "{acked} of 9 sends accepted in {refills}s on a budget of 3 + 1/s"
