@@ -223,9 +223,9 @@ async fn write(
                 }
             }
         }
-        let (mut batch, held) =
+        let (batch, carried) =
             poll_fn(|cx| Poll::Ready(admit(std::mem::take(&mut jobs), cx))).await;
-        jobs = held;
+        jobs = carried;
         if batch.is_empty() {
             // Every job waits for its rate check: wake for the first to come back, or for a
             // new message, which may be for a thread nobody waits on.
@@ -237,7 +237,6 @@ async fn write(
             }
             continue;
         }
-        jobs.extend(batch.split_off(within_budget(&batch)));
         // Waited past DB_TIMEOUT_MS (the database is slow or down, or Redis was slow to
         // answer the rate check): answered, not stored, so no caller is told `unavailable`
         // about a message that later commits.
@@ -307,7 +306,9 @@ async fn write(
 /// thread's messages keep their queue order. A job its check refused is answered with its
 /// wait and dropped. Nothing else waits for a slow check: a shard's other threads, and
 /// messages with no check out (the server API's, a send that had to wait for its check
-/// before it was queued), commit meanwhile.
+/// before it was queued), commit meanwhile. What may commit is cut at the byte budget, and
+/// what it leaves over leads the carried jobs, ahead of the held ones: a thread's passed jobs
+/// all came before its held ones.
 fn admit(jobs: Vec<Job>, cx: &mut Context<'_>) -> (Vec<Job>, Vec<Job>) {
     let mut now = Vec::with_capacity(jobs.len());
     let mut held: Vec<Job> = Vec::new();
@@ -326,7 +327,9 @@ fn admit(jobs: Vec<Job>, cx: &mut Context<'_>) -> (Vec<Job>, Vec<Job>) {
             held.push(job);
         }
     }
-    (now, held)
+    let mut carried = now.split_off(within_budget(&now));
+    carried.append(&mut held);
+    (now, carried)
 }
 
 /// Resolves once any of `jobs`' rate checks has come back. Each is bounded by the Redis
@@ -675,6 +678,32 @@ mod tests {
         let (now, held) = admit(held, &mut noop());
         assert_eq!(bodies(&now), [1, 3]);
         assert!(held.is_empty());
+    }
+
+    /// The byte budget's leftovers are carried ahead of held jobs: a thread's message that
+    /// passed but did not fit keeps its place before that thread's later, held message.
+    #[test]
+    fn what_the_budget_leaves_over_stays_ahead_of_held_jobs() {
+        let big = MAX_BATCH_BYTES / 2 + 1;
+        let (_tell, told) = oneshot::channel::<()>();
+        let out: Asked = told.map(|_| Ok(())).boxed();
+        let mut jobs = vec![job(big), job(big + 1), job(3)];
+        for (j, thread) in jobs.iter_mut().zip(["w", "x", "x"]) {
+            j.item.row.thread_id = thread.into();
+        }
+        jobs[2].check = Check::Waiting(out);
+        let (now, carried) = admit(jobs, &mut noop());
+        let bodies = |jobs: &[Job]| {
+            jobs.iter()
+                .map(|j| j.item.row.body.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bodies(&now), [big]);
+        assert_eq!(
+            bodies(&carried),
+            [big + 1, 3],
+            "x's first message leads its second"
+        );
     }
 
     #[test]

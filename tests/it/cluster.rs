@@ -403,7 +403,10 @@ async fn a_send_refused_after_it_was_queued_stores_nothing_and_a_resend_gets_its
     if refills == 0 {
         // Checks take tokens in the order they were asked: the first sends of the burst
         // get the last tokens, never a later one ahead of an earlier one.
-        assert_eq!(outcomes, "aarrrrrr", "acked (a) and refused (r), in send order");
+        assert_eq!(
+            outcomes, "aarrrrrr",
+            "acked (a) and refused (r), in send order"
+        );
     }
     assert!(
         (3..=3 + refills).contains(&acked),

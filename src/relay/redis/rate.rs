@@ -72,6 +72,17 @@ impl RedisRelay {
         (answer.boxed(), queued)
     }
 
+    /// A pooled connection for the rate rounds, held until a round on it fails, with the
+    /// `RATE` script loaded: a round that found it missing would load it and call again,
+    /// and a round sent in between would be judged first.
+    async fn rate_connection(&self) -> Option<deadpool_redis::Connection> {
+        let mut conn = self.up_conn().await?;
+        self.timed(self.scripts.rate.load_async(&mut conn))
+            .await
+            .ok()?;
+        Some(conn)
+    }
+
     /// One round trip for a batch on `conn`: each check's wait, in order; `None` if Redis
     /// failed. The call is sent at the first poll, before anything here waits.
     async fn rate_round(
@@ -86,7 +97,21 @@ impl RedisRelay {
         call.arg(chrono::Utc::now().timestamp_millis())
             .arg(self.rate_interval_ms)
             .arg(self.rate_burst);
-        let waits: Vec<i64> = self.timed(call.invoke_async(&mut conn)).await.ok()?;
+        // Not `timed`, which would mark Redis down: held for long, this one connection can
+        // be cut alone (an idle timeout, `CLIENT KILL`). The next round takes a fresh one
+        // from the pool, whose check says whether Redis itself is down.
+        let waits: Vec<i64> =
+            match tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn)).await {
+                Ok(Ok(waits)) => waits,
+                Ok(Err(e)) => {
+                    log::debug!("rate check call failed; taking a new connection: {e}");
+                    return None;
+                }
+                Err(_) => {
+                    log::debug!("rate check call timed out; taking a new connection");
+                    return None;
+                }
+            };
         (waits.len() == batch.len()).then_some(waits)
     }
 }
@@ -95,13 +120,21 @@ impl RedisRelay {
 /// `ROUNDS_IN_FLIGHT` batches on their way at once: one at a time, a batch also waited for
 /// the round trip ahead of it. Every round goes out on one connection, held from the pool
 /// until a round on it fails, and each round's call is written before the next batch is
-/// taken, so Redis judges the checks in queue order.
+/// taken, so Redis judges the checks in queue order. (Taking a new connection pauses the
+/// loop, answers included, for at most the pool's wait: only after a failure.)
 pub(super) async fn check_rates(relay: Weak<RedisRelay>, mut queue: mpsc::Receiver<RateCheck>) {
-    let mut rounds = FuturesUnordered::new();
+    let mut rounds: FuturesUnordered<BoxFuture<'static, bool>> = FuturesUnordered::new();
     let mut batch = Vec::with_capacity(RATE_BATCH);
     let mut held: Option<deadpool_redis::Connection> = None;
     loop {
         tokio::select! {
+            // Answers first: a round that came back frees its place before more are taken.
+            biased;
+            Some(answered) = rounds.next(), if !rounds.is_empty() => {
+                if !answered {
+                    held = None;
+                }
+            }
             n = queue.recv_many(&mut batch, RATE_BATCH), if rounds.len() < ROUNDS_IN_FLIGHT => {
                 if n == 0 {
                     break;
@@ -110,21 +143,18 @@ pub(super) async fn check_rates(relay: Weak<RedisRelay>, mut queue: mpsc::Receiv
                 let strong = relay.upgrade();
                 if held.is_none() {
                     if let Some(r) = &strong {
-                        held = r.up_conn().await;
+                        held = r.rate_connection().await;
                     }
                 }
                 let conn = held.as_ref().map(|c| MultiplexedConnection::clone(c));
-                let mut round = answer(strong, conn, taken).boxed();
-                // Polled once now: its call is on the connection before the next round's.
+                // Polled once now, so its call is on the connection before the next round's;
+                // unconstrained, so tokio's cooperative budget cannot make that poll stop
+                // short of the send.
+                let mut round = tokio::task::unconstrained(answer(strong, conn, taken)).boxed();
                 match (&mut round).now_or_never() {
                     None => rounds.push(round),
                     Some(false) => held = None,
                     Some(true) => {}
-                }
-            }
-            Some(answered) = rounds.next(), if !rounds.is_empty() => {
-                if !answered {
-                    held = None;
                 }
             }
         }
